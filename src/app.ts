@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import fastifyCookie from '@fastify/cookie';
+import fastifyCors from '@fastify/cors';
+import fastifyHelmet from '@fastify/helmet';
+import { Ajv } from 'ajv';
+import Fastify, { type FastifyInstance } from 'fastify';
+import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import { registerAuth } from './http/auth.js';
+import { registerProblemHandling, sendProblem } from './http/problem.js';
+import { accountRoutes } from './http/routes/account.js';
+import { healthRoutes } from './http/routes/health.js';
+import { sessionRoutes } from './http/routes/sessions.js';
+import type { Services } from './services.js';
+import { httpsServerOptions, type TlsMaterial } from './tls/certificate.js';
+
+export interface AppOptions {
+  /** TLS material; null only for the explicitly insecure plain-HTTP-on-loopback mode. */
+  tls: TlsMaterial | null;
+}
+
+/** Route modules, each `(app, services) => void`. Features add theirs here. */
+const ROUTES = [healthRoutes, accountRoutes, sessionRoutes];
+
+/**
+ * Builds the Fastify instance (not listening). Tests call it with a manual
+ * clock and use real HTTPS or `app.inject`.
+ */
+export async function buildApp(services: Services, options: AppOptions): Promise<FastifyInstance> {
+  const { config } = services;
+  const app = Fastify({
+    loggerInstance: services.logger,
+    ...(options.tls ? { https: httpsServerOptions(options.tls) } : {}),
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
+    bodyLimit: config.bodyLimitBytes,
+    // Our own ids only: a client-chosen request id could forge log lines.
+    requestIdHeader: false,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 256 },
+  }) as unknown as FastifyInstance;
+
+  configureValidation(app);
+  registerProblemHandling(app);
+  registerMethodNotAllowed(app);
+
+  // Only JSON bodies: a cross-site form can send text/plain or urlencoded without
+  // a CORS preflight, so accepting them would reopen CSRF (ASVS V3.5.2).
+  app.removeContentTypeParser(['text/plain']);
+
+  await app.register(fastifyHelmet, {
+    global: true,
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
+    },
+    hsts: { maxAge: 31_536_000, includeSubDomains: true },
+    referrerPolicy: { policy: 'no-referrer' },
+    frameguard: { action: 'deny' },
+    crossOriginOpenerPolicy: { policy: 'same-origin' },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    crossOriginEmbedderPolicy: false,
+  });
+  await app.register(fastifyCookie, { hook: 'onRequest' });
+  if (config.corsOrigins.length > 0) {
+    // Exact origins only, never a reflected or wildcard origin with credentials (ASVS V3.4.2).
+    await app.register(fastifyCors, {
+      origin: [...config.corsOrigins],
+      credentials: true,
+      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: ['content-type', 'x-csrf-token', 'authorization'],
+      maxAge: 600,
+    });
+  }
+
+  app.addHook('onRequest', async (_request, reply) => {
+    // Credentials and personal data flow through almost every route; nothing is cacheable
+    // unless a route says so explicitly.
+    reply.header('cache-control', 'no-store');
+    reply.header('x-request-id', _request.id);
+  });
+  registerAuth(app, services);
+
+  for (const routes of ROUTES) await routes(app, services);
+  return app;
+}
+
+/**
+ * Bodies are validated strictly: no coercion, no defaults, unknown members
+ * refused (additionalProperties:false in every schema). Query strings are text,
+ * so they alone are coerced to the declared types.
+ */
+function configureValidation(app: FastifyInstance): void {
+  const strict = new Ajv({ removeAdditional: false, useDefaults: false, coerceTypes: false, allErrors: false, strict: true });
+  const query = new Ajv({ removeAdditional: false, useDefaults: true, coerceTypes: true, allErrors: false, strict: true });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'querystring' || httpPart === 'params' ? query : strict).compile(schema));
+}
+
+/** 405 with Allow for a known path under another method, instead of a bare 404. */
+function registerMethodNotAllowed(app: FastifyInstance): void {
+  const router = FindMyWay({ ignoreTrailingSlash: false });
+  const methods = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat() as string[]) {
+      if (method === 'HEAD') continue;
+      router.on(method as HTTPMethod, route.url, () => undefined, { url: route.url });
+      const set = methods.get(route.url) ?? new Set<string>();
+      set.add(method);
+      methods.set(route.url, set);
+    }
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed: string[] = [];
+    for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+      if (router.find(method as HTTPMethod, path)) allowed.push(method);
+    }
+    if (allowed.length > 0) return sendProblem(reply, 'method_not_allowed', { headers: { allow: allowed.join(', ') } });
+    return sendProblem(reply, 'not_found');
+  });
+}

@@ -1,0 +1,140 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.js';
+import { RampartError } from '../../errors.js';
+import type { SecurityEvents } from '../../events/security-events.js';
+import type { PiiService, Profile } from '../../pii/pii-service.js';
+import type { PolicyResolver } from '../../policy/effective-policy.js';
+import type { IssuedSession, SessionService } from '../../sessions/session-service.js';
+import type { UserRepository, UserRow } from '../../store/repositories/users.js';
+import type { MainDB } from '../../store/schema.js';
+import { type PublicUser, toPublicUser } from '../../users/public-user.js';
+import type { PasswordHasher } from '../password/hasher.js';
+import type { RequestMeta } from './request-meta.js';
+
+export interface LoginGateInput {
+  user: UserRow;
+  profile: Profile;
+  meta: RequestMeta;
+}
+
+/**
+ * A step between a verified password and a session (second factor, password
+ * expiry, IP allowlist, org MFA enforcement…). It throws a RampartError to
+ * refuse, returns a response body to interrupt the login (no session is made),
+ * or returns null to let the login continue.
+ */
+export interface LoginGate {
+  readonly name: string;
+  check(input: LoginGateInput): Promise<Record<string, unknown> | null>;
+}
+
+export interface CompletedLogin {
+  kind: 'session';
+  user: PublicUser;
+  issued: IssuedSession;
+  csrfToken: string;
+  profile: Profile;
+}
+
+export type LoginResult = CompletedLogin | { kind: 'interrupted'; body: Record<string, unknown> };
+
+export interface CompleteLoginInput {
+  user: UserRow;
+  profile: Profile;
+  meta: RequestMeta;
+  mfaVerified: boolean;
+  mfaMethod: string | null;
+}
+
+/**
+ * Password login. Unknown email and wrong password take the same path through
+ * one argon2 verification (a dummy hash for unknown users) and end in the same
+ * `invalid_credentials`, so neither the body nor the timing tells them apart.
+ */
+export class LoginService {
+  readonly #gates: LoginGate[] = [];
+
+  constructor(
+    private readonly db: Kysely<MainDB>,
+    private readonly users: UserRepository,
+    private readonly pii: PiiService,
+    private readonly hasher: PasswordHasher,
+    private readonly sessions: SessionService,
+    private readonly policies: PolicyResolver,
+    private readonly events: SecurityEvents,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Adds a gate; gates run in the order they were added. */
+  addGate(gate: LoginGate): void {
+    this.#gates.push(gate);
+  }
+
+  async login(email: string, password: string, meta: RequestMeta): Promise<LoginResult> {
+    const userId = await this.pii.findUserIdByEmail(email);
+    const user = userId ? await this.users.findById(userId) : undefined;
+    const profile = user ? await this.pii.getProfile(user.id) : null;
+    if (!user || !profile) {
+      await this.hasher.verifyDummy(password);
+      await this.events.record({
+        action: 'login.failed', actor: { type: 'anonymous', id: null }, ip: meta.ip, userAgent: meta.userAgent,
+        outcome: 'failure', details: { reason: 'unknown_account' },
+      });
+      throw new RampartError('invalid_credentials');
+    }
+    const { valid, needsRehash } = await this.hasher.verify(user.password_hash, password);
+    if (!valid) {
+      await this.events.record({
+        action: 'login.failed', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
+        ip: meta.ip, userAgent: meta.userAgent, outcome: 'failure', details: { reason: 'bad_password' },
+      });
+      throw new RampartError('invalid_credentials');
+    }
+    if (user.status !== 'active') {
+      await this.events.record({
+        action: 'login.failed', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
+        ip: meta.ip, userAgent: meta.userAgent, outcome: 'denied', details: { reason: 'account_locked' },
+      });
+      throw new RampartError('account_locked');
+    }
+    if (needsRehash) {
+      // Upgrade imported or weaker hashes while the plaintext is at hand.
+      user.password_hash = await this.hasher.hash(password);
+      await this.users.update(user.id, { password_hash: user.password_hash, updated_at: this.clock.now() });
+    }
+    for (const gate of this.#gates) {
+      const body = await gate.check({ user, profile, meta });
+      if (body) return { kind: 'interrupted', body };
+    }
+    return this.completeLogin({ user, profile, meta, mfaVerified: false, mfaMethod: null });
+  }
+
+  /** Creates the session of a finished login (also the last step of MFA and expired-password flows). */
+  async completeLogin(input: CompleteLoginInput): Promise<CompletedLogin> {
+    const policy = await this.policies.forUser(input.user.id);
+    const issued = await this.db.transaction().execute(async (trx) => {
+      const created = await this.sessions.create({
+        userId: input.user.id,
+        profile: input.profile,
+        ip: input.meta.ip,
+        userAgent: input.meta.userAgent,
+        mfaVerified: input.mfaVerified,
+        mfaMethod: input.mfaMethod,
+        limits: policy.session,
+      }, trx);
+      await this.events.record({
+        action: 'login.succeeded', actor: { type: 'user', id: input.user.id }, target: { type: 'session', id: created.row.public_id },
+        ip: input.meta.ip, userAgent: input.meta.userAgent, outcome: 'success',
+        details: { mfa: input.mfaVerified, method: input.mfaMethod ?? 'password' },
+      }, trx);
+      return created;
+    });
+    return {
+      kind: 'session',
+      user: toPublicUser(input.user, input.profile),
+      issued,
+      csrfToken: await this.sessions.csrfToken(issued.row.id_hash),
+      profile: input.profile,
+    };
+  }
+}

@@ -1,0 +1,109 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../../clock.js';
+import { randomId } from '../../crypto/random.js';
+import { RampartError } from '../../errors.js';
+import type { SecurityEvents } from '../../events/security-events.js';
+import type { PiiService } from '../../pii/pii-service.js';
+import type { PolicyResolver } from '../../policy/effective-policy.js';
+import type { SessionService } from '../../sessions/session-service.js';
+import type { UserRepository, UserRow } from '../../store/repositories/users.js';
+import type { MainDB } from '../../store/schema.js';
+import { isUniqueViolation } from '../../store/errors.js';
+import { toPublicUser } from '../../users/public-user.js';
+import type { PasswordHasher } from '../password/hasher.js';
+import { assertStrongPassword, checkPassword } from '../password/policy.js';
+import type { CompletedLogin } from './login.js';
+import type { RequestMeta } from './request-meta.js';
+
+/** A profile without an account this old is a leftover of a crash, not a signup in flight. */
+const ORPHAN_AGE_MS = 10 * 60_000;
+
+export interface SignupInput {
+  email: string;
+  password: string;
+  name: string | null;
+}
+
+/**
+ * Creates an account and its first session. The two stores cannot share a
+ * transaction, so the order is chosen for crash safety: the encrypted profile
+ * is written first, then the account, session and event in one main-store
+ * transaction. A crash in between leaves only an orphan profile with no
+ * account, which signs in nobody and is replaced by the next signup for that
+ * address.
+ */
+export class SignupService {
+  constructor(
+    private readonly db: Kysely<MainDB>,
+    private readonly users: UserRepository,
+    private readonly pii: PiiService,
+    private readonly hasher: PasswordHasher,
+    private readonly sessions: SessionService,
+    private readonly policies: PolicyResolver,
+    private readonly events: SecurityEvents,
+    private readonly clock: Clock,
+  ) {}
+
+  async signup(input: SignupInput, meta: RequestMeta): Promise<CompletedLogin> {
+    const policy = await this.policies.forUser(null);
+    assertStrongPassword(
+      checkPassword(input.password, policy.password, { email: input.email, name: input.name, extraWords: policy.contextWords }),
+      policy.password,
+    );
+    await this.#releaseOrphanProfile(input.email);
+    const passwordHash = await this.hasher.hash(input.password);
+
+    const userId = randomId('usr');
+    let profile;
+    try {
+      profile = await this.pii.createProfile(userId, input.email, input.name);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new RampartError('email_taken');
+      throw error;
+    }
+    const now = this.clock.now();
+    const user: UserRow = {
+      id: userId, status: 'active', password_hash: passwordHash, password_changed_at: now,
+      email_verified: 0, mfa_enabled: 0, created_at: now, updated_at: now,
+    };
+    let issued;
+    try {
+      issued = await this.db.transaction().execute(async (trx) => {
+        await this.users.insert(user, trx);
+        const created = await this.sessions.create({
+          userId, profile, ip: meta.ip, userAgent: meta.userAgent, mfaVerified: false, mfaMethod: null, limits: policy.session,
+        }, trx);
+        await this.events.record({
+          action: 'user.created', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
+          ip: meta.ip, userAgent: meta.userAgent, outcome: 'success', details: { via: 'signup' },
+        }, trx);
+        await this.events.record({
+          action: 'session.created', actor: { type: 'user', id: userId }, target: { type: 'session', id: created.row.public_id },
+          ip: meta.ip, userAgent: meta.userAgent, outcome: 'success', details: { via: 'signup' },
+        }, trx);
+        return created;
+      });
+    } catch (error) {
+      await this.pii.deleteProfile(userId).catch(() => undefined);
+      throw error;
+    }
+    return {
+      kind: 'session',
+      user: toPublicUser(user, profile),
+      issued,
+      csrfToken: await this.sessions.csrfToken(issued.row.id_hash),
+      profile,
+    };
+  }
+
+  /** A profile whose account was never written (a crash mid-signup) must not block the address forever. */
+  async #releaseOrphanProfile(email: string): Promise<void> {
+    const existing = await this.pii.findByEmail(email);
+    if (!existing) return;
+    // A young profile may belong to a signup still in flight: treat it as taken.
+    if (await this.users.findById(existing.userId) || this.clock.now() - existing.createdAt < ORPHAN_AGE_MS) {
+      throw new RampartError('email_taken');
+    }
+    await this.pii.deleteProfile(existing.userId);
+  }
+}

@@ -1,0 +1,13 @@
+import { Command } from 'commander';
+import { doctorCommand } from './doctor.js';
+import { migrateCommand } from './migrate.js';
+import { serveCommand } from './serve.js';
+
+const program = new Command('rampart')
+  .description('Rampart: self-hosted identity and product security for B2B SaaS')
+  .showHelpAfterError()
+  .addCommand(serveCommand(), { isDefault: true })
+  .addCommand(migrateCommand())
+  .addCommand(doctorCommand());
+
+await program.parseAsync(process.argv);

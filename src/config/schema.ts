@@ -1,0 +1,219 @@
+/**
+ * Every configuration option, its source names, its default and the reason for
+ * that default. This one table drives loading, validation, `rampart doctor` and
+ * the README's configuration table (`npm run rampart -- config-table`).
+ *
+ * Precedence: command-line flag > environment > config file > default.
+ * The config file (`rampart.config.json` in the data dir, or `--config FILE`)
+ * uses the `key` names below.
+ */
+import { isIP } from 'node:net';
+import { ConfigError } from '../errors.js';
+import { parseCIDRList } from '../net/cidr.js';
+
+export type OptionType = 'string' | 'int' | 'bool' | 'list';
+
+export interface OptionDef<T = unknown> {
+  key: string;
+  env: string;
+  /** Long command-line flag without the dashes, when one exists. */
+  flag?: string;
+  type: OptionType;
+  /** A value, a function of the already-resolved options, or null for "unset". */
+  default: T | null | ((resolved: Record<string, unknown>) => T | null);
+  /** Shown in the README and by doctor: what it is and why the default is safe. */
+  doc: string;
+  /** Throws ConfigError with a one-line reason when the value is unacceptable. */
+  validate?: (value: T, resolved: Record<string, unknown>) => void;
+  min?: number;
+  max?: number;
+  /** Never printed (doctor and the config table print "(set)" instead). */
+  secret?: boolean;
+}
+
+function def<T>(option: OptionDef<T>): OptionDef<T> {
+  return option;
+}
+
+function assertURL(name: string, value: string, protocols: readonly string[]): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}`);
+  }
+  return url;
+}
+
+export const OPTIONS = [
+  def<number>({
+    key: 'port', env: 'RAMPART_PORT', flag: 'port', type: 'int', default: 8443, min: 0, max: 65535,
+    doc: 'TCP port to listen on (0 picks a free port). 8443 needs no root.',
+  }),
+  def<string>({
+    key: 'host', env: 'RAMPART_HOST', flag: 'host', type: 'string', default: '127.0.0.1',
+    doc: 'Address to bind. Loopback by default: expose it deliberately, or through a reverse proxy.',
+    validate: (value) => {
+      if (isIP(value) === 0 && value !== 'localhost') throw new ConfigError('host must be an IP address or "localhost"');
+    },
+  }),
+  def<string>({
+    key: 'dataDir', env: 'RAMPART_DATA_DIR', flag: 'data-dir', type: 'string', default: './data',
+    doc: 'Directory for the SQLite stores, keys, certificate and mail outbox (created with mode 0700).',
+  }),
+  def<string>({
+    key: 'publicUrl', env: 'PUBLIC_URL', type: 'string', default: null,
+    doc: 'Origin users reach (mail links, WebAuthn RP ID and origin, JWT issuer). Default: https://localhost:<listening port>.',
+    validate: (value, resolved) => {
+      const url = assertURL('PUBLIC_URL', value, ['https:', 'http:']);
+      if (url.protocol === 'http:' && !resolved['insecurePlainHttpOnLoopback']) {
+        throw new ConfigError('PUBLIC_URL must be https (browsers only send __Host- cookies over TLS)');
+      }
+      if (url.pathname !== '/' || url.search || url.hash || url.username) {
+        throw new ConfigError('PUBLIC_URL must be an origin only (scheme, host, port)');
+      }
+    },
+  }),
+  def<string>({
+    key: 'databaseUrl', env: 'DATABASE_URL', type: 'string', default: null, secret: true,
+    doc: 'PostgreSQL URL of the main store. Unset: SQLite at DATA_DIR/rampart.db (WAL mode).',
+    validate: (value) => void assertURL('DATABASE_URL', value, ['postgres:', 'postgresql:']),
+  }),
+  def<string>({
+    key: 'piiDatabaseUrl', env: 'PII_DATABASE_URL', type: 'string', default: null, secret: true,
+    doc: 'PostgreSQL URL of the personal-data store (use another database and role). Unset: SQLite at DATA_DIR/pii.db.',
+    validate: (value, resolved) => {
+      assertURL('PII_DATABASE_URL', value, ['postgres:', 'postgresql:']);
+      if (value === resolved['databaseUrl']) {
+        throw new ConfigError('PII_DATABASE_URL must differ from DATABASE_URL: personal data lives in its own store');
+      }
+    },
+  }),
+  def<string>({
+    key: 'masterKeyFile', env: 'MASTER_KEY_FILE', type: 'string', default: null,
+    doc: 'Master key file (mode 0600) that wraps every data key. Default: DATA_DIR/keys/master.key, generated on first start.',
+  }),
+  def<string>({
+    key: 'tlsCertFile', env: 'TLS_CERT_FILE', type: 'string', default: null,
+    doc: 'PEM certificate chain. Unset: a self-signed certificate for localhost is generated into DATA_DIR/tls.',
+    validate: (_value, resolved) => {
+      if (!resolved['tlsKeyFile']) throw new ConfigError('TLS_CERT_FILE needs TLS_KEY_FILE as well');
+    },
+  }),
+  def<string>({
+    key: 'tlsKeyFile', env: 'TLS_KEY_FILE', type: 'string', default: null,
+    doc: 'PEM private key for TLS_CERT_FILE (must not be readable by other users).',
+    validate: (_value, resolved) => {
+      if (!resolved['tlsCertFile']) throw new ConfigError('TLS_KEY_FILE needs TLS_CERT_FILE as well');
+    },
+  }),
+  def<boolean>({
+    key: 'insecurePlainHttpOnLoopback', env: 'RAMPART_INSECURE_PLAIN_HTTP_ON_LOOPBACK', flag: 'insecure-plain-http-on-loopback',
+    type: 'bool', default: false,
+    doc: 'INSECURE: serve plain HTTP. Only for a TLS-terminating reverse proxy on the same host; refused unless bound to loopback.',
+    validate: (value, resolved) => {
+      if (value && !isLoopbackHost(String(resolved['host']))) {
+        throw new ConfigError('plain HTTP is only allowed on a loopback address (behind a local TLS-terminating proxy)');
+      }
+    },
+  }),
+  def<string[]>({
+    key: 'trustedProxies', env: 'TRUSTED_PROXIES', type: 'list', default: [],
+    doc: 'CIDRs of reverse proxies whose X-Forwarded-For is believed. Empty: the socket address is the client address.',
+    validate: (value) => void parseCIDRList(value, 'TRUSTED_PROXIES'),
+  }),
+  def<string[]>({
+    key: 'corsOrigins', env: 'CORS_ORIGINS', type: 'list', default: [],
+    doc: 'Origins allowed to call the API from a browser (exact https origins). Empty: no CORS headers at all.',
+    validate: (value) => {
+      for (const origin of value) {
+        const url = assertURL('CORS_ORIGINS', origin, ['https:']);
+        if (url.origin !== origin) throw new ConfigError(`CORS_ORIGINS entry ${origin} must be a bare origin like https://app.example.com`);
+      }
+    },
+  }),
+  def<string>({
+    key: 'logLevel', env: 'LOG_LEVEL', type: 'string', default: 'info',
+    doc: 'pino log level. Passwords, tokens, cookies and Authorization headers are always redacted.',
+    validate: (value) => {
+      if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(value)) {
+        throw new ConfigError('LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');
+      }
+    },
+  }),
+  def<number>({
+    key: 'bodyLimitBytes', env: 'BODY_LIMIT_BYTES', type: 'int', default: 65536, min: 1024, max: 1048576,
+    doc: 'Largest accepted request body. 64 KiB is ample for every JSON body in the API.',
+  }),
+  def<number>({
+    key: 'sessionIdleTimeoutMinutes', env: 'SESSION_IDLE_TIMEOUT_MINUTES', type: 'int', default: 60, min: 1, max: 1440,
+    doc: 'A session unused this long ends (an org policy may shorten it). NIST 800-63B AAL2 allows up to 30-60 min of inactivity.',
+  }),
+  def<number>({
+    key: 'sessionAbsoluteTimeoutHours', env: 'SESSION_ABSOLUTE_TIMEOUT_HOURS', type: 'int', default: 12, min: 1, max: 720,
+    doc: 'A session ends this long after login, however active (NIST 800-63B AAL2: re-authenticate every 12 h at most).',
+  }),
+  def<number>({
+    key: 'passwordMinLength', env: 'PASSWORD_MIN_LENGTH', type: 'int', default: 12, min: 8, max: 64,
+    doc: 'Shortest password accepted (NIST 800-63B requires at least 8; 12 by default). Org policies may raise it.',
+  }),
+  def<number>({
+    key: 'passwordMinStrength', env: 'PASSWORD_MIN_STRENGTH', type: 'int', default: 3, min: 2, max: 4,
+    doc: 'Minimum zxcvbn score (0-4), computed with the user\'s email and name as known words.',
+  }),
+  def<number>({
+    key: 'argon2MemoryKiB', env: 'ARGON2_MEMORY_KIB', type: 'int', default: 19456, min: 7168, max: 1048576,
+    doc: 'argon2id memory cost (OWASP: 19 MiB with t=2). Combinations weaker than the OWASP table refuse start-up.',
+    validate: (value, resolved) => {
+      const iterations = Number(resolved['argon2Iterations']);
+      // OWASP Password Storage Cheat Sheet: m=47104/t=1, 19456/t=2, 12288/t=3, 9216/t=4, 7168/t=5, all p=1.
+      if (value * iterations < 35840) {
+        throw new ConfigError('argon2id parameters are below the OWASP minimum (e.g. 19456 KiB with 2 iterations)');
+      }
+    },
+  }),
+  def<number>({
+    key: 'argon2Iterations', env: 'ARGON2_ITERATIONS', type: 'int', default: 2, min: 1, max: 20,
+    doc: 'argon2id time cost (passes).',
+  }),
+  def<number>({
+    key: 'passwordHashConcurrency', env: 'PASSWORD_HASH_CONCURRENCY', type: 'int', default: null, min: 1, max: 64,
+    doc: 'Password hashes computed at once, off the event loop. Default: one per CPU core.',
+  }),
+  def<number>({
+    key: 'passwordHashQueue', env: 'PASSWORD_HASH_QUEUE', type: 'int', default: null, min: 0, max: 4096,
+    doc: 'Hashes allowed to wait for a free slot; beyond it logins answer 503 with Retry-After. Default: 8 per slot.',
+  }),
+  def<string>({
+    key: 'smtpUrl', env: 'SMTP_URL', type: 'string', default: null, secret: true,
+    doc: 'smtps:// or smtp:// (STARTTLS required) URL of the mail relay. Unset: mail is written to DATA_DIR/outbox as .eml files.',
+    validate: (value) => void assertURL('SMTP_URL', value, ['smtp:', 'smtps:']),
+  }),
+  def<boolean>({
+    key: 'insecureSmtpWithoutTls', env: 'RAMPART_INSECURE_SMTP_WITHOUT_TLS', type: 'bool', default: false,
+    doc: 'INSECURE: allow an smtp:// relay without STARTTLS (a local test relay only).',
+  }),
+  def<string>({
+    key: 'mailFrom', env: 'MAIL_FROM', type: 'string', default: 'Rampart <no-reply@localhost>',
+    doc: 'From address of the mail Rampart sends.',
+    validate: (value) => {
+      if (/[\r\n]/.test(value)) throw new ConfigError('MAIL_FROM must be a single line');
+    },
+  }),
+  def<string>({
+    key: 'productName', env: 'PRODUCT_NAME', type: 'string', default: 'Rampart',
+    doc: 'Product name shown in mail and blocked inside passwords (a context-specific word, ASVS V6.2.11).',
+    validate: (value) => {
+      if (value.length > 64 || /[\r\n<>]/.test(value)) throw new ConfigError('PRODUCT_NAME must be a short single line without < or >');
+    },
+  }),
+] as const;
+
+export type OptionKey = (typeof OPTIONS)[number]['key'];
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

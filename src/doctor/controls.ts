@@ -1,0 +1,93 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/load.js';
+import { isLoopbackHost } from '../config/schema.js';
+import { isFileShared, parseMasterKeyFile } from '../crypto/master-key-file.js';
+import { readFileSync } from 'node:fs';
+import { redactURL } from '../store/db.js';
+
+export type ControlStatus = 'ok' | 'warn' | 'fail';
+
+export interface ControlCheck {
+  control: string;
+  status: ControlStatus;
+  detail: string;
+}
+
+/**
+ * Each security control and whether the current configuration keeps it. `fail`
+ * means insecure (doctor exits non-zero); `warn` means an explicitly chosen
+ * insecure option or something an operator should look at.
+ */
+export function checkControls(config: Config): ControlCheck[] {
+  const checks: ControlCheck[] = [];
+  const add = (control: string, status: ControlStatus, detail: string) => checks.push({ control, status, detail });
+
+  if (config.insecurePlainHttpOnLoopback) {
+    add('TLS', 'warn', 'INSECURE option RAMPART_INSECURE_PLAIN_HTTP_ON_LOOPBACK: plain HTTP on loopback; TLS must be terminated by a local proxy');
+  } else if (config.tlsCertFile && config.tlsKeyFile) {
+    add('TLS', 'ok', `TLS 1.2+ with forward-secret AEAD suites only, HSTS 1 year; certificate ${config.tlsCertFile}`);
+    add('TLS key file', fileModeStatus(config.tlsKeyFile), fileModeDetail(config.tlsKeyFile));
+  } else {
+    add('TLS', 'ok', 'TLS 1.2+ with forward-secret AEAD suites only, HSTS 1 year; self-signed certificate for localhost (set TLS_CERT_FILE/TLS_KEY_FILE for production)');
+    const keyPath = join(config.dataDir, 'tls', 'key.pem');
+    if (existsSync(keyPath)) add('TLS key file', fileModeStatus(keyPath), fileModeDetail(keyPath));
+  }
+
+  if (isLoopbackHost(config.host)) add('Bind address', 'ok', `${config.host} (loopback only)`);
+  else add('Bind address', 'warn', `${config.host}: reachable from the network; prefer loopback behind a reverse proxy`);
+
+  if (existsSync(config.masterKeyFile)) {
+    let status = fileModeStatus(config.masterKeyFile);
+    let detail = fileModeDetail(config.masterKeyFile);
+    try {
+      const keys = parseMasterKeyFile(readFileSync(config.masterKeyFile, 'utf8'), config.masterKeyFile);
+      detail += `; ${keys.length} key(s), current ${keys[0]!.id}`;
+    } catch (error) {
+      status = 'fail';
+      detail = (error as Error).message;
+    }
+    add('Master key file', status, detail);
+  } else {
+    add('Master key file', 'ok', `${config.masterKeyFile} will be generated (mode 0600) on first start`);
+  }
+
+  if (existsSync(config.dataDir)) {
+    const shared = (statSync(config.dataDir).mode & 0o077) !== 0;
+    add('Data directory', shared ? 'warn' : 'ok', `${config.dataDir}${shared ? ' is accessible to other users (chmod 700 it)' : ' (mode 0700)'}`);
+  }
+
+  add('Main store', 'ok', config.databaseUrl ? `PostgreSQL ${redactURL(config.databaseUrl)}` : `SQLite ${join(config.dataDir, 'rampart.db')} (WAL)`);
+  if (config.piiDatabaseUrl) {
+    add('PII store', 'ok', `PostgreSQL ${redactURL(config.piiDatabaseUrl)} (separate database; email and name AES-256-GCM per user)`);
+  } else if (config.databaseUrl) {
+    add('PII store', 'warn', `SQLite ${join(config.dataDir, 'pii.db')} while the main store is PostgreSQL: set PII_DATABASE_URL for a shared deployment`);
+  } else {
+    add('PII store', 'ok', `SQLite ${join(config.dataDir, 'pii.db')} (separate file; email and name AES-256-GCM per user)`);
+  }
+
+  add('Password storage', 'ok', `argon2id m=${config.argon2MemoryKiB} KiB t=${config.argon2Iterations} p=1, off the event loop, ${config.passwordHashConcurrency} at once, queue ${config.passwordHashQueue}`);
+  add('Password policy', 'ok', `min ${config.passwordMinLength} characters, zxcvbn score >= ${config.passwordMinStrength}, common passwords and user context blocked, no composition rules`);
+  add('Sessions', 'ok', `server-side, 256-bit ids stored as SHA-256; idle ${config.sessionIdleTimeoutMinutes} min, absolute ${config.sessionAbsoluteTimeoutHours} h; __Host- cookie, SameSite=Strict, CSRF token`);
+
+  if (config.trustedProxies.length === 0) add('Client address', 'ok', 'socket address; X-Forwarded-For ignored (no TRUSTED_PROXIES)');
+  else if (config.trustedProxies.some((cidr) => /\/0$/.test(cidr))) add('Client address', 'fail', 'TRUSTED_PROXIES contains a /0 range: anyone can forge X-Forwarded-For');
+  else add('Client address', 'ok', `X-Forwarded-For believed only from ${config.trustedProxies.join(', ')}`);
+
+  add('CORS', 'ok', config.corsOrigins.length === 0 ? 'disabled' : `exact origins only: ${config.corsOrigins.join(', ')}`);
+
+  if (!config.smtpUrl) add('Mail', 'ok', `outbox ${join(config.dataDir, 'outbox')} (set SMTP_URL to deliver)`);
+  else if (config.insecureSmtpWithoutTls) add('Mail', 'warn', `INSECURE option RAMPART_INSECURE_SMTP_WITHOUT_TLS: ${redactURL(config.smtpUrl)} without STARTTLS`);
+  else add('Mail', 'ok', `SMTP ${redactURL(config.smtpUrl)} with TLS required`);
+
+  return checks;
+}
+
+function fileModeStatus(path: string): ControlStatus {
+  return isFileShared(path) ? 'fail' : 'ok';
+}
+
+function fileModeDetail(path: string): string {
+  const mode = (statSync(path).mode & 0o777).toString(8).padStart(4, '0');
+  return `${path} mode ${mode}${isFileShared(path) ? ' (accessible to other users: chmod 600)' : ''}`;
+}

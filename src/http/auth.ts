@@ -1,0 +1,143 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { RampartError } from '../errors.js';
+import type { Services } from '../services.js';
+import type { ActiveSession } from '../sessions/session-service.js';
+
+export const SESSION_COOKIE = '__Host-rampart_session';
+export const CSRF_HEADER = 'x-csrf-token';
+
+/**
+ * How a route authenticates:
+ *  - 'none': public;
+ *  - 'session': a browser session only (password, factor, token and account
+ *    changes: API.md says no token may do these);
+ *  - 'user': a session, or a bearer credential holding the route's `scope`.
+ */
+export type AuthMode = 'none' | 'session' | 'user';
+
+export interface SessionAuth {
+  kind: 'session';
+  userId: string;
+  session: ActiveSession;
+  /** A session holds every power of its user. */
+  scopes: null;
+}
+
+export interface BearerAuth {
+  kind: 'bearer';
+  userId: string;
+  /** 'api_token' | 'access_jwt' … */
+  tokenType: string;
+  credentialId: string;
+  scopes: readonly string[];
+  /** The org a token is bound to, or null. */
+  orgId: string | null;
+  /** The session an access JWT was minted from, when it was. */
+  sessionPublicId?: string | null;
+}
+
+export type AuthContext = SessionAuth | BearerAuth;
+
+/** Resolves a bearer token it recognizes (returns null when the token is not of its kind). */
+export interface BearerAuthenticator {
+  authenticate(token: string, request: FastifyRequest): Promise<BearerAuth | null>;
+}
+
+/** Runs after authentication on every authenticated route; throws to refuse (MFA enrollment, IP allowlists…). */
+export type AuthGuard = (request: FastifyRequest, auth: AuthContext) => Promise<void> | void;
+
+export interface HttpExtensions {
+  bearerAuthenticators: BearerAuthenticator[];
+  authGuards: AuthGuard[];
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: AuthMode;
+    /** Scope a bearer credential needs on an 'user' route. */
+    scope?: string;
+    /** Reachable by a session that may only enroll a second factor (org MFA grace period). */
+    allowDuringMfaEnrollment?: boolean;
+  }
+  interface FastifyRequest {
+    auth: AuthContext | null;
+  }
+  interface FastifyInstance {
+    rampart: HttpExtensions;
+  }
+}
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/;
+
+export function registerAuth(app: FastifyInstance, services: Services): void {
+  app.decorateRequest('auth', null);
+  app.decorate('rampart', { bearerAuthenticators: [], authGuards: [] } satisfies HttpExtensions);
+
+  app.addHook('onRequest', async (request) => {
+    const mode = request.routeOptions.config?.auth ?? 'none';
+    if (mode === 'none') return;
+    const auth = await authenticate(app, services, request);
+    if (!auth) throw new RampartError('unauthenticated');
+    if (auth.kind === 'bearer') {
+      if (mode === 'session') {
+        throw new RampartError('insufficient_scope', { publicDetail: 'This action needs a signed-in session; tokens cannot perform it.' });
+      }
+      const scope = request.routeOptions.config.scope;
+      if (!scope || !auth.scopes.includes(scope)) {
+        throw new RampartError('insufficient_scope', { publicDetail: scope ? `This action needs the ${scope} scope.` : 'Tokens cannot perform this action.' });
+      }
+    } else if (UNSAFE_METHODS.has(request.method)) {
+      // Cookies ride along on cross-site requests; the header proves same-origin script.
+      const header = request.headers[CSRF_HEADER];
+      if (!(await services.sessions.isValidCsrfToken(auth.session.id_hash, typeof header === 'string' ? header : undefined))) {
+        throw new RampartError('csrf_failed');
+      }
+    }
+    request.auth = auth;
+    for (const guard of app.rampart.authGuards) await guard(request, auth);
+  });
+}
+
+async function authenticate(app: FastifyInstance, services: Services, request: FastifyRequest): Promise<AuthContext | null> {
+  const authorization = request.headers.authorization;
+  if (authorization !== undefined) {
+    const match = BEARER.exec(authorization);
+    if (!match) throw new RampartError('unauthenticated', { publicDetail: 'The Authorization header must be "Bearer <token>".' });
+    for (const authenticator of app.rampart.bearerAuthenticators) {
+      const auth = await authenticator.authenticate(match[1]!, request);
+      if (auth) return auth;
+    }
+    return null;
+  }
+  const secret = request.cookies[SESSION_COOKIE];
+  if (!secret) return null;
+  const session = await services.sessions.authenticate(secret);
+  return session ? { kind: 'session', userId: session.user_id, session, scopes: null } : null;
+}
+
+/** The signed-in session of a 'session' route (the hook guarantees it). */
+export function sessionAuth(request: FastifyRequest): SessionAuth {
+  if (request.auth?.kind !== 'session') throw new RampartError('unauthenticated');
+  return request.auth;
+}
+
+/** The caller of a 'user' route. */
+export function callerAuth(request: FastifyRequest): AuthContext {
+  if (!request.auth) throw new RampartError('unauthenticated');
+  return request.auth;
+}
+
+export function setSessionCookie(reply: FastifyReply, secret: string, expiresAt: number): void {
+  reply.setCookie(SESSION_COOKIE, secret, {
+    path: '/',
+    secure: true,
+    httpOnly: true,
+    sameSite: 'strict',
+    expires: new Date(expiresAt),
+  });
+}
+
+export function clearSessionCookie(reply: FastifyReply): void {
+  reply.clearCookie(SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'strict' });
+}

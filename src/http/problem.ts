@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ERRORS, type ErrorCode, RampartError } from '../errors.js';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+
+export interface ProblemBody {
+  type: 'about:blank';
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail?: string;
+  incidentId?: string;
+  [extension: string]: unknown;
+}
+
+/** Sends an RFC 9457 problem body for a known code. */
+export function sendProblem(reply: FastifyReply, code: ErrorCode, extras: { detail?: string; headers?: Record<string, string>; extensions?: Record<string, unknown> } = {}): FastifyReply {
+  const { status, title } = ERRORS[code];
+  const body: ProblemBody = { type: 'about:blank', title, status, code, ...extras.extensions };
+  if (extras.detail) body.detail = extras.detail;
+  if (extras.headers) reply.headers(extras.headers);
+  return reply.code(status).type(PROBLEM_CONTENT_TYPE).send(body);
+}
+
+/**
+ * Fastify's own errors for malformed requests, mapped to our codes. Anything
+ * not listed and not a RampartError is unexpected and becomes internal_error.
+ */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_EMPTY_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_TYPE: 'unsupported_media_type',
+  FST_ERR_BAD_URL: 'invalid_request',
+  FST_ERR_ASYNC_CONSTRAINT: 'invalid_request',
+  FST_ERR_INVALID_URL: 'invalid_request',
+};
+
+export function registerProblemHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError | RampartError | Error, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof RampartError) {
+      if (error.status >= 500) request.log.warn({ code: error.code, detail: error.message }, 'request refused');
+      else request.log.info({ code: error.code, detail: error.message }, 'request refused');
+      return sendProblem(reply, error.code, { detail: error.publicDetail, headers: error.headers, extensions: error.extensions });
+    }
+    const fastifyError = error as FastifyError;
+    if (fastifyError.validation) {
+      return sendProblem(reply, 'invalid_request', {
+        detail: 'The request does not match the schema.',
+        extensions: {
+          errors: fastifyError.validation.slice(0, 10).map((issue) => ({
+            in: fastifyError.validationContext ?? 'body',
+            pointer: issue.instancePath || '/',
+            message: issue.message ?? 'is invalid',
+          })),
+        },
+      });
+    }
+    // JSON syntax errors and prototype-poisoning attempts arrive as 400 SyntaxErrors.
+    if (error instanceof SyntaxError || (fastifyError.statusCode === 400 && /JSON|prototype|__proto__|constructor/i.test(error.message))) {
+      return sendProblem(reply, 'invalid_json');
+    }
+    const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
+    if (mapped) return sendProblem(reply, mapped);
+    if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+      request.log.info({ err: error }, 'client error');
+      return sendProblem(reply, fastifyError.statusCode === 404 ? 'not_found' : 'invalid_request');
+    }
+    const incidentId = randomUUID();
+    request.log.error({ err: error, incidentId }, 'unexpected error');
+    return sendProblem(reply, 'internal_error', { extensions: { incidentId } });
+  });
+}

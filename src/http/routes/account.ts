@@ -1,0 +1,117 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { CompletedLogin, LoginResult } from '../../auth/flows/login.js';
+import type { Services } from '../../services.js';
+import { clearSessionCookie, sessionAuth, setSessionCookie } from '../auth.js';
+import { requestMeta } from '../request-meta.js';
+import { emailSchema, loginResponseSchema, nameSchema, passwordSchema, sessionSchema, userSchema } from '../schemas.js';
+import { toPublicSession } from '../session-view.js';
+import { RampartError } from '../../errors.js';
+
+/** Sets the cookie of a completed login and returns the API's login body. */
+export function sendLogin(reply: FastifyReply, services: Services, result: CompletedLogin, status = 200) {
+  setSessionCookie(reply, result.issued.secret, result.issued.row.expires_at);
+  return reply.code(status).send({
+    user: result.user,
+    session: toPublicSession(services.sessions, result.issued.row, result.profile),
+    csrfToken: result.csrfToken,
+  });
+}
+
+export function sendLoginResult(reply: FastifyReply, services: Services, result: LoginResult) {
+  if (result.kind === 'interrupted') return reply.code(200).send(result.body);
+  return sendLogin(reply, services, result);
+}
+
+export async function accountRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  app.post<{ Body: { email: string; password: string; name?: string } }>('/v1/signup', {
+    config: { auth: 'none' },
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['email', 'password'],
+        properties: { email: emailSchema, password: passwordSchema, name: nameSchema },
+      },
+      response: { 201: loginResponseSchema },
+    },
+  }, async (request, reply) => {
+    const { email, password, name } = request.body;
+    const result = await services.signup.signup({ email, password, name: name ?? null }, requestMeta(request));
+    return sendLogin(reply, services, result, 201);
+  });
+
+  app.post<{ Body: { email: string; password: string } }>('/v1/login', {
+    config: { auth: 'none' },
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['email', 'password'],
+        properties: { email: emailSchema, password: passwordSchema },
+      },
+      response: { 200: loginResponseSchema },
+    },
+  }, async (request, reply) => {
+    const result = await services.login.login(request.body.email, request.body.password, requestMeta(request));
+    return sendLoginResult(reply, services, result);
+  });
+
+  app.post('/v1/logout', {
+    config: { auth: 'session' },
+    schema: { response: { 204: { type: 'null' } } },
+  }, async (request, reply) => {
+    const { session, userId } = sessionAuth(request);
+    const meta = requestMeta(request);
+    await services.stores.main.db.transaction().execute(async (trx) => {
+      await services.sessions.revoke(session.id_hash, trx);
+      await services.events.record({
+        action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'session', id: session.public_id },
+        ip: meta.ip, userAgent: meta.userAgent, outcome: 'success', details: { reason: 'logout' },
+      }, trx);
+    });
+    clearSessionCookie(reply);
+    return reply.code(204).send();
+  });
+
+  app.get('/v1/session', {
+    config: { auth: 'user', scope: 'profile:read' },
+    schema: {
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            user: userSchema,
+            session: sessionSchema,
+            orgs: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: { id: { type: 'string' }, name: { type: 'string' }, slug: { type: 'string' }, role: { type: 'string' } },
+              },
+            },
+            csrfToken: { type: 'string' },
+          },
+        },
+      },
+    },
+  }, async (request) => {
+    const auth = request.auth!;
+    const [user, profile, orgs] = await Promise.all([
+      services.users.findById(auth.userId),
+      services.pii.getProfile(auth.userId),
+      services.orgsOfUser(auth.userId),
+    ]);
+    if (!user || !profile) throw new RampartError('unauthenticated');
+    const publicUser = {
+      id: user.id, email: profile.email, name: profile.name, emailVerified: user.email_verified === 1,
+      mfaEnabled: user.mfa_enabled === 1, createdAt: new Date(user.created_at).toISOString(),
+    };
+    if (auth.kind !== 'session') return { user: publicUser, orgs };
+    return {
+      user: publicUser,
+      session: toPublicSession(services.sessions, auth.session, profile),
+      orgs,
+      csrfToken: await services.sessions.csrfToken(auth.session.id_hash),
+    };
+  });
+}

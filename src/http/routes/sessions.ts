@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify';
+import { RampartError } from '../../errors.js';
+import type { Services } from '../../services.js';
+import { sessionAuth } from '../auth.js';
+import { requestMeta } from '../request-meta.js';
+import { idParamSchema, sessionSchema } from '../schemas.js';
+import { toPublicSession } from '../session-view.js';
+
+export async function sessionRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  app.get('/v1/me/sessions', {
+    config: { auth: 'user', scope: 'profile:read' },
+    schema: {
+      response: { 200: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } } },
+    },
+  }, async (request) => {
+    const auth = request.auth!;
+    const profile = await services.pii.getProfile(auth.userId);
+    if (!profile) throw new RampartError('unauthenticated');
+    const currentId = auth.kind === 'session' ? auth.session.public_id : null;
+    const rows = await services.sessions.list(auth.userId, profile);
+    return { sessions: rows.map((row) => ({ ...toPublicSession(services.sessions, row, profile), current: row.public_id === currentId })) };
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/me/sessions/:id', {
+    config: { auth: 'session' },
+    schema: {
+      params: { type: 'object', additionalProperties: false, required: ['id'], properties: { id: idParamSchema } },
+      response: { 204: { type: 'null' } },
+    },
+  }, async (request, reply) => {
+    const { userId } = sessionAuth(request);
+    const meta = requestMeta(request);
+    const revoked = await services.stores.main.db.transaction().execute(async (trx) => {
+      // Scoped by user: another user's session id answers exactly like a missing one.
+      const done = await services.sessions.revokeByPublicId(userId, request.params.id, trx);
+      if (done) {
+        await services.events.record({
+          action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'session', id: request.params.id },
+          ip: meta.ip, userAgent: meta.userAgent, outcome: 'success', details: { reason: 'user' },
+        }, trx);
+      }
+      return done;
+    });
+    if (!revoked) throw new RampartError('not_found');
+    return reply.code(204).send();
+  });
+
+  app.delete('/v1/me/sessions', {
+    config: { auth: 'session' },
+    schema: { response: { 204: { type: 'null' } } },
+  }, async (request, reply) => {
+    const { userId, session } = sessionAuth(request);
+    const meta = requestMeta(request);
+    await services.stores.main.db.transaction().execute(async (trx) => {
+      const count = await services.sessions.revokeAllForUser(userId, session.id_hash, trx);
+      await services.events.record({
+        action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
+        ip: meta.ip, userAgent: meta.userAgent, outcome: 'success', details: { reason: 'all_others', count },
+      }, trx);
+    });
+    return reply.code(204).send();
+  });
+}

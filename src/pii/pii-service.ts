@@ -1,0 +1,102 @@
+import { randomBytes } from 'node:crypto';
+import { decryptString, encrypt } from '../crypto/aead.js';
+import { hmacSha256 } from '../crypto/hash.js';
+import type { KeyProvider } from '../crypto/key-provider.js';
+import type { Keyring } from '../crypto/keyring.js';
+import type { Clock } from '../clock.js';
+import { PiiUserRepository } from '../store/repositories/pii-users.js';
+import type { Store } from '../store/db.js';
+import type { PiiDB } from '../store/schema.js';
+
+/** A user's decrypted personal data, plus the data key for other per-user fields. */
+export interface Profile {
+  userId: string;
+  email: string;
+  name: string | null;
+  /** The unwrapped per-user data key; never leaves the process. */
+  dataKey: Buffer;
+}
+
+/**
+ * Personal data lives only here, in its own store: email and name encrypted with
+ * AES-256-GCM under a per-user data key, which the master key wraps. Lookups by
+ * email use a keyed blind index (HMAC of the normalized address), so the store
+ * holds no searchable plaintext. Deleting the row destroys the data key
+ * (crypto-shredding): copies in backups can no longer be decrypted.
+ */
+export class PiiService {
+  readonly #repo: PiiUserRepository;
+
+  constructor(
+    store: Store<PiiDB>,
+    private readonly keys: KeyProvider,
+    private readonly keyring: Keyring,
+    private readonly clock: Clock,
+  ) {
+    this.#repo = new PiiUserRepository(store.db);
+  }
+
+  /** The blind index of an email address. */
+  async emailIndex(email: string): Promise<string> {
+    return hmacSha256(await this.keyring.key('blind-index'), `email:${normalizeEmail(email)}`);
+  }
+
+  async findUserIdByEmail(email: string): Promise<string | null> {
+    return (await this.findByEmail(email))?.userId ?? null;
+  }
+
+  async findByEmail(email: string): Promise<{ userId: string; createdAt: number } | null> {
+    const row = await this.#repo.findByEmailIndex(await this.emailIndex(email));
+    return row ? { userId: row.user_id, createdAt: row.created_at } : null;
+  }
+
+  /** Stores a new profile; throws the store's unique-violation error when the email is taken. */
+  async createProfile(userId: string, email: string, name: string | null): Promise<Profile> {
+    const dataKey = randomBytes(32);
+    const now = this.clock.now();
+    const trimmedEmail = email.trim();
+    await this.#repo.insert({
+      user_id: userId,
+      email_index: await this.emailIndex(email),
+      email_enc: encrypt(dataKey, trimmedEmail, `${userId}:email`),
+      name_enc: name === null ? null : encrypt(dataKey, name, `${userId}:name`),
+      wrapped_dek: await this.keys.wrap(dataKey, `dek:${userId}`),
+      created_at: now,
+      updated_at: now,
+    });
+    return { userId, email: trimmedEmail, name, dataKey };
+  }
+
+  async getProfile(userId: string): Promise<Profile | null> {
+    const row = await this.#repo.findByUserId(userId);
+    if (!row) return null;
+    const dataKey = await this.keys.unwrap(row.wrapped_dek, `dek:${userId}`);
+    if (!dataKey) throw new Error(`the data key of ${userId} does not unwrap`);
+    const email = decryptString(dataKey, row.email_enc, `${userId}:email`);
+    if (email === null) throw new Error(`the email of ${userId} does not decrypt`);
+    const name = row.name_enc === null ? null : decryptString(dataKey, row.name_enc, `${userId}:name`);
+    return { userId, email, name, dataKey };
+  }
+
+  async deleteProfile(userId: string): Promise<void> {
+    await this.#repo.delete(userId);
+  }
+
+  /** Encrypts another personal field of the user (an IP address, a user agent) under their data key. */
+  sealForUser(profile: Pick<Profile, 'userId' | 'dataKey'>, value: string, field: string): string {
+    return encrypt(profile.dataKey, value, `${profile.userId}:${field}`);
+  }
+
+  openForUser(profile: Pick<Profile, 'userId' | 'dataKey'>, sealed: string | null, field: string): string | null {
+    return sealed === null ? null : decryptString(profile.dataKey, sealed, `${profile.userId}:${field}`);
+  }
+}
+
+/**
+ * The canonical form of an email for lookups: NFC, trimmed, lower-cased. Local
+ * parts are case-sensitive in theory (RFC 5321 §2.4) but not in any mailbox
+ * provider people use, and two accounts differing only in case invite takeover.
+ */
+export function normalizeEmail(email: string): string {
+  return email.normalize('NFC').trim().toLowerCase();
+}

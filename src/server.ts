@@ -1,0 +1,67 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { Clock } from './clock.js';
+import { type Config, resolvePublicUrl } from './config/load.js';
+import { createServices, type Services } from './services.js';
+import { loadTlsMaterial } from './tls/certificate.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  services: Services;
+  /** The URL it listens on, e.g. https://127.0.0.1:8443 */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const SWEEP_INTERVAL_MS = 10 * 60_000;
+
+/** Opens the stores (migrating them), builds the app and listens. */
+export async function startServer(config: Config, logger: Logger, options: { clock?: Clock } = {}): Promise<RunningServer> {
+  const tls = config.insecurePlainHttpOnLoopback
+    ? null
+    : await loadTlsMaterial({ dataDir: config.dataDir, certFile: config.tlsCertFile, keyFile: config.tlsKeyFile });
+  const services = await createServices(config, logger, { clock: options.clock });
+  let app: FastifyInstance;
+  try {
+    app = await buildApp(services, { tls });
+    await app.ready();
+    // Listen on the raw server: Fastify's own "Server listening" log would precede our line.
+    await new Promise<void>((resolve, reject) => {
+      app.server.once('error', reject);
+      app.server.listen({ port: config.port, host: config.host }, () => {
+        app.server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await services.close();
+    throw error;
+  }
+  const port = (app.server.address() as AddressInfo).port;
+  services.publicUrl = resolvePublicUrl(config, port);
+  const sweep = setInterval(() => {
+    services.sessions.sweepExpired().catch((error: unknown) => logger.warn({ err: error }, 'session sweep failed'));
+  }, SWEEP_INTERVAL_MS);
+  sweep.unref();
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  return {
+    app,
+    services,
+    url: `${tls ? 'https' : 'http'}://${host}:${port}`,
+    port,
+    async close() {
+      clearInterval(sweep);
+      // Stop accepting, let in-flight requests finish, then close Fastify and the stores.
+      const closed = new Promise<void>((resolve) => app.server.close(() => resolve()));
+      app.server.closeIdleConnections();
+      const idleCloser = setInterval(() => app.server.closeIdleConnections(), 100);
+      await closed;
+      clearInterval(idleCloser);
+      await app.close();
+      await services.close();
+    },
+  };
+}

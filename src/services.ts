@@ -1,0 +1,123 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { PasswordHasher } from './auth/password/hasher.js';
+import { LoginService } from './auth/flows/login.js';
+import { SignupService } from './auth/flows/signup.js';
+import { type Clock, systemClock } from './clock.js';
+import type { Config } from './config/load.js';
+import type { KeyProvider } from './crypto/key-provider.js';
+import { Keyring } from './crypto/keyring.js';
+import { loadMasterKeyFile } from './crypto/master-key-file.js';
+import { SecurityEvents } from './events/security-events.js';
+import { createMailer, type Mailer } from './mail/mailer.js';
+import { PiiService } from './pii/pii-service.js';
+import { ConfigPolicyResolver, type PolicyResolver } from './policy/effective-policy.js';
+import { SessionService } from './sessions/session-service.js';
+import { openStores, type Stores } from './store/db.js';
+import { migrateStores } from './store/migrate.js';
+import { SessionRepository } from './store/repositories/sessions.js';
+import { UserRepository } from './store/repositories/users.js';
+
+/**
+ * Every domain service, wired once. The HTTP layer and the CLI receive this and
+ * never construct services themselves; tests build it with a manual clock.
+ */
+export interface Services {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly stores: Stores;
+  readonly keys: KeyProvider;
+  readonly keyring: Keyring;
+  readonly piiKeyring: Keyring;
+  readonly pii: PiiService;
+  readonly hasher: PasswordHasher;
+  readonly users: UserRepository;
+  readonly sessions: SessionService;
+  readonly events: SecurityEvents;
+  readonly mailer: Mailer;
+  policies: PolicyResolver;
+  /** The orgs a user belongs to, for GET /v1/session; the orgs feature supplies it (none exist before). */
+  orgsOfUser: (userId: string) => Promise<Array<{ id: string; name: string; slug: string; role: string }>>;
+  readonly login: LoginService;
+  readonly signup: SignupService;
+  /** Origin users reach; set once the listening port is known. */
+  publicUrl: string;
+  close(): Promise<void>;
+}
+
+export interface ServiceOverrides {
+  clock?: Clock;
+  keys?: KeyProvider;
+  /** Skip migrations (the CLI's `migrate` runs them itself). */
+  migrate?: boolean;
+}
+
+export async function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
+  const clock = overrides.clock ?? systemClock;
+  const keys = overrides.keys ?? loadMasterKeyFile({ path: config.masterKeyFile, create: true });
+  const stores = openStores(config);
+  try {
+    if (overrides.migrate !== false) await migrateStores(stores);
+  } catch (error) {
+    await stores.close();
+    throw error;
+  }
+  const keyring = new Keyring(stores.main.db, keys);
+  const piiKeyring = new Keyring(stores.pii.db, keys);
+  const pii = new PiiService(stores.pii, keys, piiKeyring, clock);
+  const hasher = new PasswordHasher({
+    parameters: { memoryKiB: config.argon2MemoryKiB, iterations: config.argon2Iterations, parallelism: 1 },
+    concurrency: config.passwordHashConcurrency,
+    queueLimit: config.passwordHashQueue,
+  });
+  const users = new UserRepository(stores.main.db);
+  const sessions = new SessionService(new SessionRepository(stores.main.db), pii, keyring, clock);
+  const events = new SecurityEvents(clock);
+  events.addSink({
+    record(event) {
+      // The log gets the event's shape, never personal data (actor ids only).
+      logger.info({ event: { action: event.action, outcome: event.outcome, actor: event.actor, target: event.target, orgId: event.orgId } }, 'security event');
+    },
+  });
+  const mailer = createMailer({
+    from: config.mailFrom,
+    smtpUrl: config.smtpUrl,
+    insecureSmtpWithoutTls: config.insecureSmtpWithoutTls,
+    outboxDir: join(config.dataDir, 'outbox'),
+    clock,
+  });
+  const services: Services = {
+    config,
+    clock,
+    logger,
+    stores,
+    keys,
+    keyring,
+    piiKeyring,
+    pii,
+    hasher,
+    users,
+    sessions,
+    events,
+    mailer,
+    policies: new ConfigPolicyResolver(config),
+    orgsOfUser: async () => [],
+    // Flows read `services.policies` late, so a feature may replace the resolver after wiring.
+    login: undefined as unknown as LoginService,
+    signup: undefined as unknown as SignupService,
+    publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
+    async close() {
+      mailer.close();
+      await stores.close();
+    },
+  };
+  const policies: PolicyResolver = { forUser: (userId) => services.policies.forUser(userId) };
+  Object.assign(services, {
+    login: new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
+    signup: new SignupService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
+  });
+  // Warm the purpose keys so the first request does not race to create them.
+  await Promise.all([keyring.key('csrf'), piiKeyring.key('blind-index')]);
+  return services;
+}

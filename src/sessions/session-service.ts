@@ -1,0 +1,163 @@
+import type { Transaction } from 'kysely';
+import type { Clock } from '../clock.js';
+import { constantTimeEqual } from '../crypto/constant-time.js';
+import { hmacSha256, sha256Hex } from '../crypto/hash.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { randomId, randomToken } from '../crypto/random.js';
+import type { PiiService, Profile } from '../pii/pii-service.js';
+import type { SessionRepository, SessionRow, SessionWithUser } from '../store/repositories/sessions.js';
+import type { MainDB } from '../store/schema.js';
+
+/** Idle-time bookkeeping writes at most this often per session, never on every request. */
+const TOUCH_INTERVAL_MS = 60_000;
+/** The cookie secret: 256 random bits, base64url. */
+const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+export interface SessionLimits {
+  idleTimeoutMinutes: number;
+  absoluteTimeoutHours: number;
+}
+
+export interface NewSessionInput {
+  userId: string;
+  profile: Pick<Profile, 'userId' | 'dataKey'>;
+  ip: string;
+  userAgent: string | null;
+  mfaVerified: boolean;
+  mfaMethod: string | null;
+  limits: SessionLimits;
+}
+
+export interface IssuedSession {
+  /** The cookie value. Returned once; only its SHA-256 is stored. */
+  secret: string;
+  row: SessionRow;
+}
+
+/** What an authenticated request knows about its session. */
+export type ActiveSession = SessionWithUser;
+
+/**
+ * Server-side sessions: 256-bit random secrets in the cookie, only their SHA-256
+ * in the store; idle and absolute timeouts; a CSRF token bound to the session by
+ * HMAC, so it needs no storage and dies with the session.
+ */
+export class SessionService {
+  constructor(
+    private readonly repo: SessionRepository,
+    private readonly pii: PiiService,
+    private readonly keyring: Keyring,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(input: NewSessionInput, transaction?: Transaction<MainDB>): Promise<IssuedSession> {
+    const secret = randomToken(32);
+    const now = this.clock.now();
+    const row: SessionRow = {
+      id_hash: sha256Hex(secret),
+      public_id: randomId('ses'),
+      user_id: input.userId,
+      created_at: now,
+      last_seen_at: now,
+      expires_at: now + input.limits.absoluteTimeoutHours * 3_600_000,
+      idle_timeout_ms: input.limits.idleTimeoutMinutes * 60_000,
+      mfa_verified: input.mfaVerified ? 1 : 0,
+      mfa_method: input.mfaMethod,
+      reauth_at: null,
+      ip_enc: this.pii.sealForUser(input.profile, input.ip, 'session-ip'),
+      user_agent_enc: input.userAgent === null ? null : this.pii.sealForUser(input.profile, input.userAgent, 'session-ua'),
+    };
+    await this.repo.insert(row, transaction);
+    return { secret, row };
+  }
+
+  /**
+   * The live session for a cookie secret, or null. Expired sessions are deleted
+   * on sight. One indexed read; a write at most once a minute per session.
+   */
+  async authenticate(secret: string): Promise<ActiveSession | null> {
+    if (!SECRET_PATTERN.test(secret)) return null;
+    const idHash = sha256Hex(secret);
+    const session = await this.repo.findByIdHash(idHash);
+    if (!session) return null;
+    const now = this.clock.now();
+    if (isExpired(session, now) || session.user_status !== 'active') {
+      await this.repo.deleteByIdHash(idHash);
+      return null;
+    }
+    if (now - session.last_seen_at >= TOUCH_INTERVAL_MS) {
+      await this.repo.touch(idHash, now);
+      session.last_seen_at = now;
+    }
+    return session;
+  }
+
+  /** The CSRF token of a session: HMAC(csrf key, session id hash). */
+  async csrfToken(idHash: string): Promise<string> {
+    return hmacSha256(await this.keyring.key('csrf'), `csrf:${idHash}`);
+  }
+
+  async isValidCsrfToken(idHash: string, token: string | undefined): Promise<boolean> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 128) return false;
+    return constantTimeEqual(await this.csrfToken(idHash), token);
+  }
+
+  /**
+   * Gives a session a new secret (on privilege change): the old cookie stops
+   * working at once, the public id and history stay. Returns the new secret, or
+   * null when the session no longer exists.
+   */
+  async rotate(idHash: string, changes: Partial<Pick<SessionRow, 'mfa_verified' | 'mfa_method' | 'reauth_at'>> = {}, transaction?: Transaction<MainDB>): Promise<{ secret: string; idHash: string } | null> {
+    const secret = randomToken(32);
+    const newIdHash = sha256Hex(secret);
+    if (!(await this.repo.rotateIdHash(idHash, newIdHash, transaction))) return null;
+    if (Object.keys(changes).length > 0) await this.repo.update(newIdHash, changes, transaction);
+    return { secret, idHash: newIdHash };
+  }
+
+  async update(idHash: string, changes: Partial<Pick<SessionRow, 'mfa_verified' | 'mfa_method' | 'reauth_at'>>, transaction?: Transaction<MainDB>): Promise<void> {
+    await this.repo.update(idHash, changes, transaction);
+  }
+
+  async revoke(idHash: string, transaction?: Transaction<MainDB>): Promise<boolean> {
+    return this.repo.deleteByIdHash(idHash, transaction);
+  }
+
+  async revokeByPublicId(userId: string, publicId: string, transaction?: Transaction<MainDB>): Promise<boolean> {
+    return this.repo.deleteByPublicId(userId, publicId, transaction);
+  }
+
+  /** Ends every session of the user (except one, when given). Returns how many ended. */
+  async revokeAllForUser(userId: string, exceptIdHash: string | null = null, transaction?: Transaction<MainDB>): Promise<number> {
+    return this.repo.deleteAllForUser(userId, exceptIdHash, transaction);
+  }
+
+  /** Live sessions of the user, with their addresses decrypted. */
+  async list(userId: string, profile: Pick<Profile, 'userId' | 'dataKey'>): Promise<Array<SessionRow & { ip: string | null; userAgent: string | null }>> {
+    const now = this.clock.now();
+    const rows = await this.repo.listForUser(userId);
+    return rows
+      .filter((row) => !isExpired(row, now))
+      .map((row) => ({ ...row, ...this.describe(row, profile) }));
+  }
+
+  describe(row: Pick<SessionRow, 'ip_enc' | 'user_agent_enc'>, profile: Pick<Profile, 'userId' | 'dataKey'>): { ip: string | null; userAgent: string | null } {
+    return {
+      ip: this.pii.openForUser(profile, row.ip_enc, 'session-ip'),
+      userAgent: this.pii.openForUser(profile, row.user_agent_enc, 'session-ua'),
+    };
+  }
+
+  async sweepExpired(): Promise<number> {
+    return this.repo.deleteExpired(this.clock.now());
+  }
+
+  /** When the session ends if left idle from now, bounded by its absolute expiry. */
+  effectiveExpiry(session: Pick<SessionRow, 'last_seen_at' | 'idle_timeout_ms' | 'expires_at'>): number {
+    return Math.min(session.expires_at, session.last_seen_at + session.idle_timeout_ms);
+  }
+}
+
+export function isExpired(session: Pick<SessionRow, 'last_seen_at' | 'idle_timeout_ms' | 'expires_at'>, now: number): boolean {
+  return now >= session.expires_at || now - session.last_seen_at >= session.idle_timeout_ms;
+}

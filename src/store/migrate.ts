@@ -1,0 +1,56 @@
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type Kysely, type Migration, type MigrationProvider, type MigrationResultSet, Migrator, PostgresAdapter, sql } from 'kysely';
+import type { Stores } from './db.js';
+
+const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+/**
+ * Loads every migration file of one store from `migrations/<store>/`, in name
+ * order. Names are date-prefixed; a migration is frozen once shipped.
+ */
+class DirectoryMigrationProvider implements MigrationProvider {
+  constructor(private readonly folder: string) {}
+
+  async getMigrations(): Promise<Record<string, Migration>> {
+    const migrations: Record<string, Migration> = {};
+    const files = readdirSync(this.folder)
+      .filter((name) => /^\d{4}-\d{2}-\d{2}-\d{3}-[a-z0-9-]+\.(ts|js)$/.test(name))
+      .sort();
+    for (const file of files) {
+      const module = (await import(pathToFileURL(join(this.folder, file)).href)) as Migration;
+      migrations[file.replace(/\.(ts|js)$/, '')] = module;
+    }
+    return migrations;
+  }
+}
+
+export interface MigrationReport {
+  store: 'main' | 'pii';
+  applied: string[];
+}
+
+async function migrateOne(db: Kysely<any>, folder: 'main' | 'pii'): Promise<MigrationReport> {
+  // On PostgreSQL the bookkeeping tables live in the connection's current schema, so two
+  // stores (or test runs) sharing one database in different schemas never see each other's.
+  const schema = db.getExecutor().adapter instanceof PostgresAdapter
+    ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]?.schema
+    : undefined;
+  const migrator = new Migrator({
+    db,
+    provider: new DirectoryMigrationProvider(join(MIGRATIONS_DIR, folder)),
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
+  const { error, results }: MigrationResultSet = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((result) => result.status === 'Error');
+    throw new Error(`migration of the ${folder} store failed${failed ? ` at ${failed.migrationName}` : ''}`, { cause: error });
+  }
+  return { store: folder, applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+}
+
+/** Brings both stores to the latest schema. Each migration runs in its own transaction. */
+export async function migrateStores(stores: Stores): Promise<MigrationReport[]> {
+  return [await migrateOne(stores.main.db, 'main'), await migrateOne(stores.pii.db, 'pii')];
+}

@@ -1,0 +1,84 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { MainDB, SessionTable } from '../schema.js';
+
+export type SessionRow = SessionTable;
+type Executor = Kysely<MainDB> | Transaction<MainDB>;
+
+/** A session joined with the owner's account state: what every authenticated request needs. */
+export interface SessionWithUser extends SessionRow {
+  user_status: string;
+  user_mfa_enabled: number;
+  user_email_verified: number;
+  user_created_at: number;
+  user_password_changed_at: number;
+}
+
+export class SessionRepository {
+  constructor(private readonly db: Kysely<MainDB>) {}
+
+  async insert(row: SessionRow, executor: Executor = this.db): Promise<void> {
+    await executor.insertInto('sessions').values(row).execute();
+  }
+
+  /** One indexed read (primary key) joined with the user row. */
+  async findByIdHash(idHash: string): Promise<SessionWithUser | undefined> {
+    return this.db
+      .selectFrom('sessions')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .selectAll('sessions')
+      .select([
+        'users.status as user_status',
+        'users.mfa_enabled as user_mfa_enabled',
+        'users.email_verified as user_email_verified',
+        'users.created_at as user_created_at',
+        'users.password_changed_at as user_password_changed_at',
+      ])
+      .where('sessions.id_hash', '=', idHash)
+      .executeTakeFirst();
+  }
+
+  async listForUser(userId: string): Promise<SessionRow[]> {
+    return this.db.selectFrom('sessions').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').execute();
+  }
+
+  async touch(idHash: string, lastSeenAt: number): Promise<void> {
+    await this.db.updateTable('sessions').set({ last_seen_at: lastSeenAt }).where('id_hash', '=', idHash).execute();
+  }
+
+  async update(idHash: string, changes: Partial<Omit<SessionRow, 'id_hash' | 'public_id' | 'user_id'>>, executor: Executor = this.db): Promise<void> {
+    await executor.updateTable('sessions').set(changes).where('id_hash', '=', idHash).execute();
+  }
+
+  /** Replaces the secret of a session (rotation); keeps its public id and history. */
+  async rotateIdHash(oldIdHash: string, newIdHash: string, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor.updateTable('sessions').set({ id_hash: newIdHash }).where('id_hash', '=', oldIdHash).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async deleteByIdHash(idHash: string, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor.deleteFrom('sessions').where('id_hash', '=', idHash).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async deleteByPublicId(userId: string, publicId: string, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor
+      .deleteFrom('sessions')
+      .where('user_id', '=', userId)
+      .where('public_id', '=', publicId)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  /** Deletes every session of the user except `exceptIdHash`; returns how many. */
+  async deleteAllForUser(userId: string, exceptIdHash: string | null = null, executor: Executor = this.db): Promise<number> {
+    let query = executor.deleteFrom('sessions').where('user_id', '=', userId);
+    if (exceptIdHash) query = query.where('id_hash', '!=', exceptIdHash);
+    const result = await query.executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async deleteExpired(now: number, executor: Executor = this.db): Promise<number> {
+    const result = await executor.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

@@ -1,0 +1,25 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { MainDB, UserTable } from '../schema.js';
+
+export type UserRow = UserTable;
+type Executor = Kysely<MainDB> | Transaction<MainDB>;
+
+export class UserRepository {
+  constructor(private readonly db: Kysely<MainDB>) {}
+
+  async insert(row: UserRow, executor: Executor = this.db): Promise<void> {
+    await executor.insertInto('users').values(row).execute();
+  }
+
+  async findById(id: string, executor: Executor = this.db): Promise<UserRow | undefined> {
+    return executor.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async update(id: string, changes: Partial<Omit<UserRow, 'id'>>, executor: Executor = this.db): Promise<void> {
+    await executor.updateTable('users').set(changes).where('id', '=', id).execute();
+  }
+
+  async delete(id: string, executor: Executor = this.db): Promise<void> {
+    await executor.deleteFrom('users').where('id', '=', id).execute();
+  }
+}

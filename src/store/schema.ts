@@ -1,0 +1,73 @@
+/**
+ * Row types of both stores. Conventions, chosen to behave the same on SQLite and
+ * PostgreSQL: times are epoch milliseconds (bigint), booleans are integers 0/1,
+ * binary values (ciphertexts, wrapped keys) are base64url text, ids are text.
+ * Each domain adds its tables here, beside a migration that creates them.
+ */
+
+/** Main store: accounts, sessions, credentials, policies, audit. No email or name. */
+export interface MainDB {
+  users: UserTable;
+  sessions: SessionTable;
+  keyring: KeyringTable;
+}
+
+export interface UserTable {
+  id: string;
+  /** 'active' | 'locked' */
+  status: string;
+  /** argon2id PHC string (or an imported bcrypt hash until the next login). */
+  password_hash: string;
+  password_changed_at: number;
+  email_verified: number;
+  mfa_enabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SessionTable {
+  /** SHA-256 (hex) of the cookie secret; the secret itself is never stored. */
+  id_hash: string;
+  /** Public handle for listing and revoking; never the secret. */
+  public_id: string;
+  user_id: string;
+  created_at: number;
+  last_seen_at: number;
+  /** Absolute expiry (login time + absolute timeout). */
+  expires_at: number;
+  idle_timeout_ms: number;
+  mfa_verified: number;
+  /** Which factor completed login (null: password only). */
+  mfa_method: string | null;
+  /** Last step-up (POST /v1/me/reauth) time, or null. */
+  reauth_at: number | null;
+  /** Client address and user agent, encrypted under the user's data key. */
+  ip_enc: string | null;
+  user_agent_enc: string | null;
+}
+
+/** Random purpose keys (CSRF, token HMAC, signing keys…), each wrapped by the master key. */
+export interface KeyringTable {
+  purpose: string;
+  version: number;
+  wrapped_key: string;
+  created_at: number;
+}
+
+/** PII store: personal data, encrypted per user (envelope encryption). */
+export interface PiiDB {
+  pii_users: PiiUserTable;
+  keyring: KeyringTable;
+}
+
+export interface PiiUserTable {
+  user_id: string;
+  /** HMAC-SHA256 blind index of the normalized email, for lookups. */
+  email_index: string;
+  email_enc: string;
+  name_enc: string | null;
+  /** The user's data key, wrapped by the master key. Deleting it shreds the data. */
+  wrapped_dek: string;
+  created_at: number;
+  updated_at: number;
+}
