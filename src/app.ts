@@ -9,6 +9,7 @@ import { registerAuth } from './http/auth.js';
 import { registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
 import { healthRoutes } from './http/routes/health.js';
+import { meRoutes } from './http/routes/me.js';
 import { sessionRoutes } from './http/routes/sessions.js';
 import type { Services } from './services.js';
 import { httpsServerOptions, type TlsMaterial } from './tls/certificate.js';
@@ -19,7 +20,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, accountRoutes, sessionRoutes];
+const ROUTES = [healthRoutes, accountRoutes, sessionRoutes, meRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

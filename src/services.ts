@@ -17,6 +17,9 @@ import { openStores, type Stores } from './store/db.js';
 import { migrateStores } from './store/migrate.js';
 import { SessionRepository } from './store/repositories/sessions.js';
 import { UserRepository } from './store/repositories/users.js';
+import { StepUpService } from './auth/flows/step-up.js';
+import { AccountService } from './users/account-service.js';
+import { CredentialRevocation } from './users/credential-revocation.js';
 
 /**
  * Every domain service, wired once. The HTTP layer and the CLI receive this and
@@ -41,6 +44,10 @@ export interface Services {
   orgsOfUser: (userId: string) => Promise<Array<{ id: string; name: string; slug: string; role: string }>>;
   readonly login: LoginService;
   readonly signup: SignupService;
+  readonly stepUp: StepUpService;
+  /** Revokes every credential of a user; features register their credential kinds. */
+  readonly revocation: CredentialRevocation;
+  readonly accounts: AccountService;
   /** Origin users reach; set once the listening port is known. */
   publicUrl: string;
   close(): Promise<void>;
@@ -106,6 +113,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     // Flows read `services.policies` late, so a feature may replace the resolver after wiring.
     login: undefined as unknown as LoginService,
     signup: undefined as unknown as SignupService,
+    stepUp: new StepUpService(users, hasher, sessions, events, clock),
+    revocation: undefined as unknown as CredentialRevocation,
+    accounts: undefined as unknown as AccountService,
     publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
     async close() {
       mailer.close();
@@ -113,7 +123,10 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     },
   };
   const policies: PolicyResolver = { forUser: (userId) => services.policies.forUser(userId) };
+  const revocation = new CredentialRevocation(sessions);
   Object.assign(services, {
+    revocation,
+    accounts: new AccountService(stores.main.db, users, revocation, events, clock),
     login: new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
     signup: new SignupService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
   });

@@ -11,6 +11,10 @@ export const EVENT_CATALOGUE = {
   'session.created': 'A session was created for a user.',
   'session.revoked': 'A session was ended before its expiry (details.reason: logout, user, all_others, …).',
   'session.rotated': 'A session received a new secret (privilege change, password change).',
+  'reauth.succeeded': 'A session re-authenticated for a sensitive action (step-up; details.method).',
+  'reauth.failed': 'A step-up attempt failed (details.method).',
+  'user.locked': 'An account was locked; its sessions and tokens were revoked (details.revoked counts them).',
+  'user.unlocked': 'A locked account was unlocked.',
 } as const satisfies Record<string, string>;
 
 export type EventAction = keyof typeof EVENT_CATALOGUE;

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { assertRecentReauth } from '../auth/flows/step-up.js';
 import { RampartError } from '../errors.js';
 import type { Services } from '../services.js';
 import type { ActiveSession } from '../sessions/session-service.js';
@@ -90,7 +91,7 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     } else if (UNSAFE_METHODS.has(request.method)) {
       // Cookies ride along on cross-site requests; the header proves same-origin script.
       const header = request.headers[CSRF_HEADER];
-      if (!(await services.sessions.isValidCsrfToken(auth.session.id_hash, typeof header === 'string' ? header : undefined))) {
+      if (!(await services.sessions.isValidCsrfToken(auth.session.public_id, typeof header === 'string' ? header : undefined))) {
         throw new RampartError('csrf_failed');
       }
     }
@@ -120,6 +121,13 @@ async function authenticate(app: FastifyInstance, services: Services, request: F
 export function sessionAuth(request: FastifyRequest): SessionAuth {
   if (request.auth?.kind !== 'session') throw new RampartError('unauthenticated');
   return request.auth;
+}
+
+/** Throws `reauth_required` unless the session re-authenticated within the last 10 minutes. */
+export function requireStepUp(request: FastifyRequest, services: Services): SessionAuth {
+  const auth = sessionAuth(request);
+  assertRecentReauth(auth.session, services.clock);
+  return auth;
 }
 
 /** The caller of a 'user' route. */

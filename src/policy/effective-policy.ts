@@ -1,13 +1,21 @@
 import type { Config } from '../config/load.js';
 import type { PasswordPolicy } from '../auth/password/policy.js';
 import type { SessionLimits } from '../sessions/session-service.js';
+import { defaultOrgPolicy, type OrgPolicy } from './org-policy.js';
 
-/** The rules that apply to one user: the server defaults, tightened by every org they belong to. */
+/**
+ * The rules that apply to one user: the server defaults, tightened by every org
+ * they belong to (`strictestPolicy`).
+ */
 export interface EffectivePolicy {
   password: PasswordPolicy;
   session: SessionLimits;
+  mfa: OrgPolicy['mfa'];
+  tokens: OrgPolicy['tokens'];
   /** Context-specific words banned inside passwords (product name, org names). */
   contextWords: string[];
+  /** The orgs whose policies were combined (empty for a user in no org). */
+  orgIds: string[];
 }
 
 export interface PolicyResolver {
@@ -15,28 +23,32 @@ export interface PolicyResolver {
   forUser(userId: string | null): Promise<EffectivePolicy>;
 }
 
-/** Server-wide defaults from configuration; the orgs feature layers org policies on top. */
-export function defaultPolicy(config: Config): EffectivePolicy {
+/** The server-wide base policy: API.md defaults with the configured password and session settings. */
+export function basePolicy(config: Config): OrgPolicy {
+  const policy = defaultOrgPolicy();
+  policy.password.minLength = config.passwordMinLength;
+  policy.password.minStrength = config.passwordMinStrength;
+  policy.session.idleTimeoutMinutes = config.sessionIdleTimeoutMinutes;
+  policy.session.absoluteTimeoutHours = config.sessionAbsoluteTimeoutHours;
+  return policy;
+}
+
+export function toEffectivePolicy(policy: OrgPolicy, contextWords: string[], orgIds: string[]): EffectivePolicy {
   return {
-    password: {
-      minLength: config.passwordMinLength,
-      minStrength: config.passwordMinStrength,
-      historyCount: 5,
-      maxAgeDays: null,
-      blockCommon: true,
-    },
-    session: {
-      idleTimeoutMinutes: config.sessionIdleTimeoutMinutes,
-      absoluteTimeoutHours: config.sessionAbsoluteTimeoutHours,
-    },
-    contextWords: [config.productName],
+    password: { ...policy.password },
+    session: { ...policy.session },
+    mfa: { ...policy.mfa, methods: [...policy.mfa.methods] },
+    tokens: { ...policy.tokens },
+    contextWords,
+    orgIds,
   };
 }
 
+/** Server defaults only; the orgs feature replaces this with the strictest-of-orgs resolver. */
 export class ConfigPolicyResolver implements PolicyResolver {
   constructor(private readonly config: Config) {}
 
   async forUser(): Promise<EffectivePolicy> {
-    return defaultPolicy(this.config);
+    return toEffectivePolicy(basePolicy(this.config), [this.config.productName], []);
   }
 }

@@ -92,14 +92,19 @@ export class SessionService {
     return session;
   }
 
-  /** The CSRF token of a session: HMAC(csrf key, session id hash). */
-  async csrfToken(idHash: string): Promise<string> {
-    return hmacSha256(await this.keyring.key('csrf'), `csrf:${idHash}`);
+  /**
+   * The CSRF token of a session: HMAC(csrf key, session public id). Bound to the
+   * public id rather than the secret so that it survives a rotation of the
+   * secret (login step-up, password change) and clients keep working; it is
+   * unforgeable without the server's key all the same.
+   */
+  async csrfToken(publicId: string): Promise<string> {
+    return hmacSha256(await this.keyring.key('csrf'), `csrf:${publicId}`);
   }
 
-  async isValidCsrfToken(idHash: string, token: string | undefined): Promise<boolean> {
+  async isValidCsrfToken(publicId: string, token: string | undefined): Promise<boolean> {
     if (typeof token !== 'string' || token.length === 0 || token.length > 128) return false;
-    return constantTimeEqual(await this.csrfToken(idHash), token);
+    return constantTimeEqual(await this.csrfToken(publicId), token);
   }
 
   /**

@@ -133,7 +133,7 @@ export class LoginService {
       kind: 'session',
       user: toPublicUser(input.user, input.profile),
       issued,
-      csrfToken: await this.sessions.csrfToken(issued.row.id_hash),
+      csrfToken: await this.sessions.csrfToken(issued.row.public_id),
       profile: input.profile,
     };
   }

@@ -91,7 +91,7 @@ export class SignupService {
       kind: 'session',
       user: toPublicUser(user, profile),
       issued,
-      csrfToken: await this.sessions.csrfToken(issued.row.id_hash),
+      csrfToken: await this.sessions.csrfToken(issued.row.public_id),
       profile,
     };
   }

@@ -111,7 +111,7 @@ export async function accountRoutes(app: FastifyInstance, services: Services): P
       user: publicUser,
       session: toPublicSession(services.sessions, auth.session, profile),
       orgs,
-      csrfToken: await services.sessions.csrfToken(auth.session.id_hash),
+      csrfToken: await services.sessions.csrfToken(auth.session.public_id),
     };
   });
 }
