@@ -16,6 +16,13 @@ export interface EffectivePolicy {
   contextWords: string[];
   /** The orgs whose policies were combined (empty for a user in no org). */
   orgIds: string[];
+  /**
+   * When an MFA requirement first applied to this user (epoch ms): the latest of
+   * "the org turned mfa.required on" and "the user joined that org", over the
+   * requiring orgs (the earliest such time wins). null when no org requires MFA.
+   * The grace period runs from here.
+   */
+  mfaRequiredSince: number | null;
 }
 
 export interface PolicyResolver {
@@ -33,8 +40,9 @@ export function basePolicy(config: Config): OrgPolicy {
   return policy;
 }
 
-export function toEffectivePolicy(policy: OrgPolicy, contextWords: string[], orgIds: string[]): EffectivePolicy {
+export function toEffectivePolicy(policy: OrgPolicy, contextWords: string[], orgIds: string[], mfaRequiredSince: number | null = null): EffectivePolicy {
   return {
+    mfaRequiredSince: policy.mfa.required ? mfaRequiredSince : null,
     password: { ...policy.password },
     session: { ...policy.session },
     mfa: { ...policy.mfa, methods: [...policy.mfa.methods] },
