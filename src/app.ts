@@ -11,6 +11,7 @@ import { accountRoutes } from './http/routes/account.js';
 import { healthRoutes } from './http/routes/health.js';
 import { meRoutes } from './http/routes/me.js';
 import { sessionRoutes } from './http/routes/sessions.js';
+import { tokenRoutes } from './http/routes/tokens.js';
 import type { Services } from './services.js';
 import { httpsServerOptions, type TlsMaterial } from './tls/certificate.js';
 
@@ -20,7 +21,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, accountRoutes, sessionRoutes, meRoutes];
+const ROUTES = [healthRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

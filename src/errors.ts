@@ -47,6 +47,7 @@ export const ERRORS = {
   // tokens and scopes
   insufficient_scope: { status: 403, title: 'The token lacks the required scope' },
   invalid_token_format: { status: 401, title: 'The bearer token is malformed' },
+  token_limit_reached: { status: 409, title: 'Too many live API tokens' },
 
   // organizations
   would_lock_out_self: { status: 409, title: 'The change would lock you out' },

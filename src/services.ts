@@ -19,6 +19,8 @@ import { SessionRepository } from './store/repositories/sessions.js';
 import { UserRepository } from './store/repositories/users.js';
 import { StepUpService } from './auth/flows/step-up.js';
 import { AccountService } from './users/account-service.js';
+import { ApiTokenRepository } from './store/repositories/api-tokens.js';
+import { ApiTokenService, type TokenOrgDirectory } from './tokens/api-token-service.js';
 import { CredentialRevocation } from './users/credential-revocation.js';
 
 /**
@@ -48,6 +50,8 @@ export interface Services {
   /** Revokes every credential of a user; features register their credential kinds. */
   readonly revocation: CredentialRevocation;
   readonly accounts: AccountService;
+  /** API tokens (issue 5). */
+  readonly apiTokens: ApiTokenService;
   /** Origin users reach; set once the listening port is known. */
   publicUrl: string;
   close(): Promise<void>;
@@ -116,6 +120,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     stepUp: new StepUpService(users, hasher, sessions, events, clock),
     revocation: undefined as unknown as CredentialRevocation,
     accounts: undefined as unknown as AccountService,
+    apiTokens: undefined as unknown as ApiTokenService,
     publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
     async close() {
       mailer.close();
@@ -124,13 +129,21 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   };
   const policies: PolicyResolver = { forUser: (userId) => services.policies.forUser(userId) };
   const revocation = new CredentialRevocation(sessions);
+  const apiTokens = new ApiTokenService(
+    new ApiTokenRepository(stores.main.db), stores.main.db, keyring, pii, policies, events, clock,
+    { allowEternalTokens: config.insecureAllowEternalApiTokens },
+    // The orgs feature adds `services.orgs`; read late so it may be wired after this.
+    () => (services as unknown as { orgs?: TokenOrgDirectory }).orgs,
+  );
+  revocation.add(apiTokens.revoker());
   Object.assign(services, {
+    apiTokens,
     revocation,
     accounts: new AccountService(stores.main.db, users, revocation, events, clock),
     login: new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
     signup: new SignupService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
   });
   // Warm the purpose keys so the first request does not race to create them.
-  await Promise.all([keyring.key('csrf'), piiKeyring.key('blind-index')]);
+  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), piiKeyring.key('blind-index')]);
   return services;
 }

@@ -17,6 +17,7 @@ export interface Config {
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
   readonly insecurePlainHttpOnLoopback: boolean;
+  readonly insecureAllowEternalApiTokens: boolean;
   readonly trustedProxies: readonly string[];
   readonly corsOrigins: readonly string[];
   readonly logLevel: string;

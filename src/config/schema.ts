@@ -120,6 +120,10 @@ export const OPTIONS = [
       }
     },
   }),
+  def<boolean>({
+    key: 'insecureAllowEternalApiTokens', env: 'RAMPART_INSECURE_ALLOW_ETERNAL_API_TOKENS', type: 'bool', default: false,
+    doc: 'INSECURE: let users create API tokens that never expire (expiresInDays: null), when no org policy limits them. A leaked eternal token works until someone notices.',
+  }),
   def<string[]>({
     key: 'trustedProxies', env: 'TRUSTED_PROXIES', type: 'list', default: [],
     doc: 'CIDRs of reverse proxies whose X-Forwarded-For is believed. Empty: the socket address is the client address.',

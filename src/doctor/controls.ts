@@ -70,6 +70,12 @@ export function checkControls(config: Config): ControlCheck[] {
   add('Password policy', 'ok', `min ${config.passwordMinLength} characters, zxcvbn score >= ${config.passwordMinStrength}, common passwords and user context blocked, no composition rules`);
   add('Sessions', 'ok', `server-side, 256-bit ids stored as SHA-256; idle ${config.sessionIdleTimeoutMinutes} min, absolute ${config.sessionAbsoluteTimeoutHours} h; __Host- cookie, SameSite=Strict, CSRF token`);
 
+  if (config.insecureAllowEternalApiTokens) {
+    add('API tokens', 'warn', 'INSECURE option RAMPART_INSECURE_ALLOW_ETERNAL_API_TOKENS: tokens without expiry may be created (where no org policy limits them)');
+  } else {
+    add('API tokens', 'ok', 'rpat_ + 256 random bits + CRC32 checksum, stored as HMAC-SHA256, scoped, expiring (90 days by default, capped by org policy), revocable');
+  }
+
   if (config.trustedProxies.length === 0) add('Client address', 'ok', 'socket address; X-Forwarded-For ignored (no TRUSTED_PROXIES)');
   else if (config.trustedProxies.some((cidr) => /\/0$/.test(cidr))) add('Client address', 'fail', 'TRUSTED_PROXIES contains a /0 range: anyone can forge X-Forwarded-For');
   else add('Client address', 'ok', `X-Forwarded-For believed only from ${config.trustedProxies.join(', ')}`);

@@ -15,6 +15,10 @@ export const EVENT_CATALOGUE = {
   'reauth.failed': 'A step-up attempt failed (details.method).',
   'user.locked': 'An account was locked; its sessions and tokens were revoked (details.revoked counts them).',
   'user.unlocked': 'A locked account was unlocked.',
+  'api_token.created': 'A user created an API token (details: scopes, expiresAt, orgId; never the token).',
+  'api_token.revoked': 'An API token was revoked (details.reason: user, account_locked, account_deleted).',
+  'api_token.used': 'An API token authenticated a request; recorded at most once a minute per token, with the address.',
+  'api_token.rejected': 'A well-formed API token was refused (details.reason: unknown, revoked, expired, owner_inactive).',
 } as const satisfies Record<string, string>;
 
 export type EventAction = keyof typeof EVENT_CATALOGUE;

@@ -10,6 +10,7 @@ export interface MainDB {
   users: UserTable;
   sessions: SessionTable;
   keyring: KeyringTable;
+  api_tokens: ApiTokenTable;
 }
 
 export interface UserTable {
@@ -52,6 +53,30 @@ export interface KeyringTable {
   version: number;
   wrapped_key: string;
   created_at: number;
+}
+
+/** API tokens (issue 5). Only an HMAC of the token is stored; the token is shown once. */
+export interface ApiTokenTable {
+  /** Public handle (`tok_…`) for listing and revoking. */
+  id: string;
+  /** HMAC-SHA256 (keyring purpose `api-token`, base64url) of the whole token. */
+  token_hash: string;
+  user_id: string;
+  /** The org the token is bound to, or null. */
+  org_id: string | null;
+  name: string;
+  /** Space-separated scopes. */
+  scopes: string;
+  /** The first characters of the token (`rpat_` + 4), to recognise it in a list; not enough to use it. */
+  prefix: string;
+  created_at: number;
+  /** null only when RAMPART_INSECURE_ALLOW_ETERNAL_API_TOKENS allowed an eternal token. */
+  expires_at: number | null;
+  last_used_at: number | null;
+  /** Last client address, encrypted under the owner's data key. */
+  last_used_ip_enc: string | null;
+  revoked_at: number | null;
+  revoked_reason: string | null;
 }
 
 /** PII store: personal data, encrypted per user (envelope encryption). */

@@ -1,0 +1,100 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { ApiTokenTable, MainDB } from '../schema.js';
+
+export type ApiTokenRow = ApiTokenTable;
+type Executor = Kysely<MainDB> | Transaction<MainDB>;
+
+/** A token joined with its owner's account state: what authenticating a request needs. */
+export interface ApiTokenWithOwner extends ApiTokenRow {
+  user_status: string;
+}
+
+/** API tokens: looked up by their HMAC only, never by the raw value. */
+export class ApiTokenRepository {
+  constructor(private readonly db: Kysely<MainDB>) {}
+
+  async insert(row: ApiTokenRow, executor: Executor = this.db): Promise<void> {
+    await executor.insertInto('api_tokens').values(row).execute();
+  }
+
+  /** One indexed read (unique token_hash) joined with the owner. */
+  async findByHash(tokenHash: string): Promise<ApiTokenWithOwner | undefined> {
+    return this.db
+      .selectFrom('api_tokens')
+      .innerJoin('users', 'users.id', 'api_tokens.user_id')
+      .selectAll('api_tokens')
+      .select('users.status as user_status')
+      .where('api_tokens.token_hash', '=', tokenHash)
+      .executeTakeFirst();
+  }
+
+  /** By public id (an access JWT's `tid`), joined with the owner. */
+  async findById(id: string): Promise<ApiTokenWithOwner | undefined> {
+    return this.db
+      .selectFrom('api_tokens')
+      .innerJoin('users', 'users.id', 'api_tokens.user_id')
+      .selectAll('api_tokens')
+      .select('users.status as user_status')
+      .where('api_tokens.id', '=', id)
+      .executeTakeFirst();
+  }
+
+  /** Tokens not revoked (expired ones included, so their owner sees them end). */
+  async listForUser(userId: string): Promise<ApiTokenRow[]> {
+    return this.db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .execute();
+  }
+
+  /** Tokens that are neither revoked nor expired at `now`. */
+  async countLiveForUser(userId: string, now: number, executor: Executor = this.db): Promise<number> {
+    const row = await executor
+      .selectFrom('api_tokens')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .executeTakeFirst();
+    return Number(row?.count ?? 0);
+  }
+
+  /**
+   * Records a use, at most once per `throttleMs` per token: the condition makes
+   * concurrent requests of a hot token write once. Returns whether it wrote.
+   */
+  async touch(id: string, now: number, ipEnc: string | null, throttleMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('api_tokens')
+      .set({ last_used_at: now, last_used_ip_enc: ipEnc })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<=', now - throttleMs)]))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Revokes one token of the user (scoped by owner: another user's id answers like a missing one). */
+  async revoke(userId: string, id: string, now: number, reason: string, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor
+      .updateTable('api_tokens')
+      .set({ revoked_at: now, revoked_reason: reason })
+      .where('user_id', '=', userId)
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async revokeAllForUser(userId: string, now: number, reason: string, executor: Executor = this.db): Promise<number> {
+    const result = await executor
+      .updateTable('api_tokens')
+      .set({ revoked_at: now, revoked_reason: reason })
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+}
