@@ -10,6 +10,7 @@ import { registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
 import { healthRoutes } from './http/routes/health.js';
 import { meRoutes } from './http/routes/me.js';
+import { orgRoutes } from './http/routes/orgs.js';
 import { sessionRoutes } from './http/routes/sessions.js';
 import { tokenRoutes } from './http/routes/tokens.js';
 import type { Services } from './services.js';
@@ -21,7 +22,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes];
+const ROUTES = [healthRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, orgRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

@@ -52,6 +52,9 @@ export const ERRORS = {
   // organizations
   would_lock_out_self: { status: 409, title: 'The change would lock you out' },
   last_owner: { status: 409, title: 'An organization must keep at least one owner' },
+  slug_taken: { status: 409, title: 'An organization with this slug already exists' },
+  already_member: { status: 409, title: 'This address already belongs to a member' },
+  invitation_email_mismatch: { status: 403, title: 'The invitation was sent to another address; sign in with that one' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -11,10 +11,13 @@ import { loadMasterKeyFile } from './crypto/master-key-file.js';
 import { SecurityEvents } from './events/security-events.js';
 import { createMailer, type Mailer } from './mail/mailer.js';
 import { PiiService } from './pii/pii-service.js';
-import { ConfigPolicyResolver, type PolicyResolver } from './policy/effective-policy.js';
+import { OrgService } from './orgs/org-service.js';
+import { OrgPolicyResolver } from './orgs/policy-resolver.js';
+import type { PolicyResolver } from './policy/effective-policy.js';
 import { SessionService } from './sessions/session-service.js';
 import { openStores, type Stores } from './store/db.js';
 import { migrateStores } from './store/migrate.js';
+import { OrgRepository } from './store/repositories/orgs.js';
 import { SessionRepository } from './store/repositories/sessions.js';
 import { UserRepository } from './store/repositories/users.js';
 import { StepUpService } from './auth/flows/step-up.js';
@@ -52,6 +55,8 @@ export interface Services {
   readonly accounts: AccountService;
   /** API tokens (issue 5). */
   readonly apiTokens: ApiTokenService;
+  /** Organizations, memberships, invitations, org policy, IP allowlists and THE org permission check. */
+  readonly orgs: OrgService;
   /** Origin users reach; set once the listening port is known. */
   publicUrl: string;
   close(): Promise<void>;
@@ -112,8 +117,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     sessions,
     events,
     mailer,
-    policies: new ConfigPolicyResolver(config),
+    policies: undefined as unknown as PolicyResolver,
     orgsOfUser: async () => [],
+    orgs: undefined as unknown as OrgService,
     // Flows read `services.policies` late, so a feature may replace the resolver after wiring.
     login: undefined as unknown as LoginService,
     signup: undefined as unknown as SignupService,
@@ -136,13 +142,24 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     () => (services as unknown as { orgs?: TokenOrgDirectory }).orgs,
   );
   revocation.add(apiTokens.revoker());
+  const orgRepository = new OrgRepository(stores.main.db);
+  const orgs = new OrgService(stores.main.db, orgRepository, pii, events, mailer, clock, {
+    productName: config.productName,
+    publicUrl: () => services.publicUrl,
+  });
   Object.assign(services, {
     apiTokens,
+    orgs,
+    // The strictest policy of the user's orgs over the server defaults.
+    policies: new OrgPolicyResolver(config, orgRepository),
+    orgsOfUser: (userId: string) => orgs.orgsOfUser(userId),
     revocation,
     accounts: new AccountService(stores.main.db, users, revocation, events, clock),
     login: new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
     signup: new SignupService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
   });
+  // The IP allowlist comes first among login gates: a refused address gets no MFA challenge.
+  services.login.addGate({ name: 'ip-allowlist', check: async ({ user, meta }) => (await orgs.assertLoginAllowed(user.id, meta), null) });
   // Warm the purpose keys so the first request does not race to create them.
   await Promise.all([keyring.key('csrf'), keyring.key('api-token'), piiKeyring.key('blind-index')]);
   return services;

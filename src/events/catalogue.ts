@@ -19,6 +19,15 @@ export const EVENT_CATALOGUE = {
   'api_token.revoked': 'An API token was revoked (details.reason: user, account_locked, account_deleted).',
   'api_token.used': 'An API token authenticated a request; recorded at most once a minute per token, with the address.',
   'api_token.rejected': 'A well-formed API token was refused (details.reason: unknown, revoked, expired, owner_inactive).',
+  'org.created': 'An organization was created; its creator became the owner (details.slug).',
+  'member.added': 'A user joined an org (details.role; details.via: org_created, invitation, direct).',
+  'member.role_changed': 'A member\'s org role changed (details.from, details.to).',
+  'member.removed': 'A membership ended: removed by an admin or left (details.self); the member\'s sessions and tokens lost the org at once.',
+  'invitation.created': 'An invitation to an org was mailed (details.role, details.expiresAt; never the address or the token).',
+  'invitation.accepted': 'An invitation was used by the invited account (details.role).',
+  'policy.updated': 'An org policy was replaced (details.before, details.after; details.forced when the allowlist excluded the caller).',
+  'ip.blocked': 'A request, login or token use was refused by an org IP allowlist (details.via: login, request, token, invitation).',
+  'access.denied': 'An authorization check refused a caller (details.action and role, or details.reason: not_a_member, no_staff_role…).',
 } as const satisfies Record<string, string>;
 
 export type EventAction = keyof typeof EVENT_CATALOGUE;

@@ -47,9 +47,19 @@ export interface BearerAuthenticator {
 /** Runs after authentication on every authenticated route; throws to refuse (MFA enrollment, IP allowlists…). */
 export type AuthGuard = (request: FastifyRequest, auth: AuthContext) => Promise<void> | void;
 
+/** A registered route, as the tenant-isolation walk and contract tests enumerate them. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  auth: AuthMode;
+  scope: string | undefined;
+}
+
 export interface HttpExtensions {
   bearerAuthenticators: BearerAuthenticator[];
   authGuards: AuthGuard[];
+  /** Every route registered after the auth plugin (all of ROUTES), in registration order. */
+  routes: RouteEntry[];
 }
 
 declare module 'fastify' {
@@ -73,7 +83,14 @@ const BEARER = /^Bearer ([\x21-\x7e]{1,4096})$/;
 
 export function registerAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('auth', null);
-  app.decorate('rampart', { bearerAuthenticators: [], authGuards: [] } satisfies HttpExtensions);
+  const extensions: HttpExtensions = { bearerAuthenticators: [], authGuards: [], routes: [] };
+  app.decorate('rampart', extensions);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat() as string[]) {
+      if (method === 'HEAD') continue;
+      extensions.routes.push({ method, url: route.url, auth: route.config?.auth ?? 'none', scope: route.config?.scope });
+    }
+  });
 
   app.addHook('onRequest', async (request) => {
     const mode = request.routeOptions.config?.auth ?? 'none';

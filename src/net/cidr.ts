@@ -9,7 +9,8 @@ export type ParsedCIDR = [ipaddr.IPv4 | ipaddr.IPv6, number];
  * almost always a typo, and silently widening it would allow more than intended.
  */
 export function parseCIDR(text: string): ParsedCIDR | null {
-  if (typeof text !== 'string' || text.length > 64) return null;
+  // No zone ids (fe80::1%eth0): they name an interface, not a range of clients.
+  if (typeof text !== 'string' || text.length > 64 || text.includes('%')) return null;
   const slash = text.indexOf('/');
   const addressPart = slash === -1 ? text : text.slice(0, slash);
   // Strict forms only: ipaddr.js would also take "127.1" or "0x7f.0.0.1", which people misread.
@@ -57,12 +58,37 @@ export function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
   }
 }
 
-/** Whether `address` falls inside any of `ranges`. */
+/**
+ * Whether `address` falls inside any of `ranges`. Addresses are compared in one
+ * 128-bit space in which IPv4 lives at ::ffff:0:0/96 (RFC 4291 §2.5.5.2): a v4
+ * client matches v4 ranges, and v6 ranges that cover its IPv4-mapped form
+ * (::ffff:10.0.0.0/104, or ::/0); a v4-mapped client address counts as the v4 one.
+ */
 export function isAddressInRanges(address: string, ranges: readonly ParsedCIDR[]): boolean {
   const parsed = parseAddress(address);
   if (!parsed) return false;
+  const mapped = parsed.kind() === 'ipv4' ? (parsed as ipaddr.IPv4).toIPv4MappedAddress() : null;
   for (const range of ranges) {
-    if (parsed.kind() === range[0].kind() && parsed.match(range)) return true;
+    if (parsed.kind() === range[0].kind()) {
+      if (parsed.match(range)) return true;
+    } else if (mapped && range[0].kind() === 'ipv6' && mapped.match(range)) {
+      return true;
+    }
   }
   return false;
+}
+
+/** Parses a list already validated (a stored allowlist); entries that do not parse are skipped. */
+export function parseCIDRs(values: readonly string[]): ParsedCIDR[] {
+  const ranges: ParsedCIDR[] = [];
+  for (const value of values) {
+    const parsed = parseCIDR(value);
+    if (parsed) ranges.push(parsed);
+  }
+  return ranges;
+}
+
+/** The entries of `values` that are not clean CIDRs or addresses. */
+export function invalidCIDRs(values: readonly string[]): string[] {
+  return values.filter((value) => parseCIDR(value) === null);
 }

@@ -13,6 +13,11 @@ export interface MainDB {
   api_tokens: ApiTokenTable;
 }
 
+  orgs: OrgTable;
+  org_memberships: OrgMembershipTable;
+  org_invitations: OrgInvitationTable;
+}
+
 export interface UserTable {
   id: string;
   /** 'active' | 'locked' */
@@ -77,6 +82,41 @@ export interface ApiTokenTable {
   last_used_ip_enc: string | null;
   revoked_at: number | null;
   revoked_reason: string | null;
+}
+
+export interface OrgTable {
+  id: string;
+  name: string;
+  slug: string;
+  /** The org policy document as JSON (validated before it is written). */
+  policy: string;
+  /** When mfa.required was last turned on (epoch ms); null while it is off. */
+  mfa_required_since: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface OrgMembershipTable {
+  org_id: string;
+  user_id: string;
+  /** 'owner' | 'admin' | 'auditor' | 'member' */
+  role: string;
+  joined_at: number;
+}
+
+export interface OrgInvitationTable {
+  id: string;
+  org_id: string;
+  /** Keyed blind index (HMAC) of the invited address; the address itself lives nowhere in this store. */
+  email_index: string;
+  role: string;
+  /** SHA-256 (hex) of the mailed 256-bit token. */
+  token_hash: string;
+  invited_by: string | null;
+  created_at: number;
+  expires_at: number;
+  accepted_at: number | null;
+  accepted_by: string | null;
 }
 
 /** PII store: personal data, encrypted per user (envelope encryption). */

@@ -1,0 +1,152 @@
+import type { FastifyInstance } from 'fastify';
+import { ORG_ROLES, type OrgRole } from '../../orgs/permissions.js';
+import { orgPolicySchema, type OrgPolicy } from '../../policy/org-policy.js';
+import type { Services } from '../../services.js';
+import { callerAuth, requireStepUp, sessionAuth } from '../auth.js';
+import { requestMeta } from '../request-meta.js';
+import { emailSchema, idParamSchema } from '../schemas.js';
+
+const orgNameSchema = { type: 'string', minLength: 1, maxLength: 100, pattern: '^[^\\p{Cc}\\u2028\\u2029<>]+$' } as const;
+/** Lower-case letters, digits and inner hyphens (a DNS label). */
+const slugSchema = { type: 'string', minLength: 2, maxLength: 63, pattern: '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])$' } as const;
+const roleSchema = { type: 'string', enum: [...ORG_ROLES] } as const;
+
+const orgSchema = {
+  type: 'object',
+  required: ['id', 'name', 'slug', 'createdAt'],
+  properties: { id: { type: 'string' }, name: { type: 'string' }, slug: { type: 'string' }, createdAt: { type: 'string' }, role: { type: 'string' } },
+} as const;
+
+const memberSchema = {
+  type: 'object',
+  required: ['userId', 'email', 'name', 'role', 'mfaEnabled'],
+  properties: { userId: { type: 'string' }, email: { type: 'string' }, name: { type: ['string', 'null'] }, role: { type: 'string' }, mfaEnabled: { type: 'boolean' } },
+} as const;
+
+const orgParams = { type: 'object', additionalProperties: false, required: ['orgId'], properties: { orgId: idParamSchema } } as const;
+const memberParams = {
+  type: 'object', additionalProperties: false, required: ['orgId', 'userId'], properties: { orgId: idParamSchema, userId: idParamSchema },
+} as const;
+
+/**
+ * Organizations (API.md "Organizations"). Handlers stay thin: every decision on
+ * roles is `services.orgs.assertAllowed` (the one permission table), and the
+ * guard below answers 404 to anyone who is not a member before any handler runs.
+ *
+ * EVERY org-scoped route lives under `/v1/orgs/:orgId/…` and names its param
+ * `orgId`: that is what puts it behind the membership and IP-allowlist guard
+ * and into the tenant-isolation walk (test/security/cross-tenant-access.test.ts).
+ */
+export async function orgRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  app.rampart.authGuards.push(async (request, auth) => {
+    const params = request.params as Record<string, unknown> | undefined;
+    const orgId = typeof params?.['orgId'] === 'string' ? params['orgId'] : null;
+    if (orgId === null && !(auth.kind === 'bearer' && auth.orgId)) return;
+    await services.orgs.assertRequestAllowed(auth, orgId, requestMeta(request));
+  });
+
+  app.post<{ Body: { name: string; slug: string } }>('/v1/orgs', {
+    config: { auth: 'session' },
+    schema: {
+      body: { type: 'object', additionalProperties: false, required: ['name', 'slug'], properties: { name: orgNameSchema, slug: slugSchema } },
+      response: { 201: { type: 'object', required: ['org'], properties: { org: orgSchema } } },
+    },
+  }, async (request, reply) => {
+    const { userId } = sessionAuth(request);
+    const org = await services.orgs.createOrg(userId, request.body, requestMeta(request));
+    return reply.code(201).send({ org });
+  });
+
+  app.get<{ Params: { orgId: string } }>('/v1/orgs/:orgId', {
+    config: { auth: 'user', scope: 'org:read' },
+    schema: { params: orgParams, response: { 200: { type: 'object', required: ['org'], properties: { org: orgSchema } } } },
+  }, async (request) => {
+    const { orgId } = request.params;
+    const role = await services.orgs.assertAllowed(callerAuth(request), orgId, 'org.read', requestMeta(request));
+    const org = await services.orgs.getOrg(orgId);
+    return { org: { ...org, role } };
+  });
+
+  app.get<{ Params: { orgId: string } }>('/v1/orgs/:orgId/members', {
+    config: { auth: 'user', scope: 'org:read' },
+    schema: {
+      params: orgParams,
+      response: { 200: { type: 'object', required: ['members'], properties: { members: { type: 'array', items: memberSchema } } } },
+    },
+  }, async (request) => {
+    const { orgId } = request.params;
+    await services.orgs.assertAllowed(callerAuth(request), orgId, 'members.read', requestMeta(request));
+    return { members: await services.orgs.listMembers(orgId) };
+  });
+
+  app.post<{ Params: { orgId: string }; Body: { email: string; role: OrgRole } }>('/v1/orgs/:orgId/invitations', {
+    config: { auth: 'user', scope: 'org:admin' },
+    schema: {
+      params: orgParams,
+      body: { type: 'object', additionalProperties: false, required: ['email', 'role'], properties: { email: emailSchema, role: roleSchema } },
+      response: { 201: { type: 'object', required: ['id', 'expiresAt'], properties: { id: { type: 'string' }, expiresAt: { type: 'string' } } } },
+    },
+  }, async (request, reply) => {
+    const invitation = await services.orgs.invite(callerAuth(request), request.params.orgId, request.body, requestMeta(request));
+    return reply.code(201).send(invitation);
+  });
+
+  app.post<{ Body: { token: string } }>('/v1/invitations/accept', {
+    config: { auth: 'session' },
+    schema: {
+      body: { type: 'object', additionalProperties: false, required: ['token'], properties: { token: { type: 'string', minLength: 1, maxLength: 128 } } },
+      response: { 200: { type: 'object', required: ['org'], properties: { org: orgSchema } } },
+    },
+  }, async (request) => {
+    const { userId } = sessionAuth(request);
+    return { org: await services.orgs.acceptInvitation(userId, request.body.token, requestMeta(request)) };
+  });
+
+  app.patch<{ Params: { orgId: string; userId: string }; Body: { role: OrgRole } }>('/v1/orgs/:orgId/members/:userId', {
+    config: { auth: 'user', scope: 'org:admin' },
+    schema: {
+      params: memberParams,
+      body: { type: 'object', additionalProperties: false, required: ['role'], properties: { role: roleSchema } },
+      response: { 200: { type: 'object', required: ['member'], properties: { member: memberSchema } } },
+    },
+  }, async (request) => {
+    const { orgId, userId } = request.params;
+    return { member: await services.orgs.changeRole(callerAuth(request), orgId, userId, request.body.role, requestMeta(request)) };
+  });
+
+  app.delete<{ Params: { orgId: string; userId: string } }>('/v1/orgs/:orgId/members/:userId', {
+    config: { auth: 'user', scope: 'org:admin' },
+    schema: { params: memberParams, response: { 204: { type: 'null' } } },
+  }, async (request, reply) => {
+    const { orgId, userId } = request.params;
+    await services.orgs.removeMember(callerAuth(request), orgId, userId, requestMeta(request));
+    return reply.code(204).send();
+  });
+
+  app.get<{ Params: { orgId: string } }>('/v1/orgs/:orgId/policy', {
+    config: { auth: 'user', scope: 'org:read' },
+    schema: { params: orgParams, response: { 200: orgPolicySchema } },
+  }, async (request) => {
+    const { orgId } = request.params;
+    await services.orgs.assertAllowed(callerAuth(request), orgId, 'policy.read', requestMeta(request));
+    return services.orgs.getPolicy(orgId);
+  });
+
+  app.put<{ Params: { orgId: string }; Querystring: { force?: boolean }; Body: OrgPolicy }>('/v1/orgs/:orgId/policy', {
+    // A policy change needs a session with a fresh step-up: no token can make it.
+    config: { auth: 'session' },
+    schema: {
+      params: orgParams,
+      querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } },
+      body: orgPolicySchema,
+      response: { 200: orgPolicySchema },
+    },
+  }, async (request) => {
+    const { orgId } = request.params;
+    const meta = requestMeta(request);
+    // The role first (a member learns "forbidden", not "re-authenticate"), then the step-up.
+    await services.orgs.assertAllowed(callerAuth(request), orgId, 'policy.update', meta);
+    const auth = requireStepUp(request, services);
+    return services.orgs.updatePolicy(auth, orgId, request.body, { force: request.query.force === true, meta });
+  });
+}

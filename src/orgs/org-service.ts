@@ -1,0 +1,434 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { RequestMeta } from '../auth/flows/request-meta.js';
+import { type Clock, iso } from '../clock.js';
+import { constantTimeEqual } from '../crypto/constant-time.js';
+import { sha256Hex } from '../crypto/hash.js';
+import { randomId, randomToken } from '../crypto/random.js';
+import { RampartError } from '../errors.js';
+import type { SecurityEventInput, SecurityEvents } from '../events/security-events.js';
+import type { Mailer } from '../mail/mailer.js';
+import type { PiiService } from '../pii/pii-service.js';
+import type { OrgPolicy } from '../policy/org-policy.js';
+import { defaultOrgPolicy } from '../policy/org-policy.js';
+import { isUniqueViolation } from '../store/errors.js';
+import type { MembershipWithOrg, OrgRepository, OrgRow } from '../store/repositories/orgs.js';
+import type { MainDB } from '../store/schema.js';
+import { isAddressAllowed } from './ip-allowlist.js';
+import { ACTION_SCOPES, isOrgRole, type OrgAction, type OrgRole, roleAllows } from './permissions.js';
+import { assertValidPolicy, parseStoredPolicy } from './policy-document.js';
+
+/** API.md: invitation links live 7 days. */
+export const INVITATION_TTL_MS = 7 * 24 * 3_600_000;
+const INVITATION_TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Who is asking, as the HTTP layer authenticated them (structurally the
+ * `AuthContext` of src/http/auth.ts; this module imports nothing of HTTP).
+ */
+export interface OrgCaller {
+  kind: 'session' | 'bearer';
+  userId: string;
+  /** null for a session (every power of its user); a bearer credential's scopes otherwise. */
+  scopes: readonly string[] | null;
+  /** The org a bearer credential is bound to, or null/undefined. */
+  orgId?: string | null;
+  credentialId?: string;
+}
+
+export interface Org {
+  id: string;
+  name: string;
+  slug: string;
+  createdAt: string;
+}
+
+export interface OrgMember {
+  userId: string;
+  email: string;
+  name: string | null;
+  role: OrgRole;
+  mfaEnabled: boolean;
+}
+
+export interface OrgMembership {
+  orgId: string;
+  role: OrgRole;
+  joinedAt: number;
+}
+
+/** Called inside the transaction that ends a membership (e.g. to revoke tokens bound to that org). */
+export type MembershipEndedListener = (orgId: string, userId: string, transaction: Transaction<MainDB>) => Promise<void>;
+
+/**
+ * Organizations: creation, members and roles, invitations, the org policy, the
+ * IP allowlist, and THE permission check (`assertAllowed`). Membership is read
+ * at every request, so a removed member's sessions and tokens lose the org at once.
+ */
+export class OrgService {
+  readonly #membershipEnded: MembershipEndedListener[] = [];
+
+  constructor(
+    private readonly db: Kysely<MainDB>,
+    private readonly repo: OrgRepository,
+    private readonly pii: PiiService,
+    private readonly events: SecurityEvents,
+    private readonly mailer: Mailer,
+    private readonly clock: Clock,
+    private readonly options: { productName: string; publicUrl: () => string },
+  ) {}
+
+  onMembershipEnded(listener: MembershipEndedListener): void {
+    this.#membershipEnded.push(listener);
+  }
+
+  // ---- reads ---------------------------------------------------------------
+
+  async membershipsOf(userId: string): Promise<OrgMembership[]> {
+    const rows = await this.repo.listMembershipsOfUser(userId);
+    return rows.map((row) => ({ orgId: row.org_id, role: toRole(row.role), joinedAt: row.joined_at }));
+  }
+
+  /** The memberships of a user with their orgs' names and policies (login gate, policy resolver). */
+  async membershipsWithOrgs(userId: string): Promise<MembershipWithOrg[]> {
+    return this.repo.listMembershipsOfUser(userId);
+  }
+
+  async roleOf(orgId: string, userId: string): Promise<OrgRole | null> {
+    const row = await this.repo.findMembership(orgId, userId);
+    return row ? toRole(row.role) : null;
+  }
+
+  async getOrg(orgId: string): Promise<Org | null> {
+    const row = await this.repo.findOrg(orgId);
+    return row ? toOrg(row) : null;
+  }
+
+  async getPolicy(orgId: string): Promise<OrgPolicy> {
+    const row = await this.repo.findOrg(orgId);
+    if (!row) throw new RampartError('not_found');
+    return parseStoredPolicy(row.policy);
+  }
+
+  /** For GET /v1/session. */
+  async orgsOfUser(userId: string): Promise<Array<{ id: string; name: string; slug: string; role: string }>> {
+    const rows = await this.repo.listMembershipsOfUser(userId);
+    return rows.map((row) => ({ id: row.org_id, name: row.name, slug: row.slug, role: row.role }));
+  }
+
+  /** Members with their email and name, decrypted from the PII store under each member's data key. */
+  async listMembers(orgId: string): Promise<OrgMember[]> {
+    const rows = await this.repo.listMembers(orgId);
+    const members: OrgMember[] = [];
+    for (const row of rows) {
+      const profile = await this.pii.getProfile(row.user_id);
+      if (!profile) continue; // a member whose personal data was shredded is being deleted
+      members.push({ userId: row.user_id, email: profile.email, name: profile.name, role: toRole(row.role), mfaEnabled: row.mfa_enabled === 1 });
+    }
+    return members;
+  }
+
+  // ---- the one permission check -----------------------------------------
+
+  /**
+   * THE permission check of every org route. Non-members, unknown orgs and
+   * tokens bound to another org all get `not_found`, exactly like a missing id
+   * (no route tells whether an org exists). A member whose role lacks the
+   * action gets `forbidden`; a bearer credential also needs the action's scope
+   * (`insufficient_scope`), and never gets more than its owner's CURRENT role.
+   * Returns the caller's role.
+   */
+  async assertAllowed(auth: OrgCaller, orgId: string, action: OrgAction, meta: RequestMeta | null = null): Promise<OrgRole> {
+    const role = await this.roleOf(orgId, auth.userId);
+    if (!role || (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId)) throw new RampartError('not_found');
+    if (!roleAllows(role, action)) {
+      await this.#recordDenied(auth, orgId, action, role, meta);
+      throw new RampartError('forbidden', { publicDetail: `Your role (${role}) does not allow ${action}.` });
+    }
+    if (auth.kind === 'bearer') {
+      const scope = ACTION_SCOPES[action];
+      if (!auth.scopes?.includes(scope)) throw new RampartError('insufficient_scope', { publicDetail: `This action needs the ${scope} scope.` });
+    }
+    return role;
+  }
+
+  /**
+   * The request-time gate of everything that touches an org: membership (else
+   * `not_found`), the org binding of a bearer credential, and the org's IP
+   * allowlist (else `ip_not_allowed` and an `ip.blocked` event). `orgId` is the
+   * org named in the path, or null for a request that names none; a credential
+   * bound to an org is held to that org's allowlist on every route.
+   */
+  async assertRequestAllowed(auth: OrgCaller, orgId: string | null, meta: RequestMeta): Promise<void> {
+    if (orgId !== null) {
+      const membership = await this.repo.findMembershipWithOrg(orgId, auth.userId);
+      if (!membership || (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId)) {
+        await this.events.record({
+          action: 'access.denied', actor: actorOf(auth), target: { type: 'org', id: orgId }, ip: meta.ip, userAgent: meta.userAgent,
+          outcome: 'denied', details: { reason: 'not_a_member' },
+        });
+        throw new RampartError('not_found');
+      }
+      await this.#assertAddress(auth, membership, meta, 'request');
+    }
+    if (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId) {
+      const membership = await this.repo.findMembershipWithOrg(auth.orgId, auth.userId);
+      // A credential bound to an org its owner left is a credential for nothing.
+      if (!membership) throw new RampartError('unauthenticated', { publicDetail: 'The token\'s organization membership has ended.' });
+      await this.#assertAddress(auth, membership, meta, 'token');
+    }
+  }
+
+  /**
+   * The login rule for IP allowlists: a login succeeds when at least one of the
+   * user's orgs admits the address (an org with an empty allowlist admits every
+   * address); a user in no org is not affected. Every later request that
+   * touches an org is held to that org's own list, so a member of A and B who
+   * logs in from B's network still cannot reach A from there.
+   */
+  async assertLoginAllowed(userId: string, meta: RequestMeta): Promise<void> {
+    const memberships = await this.repo.listMembershipsOfUser(userId);
+    if (memberships.length === 0) return;
+    const blocking = memberships.filter((m) => !isAddressAllowed(parseStoredPolicy(m.policy).network.ipAllowlist, meta.ip));
+    if (blocking.length < memberships.length) return;
+    for (const membership of blocking) {
+      await this.events.record({
+        action: 'ip.blocked', orgId: membership.org_id, actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
+        ip: meta.ip, userAgent: meta.userAgent, outcome: 'denied', details: { via: 'login' },
+      });
+    }
+    throw new RampartError('ip_not_allowed');
+  }
+
+  // ---- writes ----------------------------------------------------------------
+
+  async createOrg(userId: string, input: { name: string; slug: string }, meta: RequestMeta): Promise<Org & { role: OrgRole }> {
+    const now = this.clock.now();
+    const row: OrgRow = {
+      id: randomId('org'), name: input.name, slug: input.slug, policy: JSON.stringify(defaultOrgPolicy()),
+      mfa_required_since: null, created_at: now, updated_at: now,
+    };
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        await this.repo.insertOrg(row, trx);
+        await this.repo.insertMembership({ org_id: row.id, user_id: userId, role: 'owner', joined_at: now }, trx);
+        const base = { orgId: row.id, actor: { type: 'user' as const, id: userId }, ip: meta.ip, userAgent: meta.userAgent, outcome: 'success' as const };
+        await this.events.record({ ...base, action: 'org.created', target: { type: 'org', id: row.id }, details: { slug: row.slug } }, trx);
+        await this.events.record({ ...base, action: 'member.added', target: { type: 'user', id: userId }, details: { role: 'owner', via: 'org_created' } }, trx);
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new RampartError('slug_taken');
+      throw error;
+    }
+    return { ...toOrg(row), role: 'owner' };
+  }
+
+  /**
+   * Replaces the org policy (PUT). Refuses an allowlist that would shut out the
+   * caller's own address unless `force` says so. The change and its
+   * `policy.updated` event (before and after) commit together.
+   */
+  async updatePolicy(auth: OrgCaller, orgId: string, input: unknown, options: { force: boolean; meta: RequestMeta }): Promise<OrgPolicy> {
+    await this.assertAllowed(auth, orgId, 'policy.update', options.meta);
+    const after = assertValidPolicy(input);
+    const allowlist = after.network.ipAllowlist;
+    if (!options.force && !isAddressAllowed(allowlist, options.meta.ip)) {
+      throw new RampartError('would_lock_out_self', {
+        publicDetail: 'The new IP allowlist does not include your own address; send ?force=true to save it anyway.',
+      });
+    }
+    const now = this.clock.now();
+    await this.db.transaction().execute(async (trx) => {
+      if (!(await this.repo.lockOrg(orgId, now, trx))) throw new RampartError('not_found');
+      const row = (await this.repo.findOrg(orgId, trx))!;
+      const before = parseStoredPolicy(row.policy);
+      const mfaRequiredSince = !after.mfa.required ? null : before.mfa.required && row.mfa_required_since !== null ? row.mfa_required_since : now;
+      await this.repo.updatePolicy(orgId, JSON.stringify(after), mfaRequiredSince, now, trx);
+      await this.events.record({
+        action: 'policy.updated', orgId, actor: actorOf(auth), target: { type: 'org', id: orgId }, ip: options.meta.ip,
+        userAgent: options.meta.userAgent, outcome: 'success',
+        details: { before, after, ...(options.force && !isAddressAllowed(allowlist, options.meta.ip) ? { forced: true } : {}) },
+      }, trx);
+    });
+    return after;
+  }
+
+  /** Invites an address (admin+; the owner role only by an owner). Returns the invitation's id and expiry. */
+  async invite(auth: OrgCaller, orgId: string, input: { email: string; role: OrgRole }, meta: RequestMeta): Promise<{ id: string; expiresAt: string }> {
+    const callerRole = await this.assertAllowed(auth, orgId, 'members.invite', meta);
+    if (input.role === 'owner') await this.#assertOwnerPower(auth, orgId, callerRole, meta);
+    const existing = await this.pii.findUserIdByEmail(input.email);
+    if (existing && (await this.repo.findMembership(orgId, existing))) throw new RampartError('already_member');
+    const emailIndex = await this.pii.emailIndex(input.email);
+    const token = randomToken(32);
+    const now = this.clock.now();
+    const id = randomId('inv');
+    const expiresAt = now + INVITATION_TTL_MS;
+    const org = await this.db.transaction().execute(async (trx) => {
+      if (!(await this.repo.lockOrg(orgId, now, trx))) throw new RampartError('not_found');
+      // Only the newest link for an address works.
+      await this.repo.deletePendingInvitations(orgId, emailIndex, trx);
+      await this.repo.insertInvitation({
+        id, org_id: orgId, email_index: emailIndex, role: input.role, token_hash: sha256Hex(token), invited_by: auth.userId,
+        created_at: now, expires_at: expiresAt, accepted_at: null, accepted_by: null,
+      }, trx);
+      await this.events.record({
+        action: 'invitation.created', orgId, actor: actorOf(auth), target: { type: 'invitation', id }, ip: meta.ip,
+        userAgent: meta.userAgent, outcome: 'success', details: { role: input.role, expiresAt: iso(expiresAt) },
+      }, trx);
+      return (await this.repo.findOrg(orgId, trx))!;
+    });
+    const link = `${this.options.publicUrl()}/invitations/accept?token=${token}`;
+    await this.mailer.send({
+      to: input.email,
+      subject: `You are invited to join ${org.name} on ${this.options.productName}`,
+      text: [
+        `You have been invited to join the organization "${org.name}" on ${this.options.productName} as ${input.role}.`,
+        '',
+        'Sign in (or sign up) with this email address, then open this link within 7 days:',
+        '',
+        link,
+        '',
+        'The link works once. If you did not expect this invitation, ignore this message.',
+        '',
+      ].join('\r\n'),
+    });
+    return { id, expiresAt: iso(expiresAt) };
+  }
+
+  /**
+   * Accepts an invitation for the signed-in user, whose address must be the
+   * invited one. Single use: the token is consumed in the same transaction that
+   * adds the membership; a used, expired, unknown or malformed token is `invalid_token`.
+   */
+  async acceptInvitation(userId: string, token: string, meta: RequestMeta): Promise<Org & { role: OrgRole }> {
+    if (!INVITATION_TOKEN.test(token)) throw new RampartError('invalid_token');
+    const invitation = await this.repo.findInvitationByTokenHash(sha256Hex(token));
+    const now = this.clock.now();
+    if (!invitation || invitation.accepted_at !== null || invitation.expires_at <= now) throw new RampartError('invalid_token');
+    const profile = await this.pii.getProfile(userId);
+    if (!profile || !constantTimeEqual(await this.pii.emailIndex(profile.email), invitation.email_index)) {
+      throw new RampartError('invitation_email_mismatch');
+    }
+    const org = await this.repo.findOrg(invitation.org_id);
+    if (!org) throw new RampartError('invalid_token');
+    // Joining touches the org: its allowlist applies from the first request.
+    if (!isAddressAllowed(parseStoredPolicy(org.policy).network.ipAllowlist, meta.ip)) {
+      await this.events.record({
+        action: 'ip.blocked', orgId: org.id, actor: { type: 'user', id: userId }, target: { type: 'invitation', id: invitation.id },
+        ip: meta.ip, userAgent: meta.userAgent, outcome: 'denied', details: { via: 'invitation' },
+      });
+      throw new RampartError('ip_not_allowed');
+    }
+    const role = await this.db.transaction().execute(async (trx) => {
+      if (!(await this.repo.lockOrg(org.id, now, trx))) throw new RampartError('invalid_token');
+      if (!(await this.repo.consumeInvitation(invitation.id, userId, now, trx))) throw new RampartError('invalid_token');
+      const base = { orgId: org.id, actor: { type: 'user' as const, id: userId }, ip: meta.ip, userAgent: meta.userAgent, outcome: 'success' as const };
+      await this.events.record({ ...base, action: 'invitation.accepted', target: { type: 'invitation', id: invitation.id }, details: { role: invitation.role } }, trx);
+      const existing = await this.repo.findMembership(org.id, userId, trx);
+      if (existing) return toRole(existing.role);
+      await this.repo.insertMembership({ org_id: org.id, user_id: userId, role: invitation.role, joined_at: now }, trx);
+      await this.events.record({ ...base, action: 'member.added', target: { type: 'user', id: userId }, details: { role: invitation.role, via: 'invitation' } }, trx);
+      return toRole(invitation.role);
+    });
+    return { ...toOrg(org), role };
+  }
+
+  /**
+   * Changes a member's role (admin+). Only an owner grants the owner role or
+   * changes an owner's; the last owner cannot be demoted (`last_owner`).
+   */
+  async changeRole(auth: OrgCaller, orgId: string, targetUserId: string, role: OrgRole, meta: RequestMeta): Promise<OrgMember> {
+    const callerRole = await this.assertAllowed(auth, orgId, 'members.update_role', meta);
+    const now = this.clock.now();
+    await this.db.transaction().execute(async (trx) => {
+      if (!(await this.repo.lockOrg(orgId, now, trx))) throw new RampartError('not_found');
+      const target = await this.repo.findMembership(orgId, targetUserId, trx);
+      if (!target) throw new RampartError('not_found');
+      if (target.role === 'owner' || role === 'owner') await this.#assertOwnerPower(auth, orgId, callerRole, meta);
+      if (target.role === role) return;
+      if (target.role === 'owner' && (await this.repo.countOwners(orgId, trx)) <= 1) throw new RampartError('last_owner');
+      await this.repo.updateRole(orgId, targetUserId, role, trx);
+      await this.events.record({
+        action: 'member.role_changed', orgId, actor: actorOf(auth), target: { type: 'user', id: targetUserId }, ip: meta.ip,
+        userAgent: meta.userAgent, outcome: 'success', details: { from: target.role, to: role },
+      }, trx);
+    });
+    const member = (await this.listMembers(orgId)).find((m) => m.userId === targetUserId);
+    if (!member) throw new RampartError('not_found');
+    return member;
+  }
+
+  /**
+   * Ends a membership: an admin removing someone (an owner only by an owner), or
+   * anyone leaving. The last owner can neither leave nor be removed. Membership
+   * is read at every request, so the member's sessions and tokens lose the org now.
+   */
+  async removeMember(auth: OrgCaller, orgId: string, targetUserId: string, meta: RequestMeta): Promise<void> {
+    const self = targetUserId === auth.userId;
+    const callerRole = await this.assertAllowed(auth, orgId, self ? 'members.leave' : 'members.remove', meta);
+    const now = this.clock.now();
+    await this.db.transaction().execute(async (trx) => {
+      if (!(await this.repo.lockOrg(orgId, now, trx))) throw new RampartError('not_found');
+      const target = await this.repo.findMembership(orgId, targetUserId, trx);
+      if (!target) throw new RampartError('not_found');
+      if (target.role === 'owner') {
+        if (!self) await this.#assertOwnerPower(auth, orgId, callerRole, meta);
+        if ((await this.repo.countOwners(orgId, trx)) <= 1) throw new RampartError('last_owner');
+      }
+      await this.repo.deleteMembership(orgId, targetUserId, trx);
+      await this.events.record({
+        action: 'member.removed', orgId, actor: actorOf(auth), target: { type: 'user', id: targetUserId }, ip: meta.ip,
+        userAgent: meta.userAgent, outcome: 'success', details: { role: target.role, self },
+      }, trx);
+      for (const listener of this.#membershipEnded) await listener(orgId, targetUserId, trx);
+    });
+  }
+
+  /** Adds a member directly (CLI, tests, imports); the HTTP way in is an invitation. */
+  async addMember(orgId: string, userId: string, role: OrgRole, actor: SecurityEventInput['actor'], transaction?: Transaction<MainDB>): Promise<void> {
+    const run = async (trx: Transaction<MainDB>) => {
+      await this.repo.insertMembership({ org_id: orgId, user_id: userId, role, joined_at: this.clock.now() }, trx);
+      await this.events.record({
+        action: 'member.added', orgId, actor, target: { type: 'user', id: userId }, outcome: 'success', details: { role, via: 'direct' },
+      }, trx);
+    };
+    if (transaction) await run(transaction);
+    else await this.db.transaction().execute(run);
+  }
+
+  async #assertOwnerPower(auth: OrgCaller, orgId: string, callerRole: OrgRole, meta: RequestMeta | null): Promise<void> {
+    if (roleAllows(callerRole, 'members.manage_owners')) return;
+    await this.#recordDenied(auth, orgId, 'members.manage_owners', callerRole, meta);
+    throw new RampartError('forbidden', { publicDetail: 'Only an owner can grant, change or remove the owner role.' });
+  }
+
+  async #assertAddress(auth: OrgCaller, membership: MembershipWithOrg, meta: RequestMeta, via: string): Promise<void> {
+    const allowlist = parseStoredPolicy(membership.policy).network.ipAllowlist;
+    if (isAddressAllowed(allowlist, meta.ip)) return;
+    await this.events.record({
+      action: 'ip.blocked', orgId: membership.org_id, actor: actorOf(auth), target: { type: 'org', id: membership.org_id },
+      ip: meta.ip, userAgent: meta.userAgent, outcome: 'denied', details: { via, credential: auth.kind },
+    });
+    throw new RampartError('ip_not_allowed');
+  }
+
+  async #recordDenied(auth: OrgCaller, orgId: string, action: string, role: OrgRole, meta: RequestMeta | null): Promise<void> {
+    await this.events.record({
+      action: 'access.denied', orgId, actor: actorOf(auth), target: { type: 'org', id: orgId }, ip: meta?.ip ?? null,
+      userAgent: meta?.userAgent ?? null, outcome: 'denied', details: { action, role },
+    });
+  }
+}
+
+function actorOf(auth: OrgCaller): SecurityEventInput['actor'] {
+  return { type: 'user', id: auth.userId };
+}
+
+function toRole(value: string): OrgRole {
+  if (!isOrgRole(value)) throw new Error(`unknown org role in the store: ${value}`);
+  return value;
+}
+
+function toOrg(row: OrgRow): Org {
+  return { id: row.id, name: row.name, slug: row.slug, createdAt: iso(row.created_at) };
+}

@@ -1,0 +1,142 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { MainDB, OrgInvitationTable, OrgMembershipTable, OrgTable } from '../schema.js';
+
+export type OrgRow = OrgTable;
+export type MembershipRow = OrgMembershipTable;
+export type InvitationRow = OrgInvitationTable;
+type Executor = Kysely<MainDB> | Transaction<MainDB>;
+
+/** A membership with the org it belongs to: what the policy resolver and the session view need. */
+export interface MembershipWithOrg {
+  org_id: string;
+  role: string;
+  joined_at: number;
+  name: string;
+  slug: string;
+  policy: string;
+  mfa_required_since: number | null;
+}
+
+/** Orgs, memberships and invitations: the only SQL of the orgs feature. */
+export class OrgRepository {
+  constructor(private readonly db: Kysely<MainDB>) {}
+
+  async insertOrg(row: OrgRow, executor: Executor = this.db): Promise<void> {
+    await executor.insertInto('orgs').values(row).execute();
+  }
+
+  async findOrg(id: string, executor: Executor = this.db): Promise<OrgRow | undefined> {
+    return executor.selectFrom('orgs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /**
+   * Takes the org's row lock for the rest of the transaction (PostgreSQL row lock,
+   * SQLite database write lock), so that concurrent membership changes of one org
+   * run one after the other and "at least one owner" cannot be raced away.
+   */
+  async lockOrg(id: string, now: number, executor: Transaction<MainDB>): Promise<boolean> {
+    const result = await executor.updateTable('orgs').set({ updated_at: now }).where('id', '=', id).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async updatePolicy(id: string, policy: string, mfaRequiredSince: number | null, now: number, executor: Executor = this.db): Promise<void> {
+    await executor.updateTable('orgs').set({ policy, mfa_required_since: mfaRequiredSince, updated_at: now }).where('id', '=', id).execute();
+  }
+
+  async insertMembership(row: MembershipRow, executor: Executor = this.db): Promise<void> {
+    await executor.insertInto('org_memberships').values(row).execute();
+  }
+
+  async findMembership(orgId: string, userId: string, executor: Executor = this.db): Promise<MembershipRow | undefined> {
+    return executor.selectFrom('org_memberships').selectAll().where('org_id', '=', orgId).where('user_id', '=', userId).executeTakeFirst();
+  }
+
+  /** The membership joined with its org, in one indexed read (every org request makes it). */
+  async findMembershipWithOrg(orgId: string, userId: string): Promise<MembershipWithOrg | undefined> {
+    return this.#membershipsWithOrgs(this.db)
+      .where('org_memberships.org_id', '=', orgId)
+      .where('org_memberships.user_id', '=', userId)
+      .executeTakeFirst();
+  }
+
+  async listMembershipsOfUser(userId: string, executor: Executor = this.db): Promise<MembershipWithOrg[]> {
+    return this.#membershipsWithOrgs(executor)
+      .where('org_memberships.user_id', '=', userId)
+      .orderBy('org_memberships.joined_at', 'asc')
+      .orderBy('org_memberships.org_id', 'asc')
+      .execute();
+  }
+
+  async listMembers(orgId: string, executor: Executor = this.db): Promise<Array<MembershipRow & { mfa_enabled: number }>> {
+    return executor
+      .selectFrom('org_memberships')
+      .innerJoin('users', 'users.id', 'org_memberships.user_id')
+      .selectAll('org_memberships')
+      .select('users.mfa_enabled')
+      .where('org_memberships.org_id', '=', orgId)
+      .orderBy('org_memberships.joined_at', 'asc')
+      .orderBy('org_memberships.user_id', 'asc')
+      .execute();
+  }
+
+  async countOwners(orgId: string, executor: Executor = this.db): Promise<number> {
+    const row = await executor
+      .selectFrom('org_memberships')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('org_id', '=', orgId)
+      .where('role', '=', 'owner')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async updateRole(orgId: string, userId: string, role: string, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor.updateTable('org_memberships').set({ role }).where('org_id', '=', orgId).where('user_id', '=', userId).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async deleteMembership(orgId: string, userId: string, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor.deleteFrom('org_memberships').where('org_id', '=', orgId).where('user_id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  async insertInvitation(row: InvitationRow, executor: Executor = this.db): Promise<void> {
+    await executor.insertInto('org_invitations').values(row).execute();
+  }
+
+  /** Removes the pending invitations of one address to one org (a new one replaces them). */
+  async deletePendingInvitations(orgId: string, emailIndex: string, executor: Executor = this.db): Promise<number> {
+    const result = await executor
+      .deleteFrom('org_invitations')
+      .where('org_id', '=', orgId)
+      .where('email_index', '=', emailIndex)
+      .where('accepted_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async findInvitationByTokenHash(tokenHash: string, executor: Executor = this.db): Promise<InvitationRow | undefined> {
+    return executor.selectFrom('org_invitations').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+  }
+
+  /** Marks an invitation used; false when someone used it first (single use under concurrency). */
+  async consumeInvitation(id: string, userId: string, now: number, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor
+      .updateTable('org_invitations')
+      .set({ accepted_at: now, accepted_by: userId })
+      .where('id', '=', id)
+      .where('accepted_at', 'is', null)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  #membershipsWithOrgs(executor: Executor) {
+    return executor
+      .selectFrom('org_memberships')
+      .innerJoin('orgs', 'orgs.id', 'org_memberships.org_id')
+      .select([
+        'org_memberships.org_id', 'org_memberships.role', 'org_memberships.joined_at',
+        'orgs.name', 'orgs.slug', 'orgs.policy', 'orgs.mfa_required_since',
+      ]);
+  }
+}
