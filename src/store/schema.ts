@@ -11,8 +11,6 @@ export interface MainDB {
   sessions: SessionTable;
   keyring: KeyringTable;
   api_tokens: ApiTokenTable;
-}
-
   orgs: OrgTable;
   org_memberships: OrgMembershipTable;
   org_invitations: OrgInvitationTable;
