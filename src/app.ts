@@ -5,6 +5,7 @@ import fastifyHelmet from '@fastify/helmet';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import { eventContext } from './events/context.js';
 import { registerAuth } from './http/auth.js';
 import { registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
@@ -76,6 +77,10 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     });
   }
 
+  // First hook: the rest of the request runs inside its event context (request id in audit events).
+  app.addHook('onRequest', (request, _reply, done) => {
+    eventContext.run({ requestId: request.id }, done);
+  });
   app.addHook('onRequest', async (_request, reply) => {
     // Credentials and personal data flow through almost every route; nothing is cacheable
     // unless a route says so explicitly.

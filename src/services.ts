@@ -9,6 +9,7 @@ import type { KeyProvider } from './crypto/key-provider.js';
 import { Keyring } from './crypto/keyring.js';
 import { loadMasterKeyFile } from './crypto/master-key-file.js';
 import { SecurityEvents } from './events/security-events.js';
+import { AuditLog } from './audit/audit-log.js';
 import { createMailer, type Mailer } from './mail/mailer.js';
 import { PiiService } from './pii/pii-service.js';
 import { OrgService } from './orgs/org-service.js';
@@ -43,6 +44,8 @@ export interface Services {
   readonly users: UserRepository;
   readonly sessions: SessionService;
   readonly events: SecurityEvents;
+  /** The hash-chained audit log (a sink of `events`). */
+  readonly audit: AuditLog;
   readonly mailer: Mailer;
   policies: PolicyResolver;
   /** The orgs a user belongs to, for GET /v1/session; the orgs feature supplies it (none exist before). */
@@ -96,6 +99,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       logger.info({ event: { action: event.action, outcome: event.outcome, actor: event.actor, target: event.target, orgId: event.orgId } }, 'security event');
     },
   });
+  // Every event is appended to the hash-chained audit log, inside the caller's transaction when given.
+  const audit = new AuditLog(stores.main.db, keyring, clock);
+  events.addSink(audit);
   const mailer = createMailer({
     from: config.mailFrom,
     smtpUrl: config.smtpUrl,
@@ -116,6 +122,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     users,
     sessions,
     events,
+    audit,
     mailer,
     policies: undefined as unknown as PolicyResolver,
     orgsOfUser: async () => [],
@@ -161,6 +168,6 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // The IP allowlist comes first among login gates: a refused address gets no MFA challenge.
   services.login.addGate({ name: 'ip-allowlist', check: async ({ user, meta }) => (await orgs.assertLoginAllowed(user.id, meta), null) });
   // Warm the purpose keys so the first request does not race to create them.
-  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), piiKeyring.key('blind-index')]);
+  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), piiKeyring.key('blind-index'), audit.init()]);
   return services;
 }

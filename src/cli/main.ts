@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { auditCommand } from './audit.js';
 import { doctorCommand } from './doctor.js';
 import { migrateCommand } from './migrate.js';
 import { serveCommand } from './serve.js';
@@ -8,6 +9,7 @@ const program = new Command('rampart')
   .showHelpAfterError()
   .addCommand(serveCommand(), { isDefault: true })
   .addCommand(migrateCommand())
-  .addCommand(doctorCommand());
+  .addCommand(doctorCommand())
+  .addCommand(auditCommand());
 
 await program.parseAsync(process.argv);

@@ -28,6 +28,7 @@ export const EVENT_CATALOGUE = {
   'policy.updated': 'An org policy was replaced (details.before, details.after; details.forced when the allowlist excluded the caller).',
   'ip.blocked': 'A request, login or token use was refused by an org IP allowlist (details.via: login, request, token, invitation).',
   'access.denied': 'An authorization check refused a caller (details.action and role, or details.reason: not_a_member, no_staff_role…).',
+  'audit.pruned': 'Retention pruning deleted the oldest audit events and anchored the chain at the first kept one (details.firstSeq, details.anchorHash).',
 } as const satisfies Record<string, string>;
 
 export type EventAction = keyof typeof EVENT_CATALOGUE;

@@ -2,6 +2,7 @@ import type { Transaction } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { MainDB } from '../store/schema.js';
 import type { EventAction } from './catalogue.js';
+import { eventContext } from './context.js';
 
 export type ActorType = 'user' | 'token' | 'staff' | 'system' | 'anonymous';
 
@@ -15,6 +16,8 @@ export interface SecurityEventInput {
   outcome: 'success' | 'failure' | 'denied';
   /** Small, non-secret facts. Never a password, token, code or personal data. */
   details?: Record<string, unknown>;
+  /** The HTTP request it happened in; filled from the request context when omitted. */
+  requestId?: string | null;
 }
 
 export interface SecurityEvent extends SecurityEventInput {
@@ -43,7 +46,7 @@ export class SecurityEvents {
   }
 
   async record(input: SecurityEventInput, transaction?: Transaction<MainDB>): Promise<void> {
-    const event: SecurityEvent = { ...input, time: this.clock.now() };
+    const event: SecurityEvent = { ...input, requestId: input.requestId ?? eventContext.getStore()?.requestId ?? null, time: this.clock.now() };
     for (const sink of this.#sinks) await sink.record(event, transaction);
   }
 }

@@ -14,6 +14,9 @@ export interface MainDB {
   orgs: OrgTable;
   org_memberships: OrgMembershipTable;
   org_invitations: OrgInvitationTable;
+  audit_events: AuditEventTable;
+  audit_head: AuditHeadTable;
+  audit_prune_permit: { id: number };
 }
 
 export interface UserTable {
@@ -115,6 +118,39 @@ export interface OrgInvitationTable {
   expires_at: number;
   accepted_at: number | null;
   accepted_by: string | null;
+}
+
+/** One hash-chained audit event (append-only: triggers refuse UPDATE and unpermitted DELETE). */
+export interface AuditEventTable {
+  seq: number;
+  id: string;
+  time: number;
+  org_id: string | null;
+  actor_type: string;
+  actor_id: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  /** The user the event concerns (actor or target), for the user's security feed. */
+  user_id: string | null;
+  /** Client address and user agent, AES-256-GCM under the keyring's "audit" key. */
+  ip_enc: string | null;
+  user_agent_enc: string | null;
+  outcome: string;
+  /** JSON text. */
+  details: string;
+  request_id: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+/** The single row (id 1) holding the chain head and its anchor (first retained event). */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+  first_seq: number;
+  first_prev_hash: string;
 }
 
 /** PII store: personal data, encrypted per user (envelope encryption). */
