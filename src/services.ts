@@ -168,6 +168,6 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // The IP allowlist comes first among login gates: a refused address gets no MFA challenge.
   services.login.addGate({ name: 'ip-allowlist', check: async ({ user, meta }) => (await orgs.assertLoginAllowed(user.id, meta), null) });
   // Warm the purpose keys so the first request does not race to create them.
-  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), piiKeyring.key('blind-index'), audit.init()]);
+  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), piiKeyring.key('blind-index'), audit.init(), hasher.prepareDummy()]);
   return services;
 }

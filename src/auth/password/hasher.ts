@@ -104,9 +104,14 @@ export class PasswordHasher {
    * account does not exist, so that unknown emails answer in the same time.
    */
   async verifyDummy(password: string): Promise<false> {
-    this.#dummyHash ??= this.hash(randomBytes(18).toString('base64url'));
-    await this.verify(await this.#dummyHash, password);
+    await this.verify(await this.prepareDummy(), password);
     return false;
+  }
+
+  /** Computes the dummy hash ahead of time, so the first unknown-user login is not slower (start-up calls this). */
+  prepareDummy(): Promise<string> {
+    this.#dummyHash ??= this.hash(randomBytes(18).toString('base64url'));
+    return this.#dummyHash;
   }
 
   /** Hashes in flight and waiting, for metrics and tests. */

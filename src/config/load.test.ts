@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ConfigError } from '../errors.js';
+import { loadConfig, resolvePublicUrl } from './load.js';
+import { OPTIONS } from './schema.js';
+
+function dir(): string {
+  return mkdtempSync(join(tmpdir(), 'rampart-config-'));
+}
+
+describe('configuration', () => {
+  test('secure defaults: loopback, TLS, 8443, data dir files', () => {
+    const dataDir = dir();
+    const config = loadConfig({ env: { RAMPART_DATA_DIR: dataDir }, flags: {} });
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.port, 8443);
+    assert.equal(config.insecurePlainHttpOnLoopback, false);
+    assert.equal(config.masterKeyFile, join(dataDir, 'keys', 'master.key'));
+    assert.equal(config.databaseUrl, null);
+    assert.deepEqual(config.trustedProxies, []);
+    assert.equal(config.passwordMinLength, 12);
+    assert.equal(config.argon2MemoryKiB, 19456);
+    assert.equal(config.sessionIdleTimeoutMinutes, 60);
+    assert.equal(config.sessionAbsoluteTimeoutHours, 12);
+    assert.ok(Object.isFrozen(config));
+    assert.equal(resolvePublicUrl(config, 9443), 'https://localhost:9443');
+  });
+
+  test('flags win over env, env over the config file, the file over defaults', () => {
+    const dataDir = dir();
+    writeFileSync(join(dataDir, 'rampart.config.json'), JSON.stringify({ port: 1111, host: '127.0.0.2', logLevel: 'warn' }));
+    const fileOnly = loadConfig({ env: { RAMPART_DATA_DIR: dataDir }, flags: {} });
+    assert.equal(fileOnly.port, 1111);
+    assert.equal(fileOnly.sources['port'], 'file');
+    const envOverFile = loadConfig({ env: { RAMPART_DATA_DIR: dataDir, RAMPART_PORT: '2222' }, flags: {} });
+    assert.equal(envOverFile.port, 2222);
+    assert.equal(envOverFile.host, '127.0.0.2');
+    const flagOverEnv = loadConfig({ env: { RAMPART_DATA_DIR: dataDir, RAMPART_PORT: '2222' }, flags: { port: '3333' } });
+    assert.equal(flagOverEnv.port, 3333);
+    assert.equal(flagOverEnv.sources['port'], 'flag');
+    assert.equal(flagOverEnv.logLevel, 'warn');
+    const explicitFile = join(dir(), 'custom.json');
+    writeFileSync(explicitFile, JSON.stringify({ port: 4444 }));
+    assert.equal(loadConfig({ env: { RAMPART_DATA_DIR: dataDir }, flags: { config: explicitFile } }).port, 4444);
+  });
+
+  test('insecure or unknown values stop start-up with a one-line reason', () => {
+    const dataDir = dir();
+    const refuse = (env: Record<string, string>, pattern: RegExp) => {
+      assert.throws(() => loadConfig({ env: { RAMPART_DATA_DIR: dataDir, ...env }, flags: {} }), (error: unknown) => {
+        assert.ok(error instanceof ConfigError, String(error));
+        assert.match(error.message, pattern);
+        assert.ok(!error.message.includes('\n'), 'one line');
+        return true;
+      });
+    };
+    refuse({ RAMPART_PORTT: '1' }, /unknown environment variable RAMPART_PORTT/);
+    refuse({ RAMPART_INSECURE_PLAIN_HTTP_ON_LOOPBACK: 'true', RAMPART_HOST: '0.0.0.0' }, /loopback/);
+    refuse({ PASSWORD_MIN_LENGTH: '6' }, /PASSWORD_MIN_LENGTH must be at least 8/);
+    refuse({ ARGON2_MEMORY_KIB: '8192', ARGON2_ITERATIONS: '2' }, /OWASP/);
+    refuse({ RAMPART_PORT: 'eighty' }, /whole number/);
+    refuse({ RAMPART_PORT: '70000' }, /at most 65535/);
+    refuse({ PUBLIC_URL: 'http://example.com' }, /https/);
+    refuse({ PUBLIC_URL: 'https://example.com/path' }, /origin only/);
+    refuse({ DATABASE_URL: 'mysql://x' }, /postgres/);
+    refuse({ DATABASE_URL: 'postgres://a/b', PII_DATABASE_URL: 'postgres://a/b' }, /must differ/);
+    refuse({ TRUSTED_PROXIES: '10.0.0.1/8' }, /TRUSTED_PROXIES/);
+    refuse({ TRUSTED_PROXIES: 'not-an-ip' }, /TRUSTED_PROXIES/);
+    refuse({ CORS_ORIGINS: 'http://app.example.com' }, /https/);
+    refuse({ CORS_ORIGINS: '*' }, /CORS_ORIGINS/);
+    refuse({ TLS_CERT_FILE: '/tmp/cert.pem' }, /TLS_KEY_FILE/);
+    refuse({ LOG_LEVEL: 'verbose' }, /LOG_LEVEL/);
+    refuse({ MAIL_FROM: 'a@b\r\nBcc: x@y' }, /single line/);
+    refuse({ RAMPART_HOST: 'example.com' }, /IP address/);
+  });
+
+  test('a config file with an unknown key or bad JSON is refused', () => {
+    const dataDir = dir();
+    writeFileSync(join(dataDir, 'rampart.config.json'), JSON.stringify({ prot: 1 }));
+    assert.throws(() => loadConfig({ env: { RAMPART_DATA_DIR: dataDir }, flags: {} }), /unknown option "prot"/);
+    writeFileSync(join(dataDir, 'rampart.config.json'), '{nope');
+    assert.throws(() => loadConfig({ env: { RAMPART_DATA_DIR: dataDir }, flags: {} }), /not valid JSON/);
+    assert.throws(() => loadConfig({ env: {}, flags: { config: join(dataDir, 'missing.json') } }), /does not exist/);
+  });
+
+  test('every option documents its default and has a unique env name', () => {
+    const envs = new Set<string>();
+    for (const option of OPTIONS) {
+      assert.ok(option.doc.length > 20, `${option.key} is documented`);
+      assert.ok(!envs.has(option.env), `${option.env} unique`);
+      envs.add(option.env);
+    }
+  });
+});

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { TestClient } from '../helpers/client.js';
+
+const BIN = resolve('bin/rampart.js');
+
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('RAMPART_') && !['DATABASE_URL', 'PII_DATABASE_URL', 'PUBLIC_URL'].includes(key)) env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+function run(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [BIN, ...args], { env: cleanEnv(env), encoding: 'utf8', timeout: 60_000 });
+}
+
+/** Starts `rampart serve` and resolves with its first stdout line. */
+function serve(dataDir: string): Promise<{ child: ChildProcess; firstLine: string; output: () => string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  return new Promise((resolvePromise, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const before = stdout;
+      stdout += chunk.toString('utf8');
+      if (!before.includes('\n') && stdout.includes('\n')) resolvePromise({ child, firstLine: stdout.split('\n')[0]!, output: () => stdout });
+    });
+    child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+    child.on('exit', (code) => reject(new Error(`serve exited early with ${code}: ${stdout}`)));
+  });
+}
+
+describe('the command line', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rampart-cli-'));
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  test('serve prints one "listening on" line first, answers over TLS, and stops cleanly on SIGTERM', async () => {
+    const { child, firstLine, output } = await serve(dataDir);
+    const match = /^listening on (https:\/\/127\.0\.0\.1:(\d+))$/.exec(firstLine);
+    assert.ok(match, firstLine);
+    const client = new TestClient(match[1]!, readFileSync(join(dataDir, 'tls', 'cert.pem'), 'utf8'));
+    assert.equal((await client.get('/healthz')).status, 200);
+    // A login in flight when the signal arrives still gets its answer.
+    const inFlight = client.post('/v1/login', { email: 'nobody@example.com', password: 'some long password here' });
+    await new Promise((r) => setTimeout(r, 5));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    assert.equal((await inFlight).status, 401);
+    client.close();
+    assert.equal(await exited, 0);
+    const logLines = output().split('\n').slice(1).filter(Boolean);
+    for (const line of logLines) assert.doesNotThrow(() => JSON.parse(line), `log lines are JSON: ${line}`);
+  });
+
+  test('migrate reports both stores up to date after serve ran', () => {
+    const result = run(['migrate', '--data-dir', dataDir]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /main store .*: up to date/);
+    assert.match(result.stdout, /pii store .*: up to date/);
+  });
+
+  test('doctor passes on the defaults and fails on a shared master key file', () => {
+    const ok = run(['doctor', '--data-dir', dataDir]);
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    for (const control of ['TLS', 'Bind address', 'Master key file', 'Main store', 'PII store']) assert.match(ok.stdout, new RegExp(`^OK\\s+${control}`, 'm'));
+    const keyFile = join(dataDir, 'keys', 'master.key');
+    chmodSync(keyFile, 0o644);
+    try {
+      const bad = run(['doctor', '--data-dir', dataDir, '--json']);
+      assert.equal(bad.status, 1);
+      const checks = JSON.parse(bad.stdout) as Array<{ control: string; status: string }>;
+      assert.equal(checks.find((c) => c.control === 'Master key file')?.status, 'fail');
+      const refused = run(['serve', '--port', '0', '--data-dir', dataDir]);
+      assert.equal(refused.status, 1);
+      assert.match(refused.stderr, /^rampart: .*master\.key is accessible to other users; run: chmod 600/);
+    } finally {
+      chmodSync(keyFile, 0o600);
+    }
+    const warned = run(['doctor', '--data-dir', dataDir], { RAMPART_HOST: '0.0.0.0' });
+    assert.match(warned.stdout, /^WARN\s+Bind address/m);
+  });
+
+  test('a bad configuration stops with one line on stderr and no stack trace', () => {
+    for (const [env, pattern] of [
+      [{ RAMPART_PROT: '1' }, /unknown environment variable RAMPART_PROT/],
+      [{ PASSWORD_MIN_LENGTH: '4' }, /PASSWORD_MIN_LENGTH must be at least 8/],
+      [{ RAMPART_INSECURE_PLAIN_HTTP_ON_LOOPBACK: 'true', RAMPART_HOST: '0.0.0.0' }, /loopback/],
+    ] as const) {
+      const result = run(['serve', '--data-dir', dataDir], env);
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, pattern);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+      assert.doesNotMatch(result.stderr, /\bat .+:\d+:\d+/);
+    }
+  });
+
+  test('every command has --help', () => {
+    for (const command of ['serve', 'migrate', 'doctor']) {
+      const result = run([command, '--help']);
+      assert.equal(result.status, 0);
+      assert.match(result.stdout, /--data-dir/);
+    }
+  });
+});

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Response } from '../helpers/client.js';
+import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
+
+function assertSecurityHeaders(response: Response, context: string): void {
+  const h = response.headers;
+  assert.equal(h['strict-transport-security'], 'max-age=31536000; includeSubDomains', context);
+  assert.match(String(h['content-security-policy']), /default-src 'none'/, context);
+  assert.match(String(h['content-security-policy']), /frame-ancestors 'none'/, context);
+  assert.equal(h['x-content-type-options'], 'nosniff', context);
+  assert.equal(h['referrer-policy'], 'no-referrer', context);
+  assert.equal(h['cache-control'], 'no-store', context);
+  assert.equal(h['x-frame-options'], 'DENY', context);
+  assert.equal(h['server'], undefined, context);
+  assert.equal(h['x-powered-by'], undefined, context);
+  assert.equal(h['access-control-allow-origin'], undefined, `${context}: no CORS unless configured`);
+  assert.match(String(h['x-request-id']), /^[0-9a-f-]{36}$/, context);
+}
+
+function assertProblem(response: Response, status: number, code: string): void {
+  assert.equal(response.status, status, response.text);
+  assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8');
+  assert.equal(response.body.type, 'about:blank');
+  assert.equal(response.body.status, status);
+  assert.equal(response.body.code, code);
+  assert.equal(typeof response.body.title, 'string');
+}
+
+describe('HTTP hygiene', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer();
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test('security headers on success, client-error and auth-error responses alike', async () => {
+    const client = t.client();
+    const origin = { origin: 'https://evil.example' };
+    for (const [method, path] of [['GET', '/healthz'], ['GET', '/readyz'], ['GET', '/nope'], ['GET', '/v1/session'], ['POST', '/v1/login'], ['PUT', '/v1/login']] as const) {
+      const response = await client.request(method, path, { headers: origin, json: method === 'POST' ? {} : undefined });
+      assertSecurityHeaders(response, `${method} ${path}`);
+    }
+  });
+
+  test('health and readiness', async () => {
+    const client = t.client();
+    assert.deepEqual((await client.get('/healthz')).body, { status: 'ok' });
+    assert.deepEqual((await client.get('/readyz')).body, { status: 'ok' });
+  });
+
+  test('404, 405, 413, 415 and validation errors are problem bodies with stable codes', async () => {
+    const client = t.client();
+    assertProblem(await client.get('/does-not-exist'), 404, 'not_found');
+    assertProblem(await client.get('/.git/HEAD'), 404, 'not_found');
+    const wrongMethod = await client.get('/v1/login');
+    assertProblem(wrongMethod, 405, 'method_not_allowed');
+    assert.equal(wrongMethod.headers['allow'], 'POST');
+    assertProblem(await client.request('TRACE', '/v1/session'), 405, 'method_not_allowed');
+    assertProblem(await client.request('DELETE', '/v1/me/sessions/x/y'), 404, 'not_found');
+    assertProblem(await client.post('/v1/login', undefined, { raw: JSON.stringify({ email: 'a@b.co', password: 'x'.repeat(100_000) }), headers: { 'content-type': 'application/json' } }), 413, 'payload_too_large');
+    assertProblem(await client.post('/v1/login', undefined, { raw: 'email=a&password=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'unsupported_media_type');
+    assertProblem(await client.post('/v1/login', undefined, { raw: '{"email":"a@b.co","password":"x"}', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
+    assertProblem(await client.post('/v1/login', undefined, { raw: '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', headers: { 'content-type': 'application/xml' } }), 415, 'unsupported_media_type');
+    assertProblem(await client.post('/v1/login', undefined, { raw: '{"email":', headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
+    const invalid = await client.post('/v1/login', { email: 'a@b.co', password: 'x', role: 'owner' });
+    assertProblem(invalid, 400, 'invalid_request');
+    assert.ok(Array.isArray(invalid.body.errors));
+    assertProblem(await client.post('/v1/login', { email: { $ne: null }, password: 'x' }), 400, 'invalid_request');
+    assertProblem(await client.post('/v1/login', { email: 'a@b.co', password: 12345678 }), 400, 'invalid_request');
+    assertProblem(await client.post('/v1/signup', { email: 'a@b.co\r\nBcc: c@d.co', password: 'x' }), 400, 'invalid_request');
+    assertProblem(await client.post('/v1/signup', { email: 'z@example.com', password: 'correct horse battery staple', name: 'Bad\u0000Name' }), 400, 'invalid_request');
+  });
+
+  test('prototype pollution attempts are refused and change nothing', async () => {
+    const client = t.client();
+    const response = await client.post('/v1/signup', undefined, {
+      raw: '{"email":"proto@example.com","password":"x","__proto__":{"isAdmin":true}}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(response.status, 400);
+    assert.equal(({} as Record<string, unknown>)['isAdmin'], undefined);
+  });
+
+  test('authenticated responses are never cacheable and JSON says so', async () => {
+    const { client } = await signUp(t, 'hygiene');
+    const session = await client.get('/v1/session');
+    assert.equal(session.headers['cache-control'], 'no-store');
+    assert.equal(session.headers['content-type'], 'application/json; charset=utf-8');
+  });
+
+  test('a client-chosen request id is not echoed into our logs', async () => {
+    const client = t.client();
+    const response = await client.get('/healthz', { headers: { 'x-request-id': 'forged-id-123' } });
+    assert.notEqual(response.headers['x-request-id'], 'forged-id-123');
+    assert.ok(!t.logs.join('\n').includes('forged-id-123'));
+  });
+
+  test('a state-changing request with a session cookie but no CSRF header is refused even with a JSON body', async () => {
+    const { client } = await signUp(t, 'csrf');
+    const token = client.csrfToken;
+    client.csrfToken = null;
+    const response = await client.delete('/v1/me/sessions', { headers: { origin: 'https://evil.example' } });
+    assertProblem(response, 403, 'csrf_failed');
+    client.csrfToken = token;
+  });
+});
+
+describe('CORS, when configured, allows exact origins only', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer({ env: { CORS_ORIGINS: 'https://app.example.com' } });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test('the configured origin is allowed with credentials; others and null get nothing', async () => {
+    const client = t.client();
+    const allowed = await client.get('/healthz', { headers: { origin: 'https://app.example.com' } });
+    assert.equal(allowed.headers['access-control-allow-origin'], 'https://app.example.com');
+    assert.equal(allowed.headers['access-control-allow-credentials'], 'true');
+    for (const origin of ['https://evil.example', 'null', 'https://app.example.com.evil.example']) {
+      const refused = await client.get('/healthz', { headers: { origin } });
+      assert.equal(refused.headers['access-control-allow-origin'], undefined, origin);
+    }
+    const preflight = await client.request('OPTIONS', '/v1/login', { headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
+    assert.equal(preflight.status, 204);
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * Threat: malformed input crashes a handler, leaks a stack trace or SQL, or
+ * half-writes an account. Property: no body, content type or cookie ever yields
+ * a 5xx, every error is an RFC 9457 problem with a stable code, and nothing
+ * internal leaks.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import type { LightMyRequestResponse } from 'fastify';
+import { ERRORS } from '../../src/errors.js';
+import { startTestServer, type TestServer } from '../helpers/harness.js';
+
+function assertWellFormed(response: LightMyRequestResponse, context: string): void {
+  assert.ok(response.statusCode < 500, `${context} → ${response.statusCode} ${response.body}`);
+  if (response.statusCode >= 400) {
+    assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8', context);
+    const body = response.json();
+    assert.ok(Object.hasOwn(ERRORS, body.code), `${context}: unknown code ${body.code}`);
+    assert.equal(body.status, response.statusCode);
+    assert.equal(body.type, 'about:blank');
+  }
+  assert.doesNotMatch(response.body, /\bat .+\.(ts|js):\d+|stack|SQLITE|syntax error at|relation "|node_modules/i, context);
+}
+
+const jsonValue = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 80 }),
+  fc.string({ maxLength: 300 }),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string({ maxLength: 5 }), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 3 }),
+);
+
+const emailish = fc.oneof(
+  fc.emailAddress(),
+  fc.string({ unit: 'binary', maxLength: 40 }).map((s) => `${s}@example.com`),
+  fc.constantFrom('a@b.c', 'x@y.z\r\nBcc: evil@example.com', 'ａ@ｂ.ｃｏｍ', '@@', `${'a'.repeat(300)}@example.com`, 'A@EXAMPLE.COM', '\u0000@x.io'),
+);
+
+const bodies = fc.oneof(
+  fc.record({ email: emailish, password: fc.string({ unit: 'binary', maxLength: 40 }) }, { requiredKeys: [] }),
+  fc.record({ email: emailish, password: fc.string({ maxLength: 20 }), name: jsonValue }, { requiredKeys: [] }),
+  fc.dictionary(fc.constantFrom('email', 'password', 'name', '__proto__', 'constructor', 'role', 'extra'), jsonValue, { maxKeys: 5 }),
+  jsonValue,
+);
+
+describe('fuzzing signup and login never yields a 5xx', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer();
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test('random JSON bodies', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('/v1/signup', '/v1/login'), bodies, async (url, body) => {
+        const response = await t.server.app.inject({ method: 'POST', url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+        assertWellFormed(response, `${url} ${JSON.stringify(body).slice(0, 120)}`);
+      }),
+      { numRuns: 250 },
+    );
+  });
+
+  test('raw bytes, odd content types and huge bodies', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('/v1/signup', '/v1/login', '/v1/logout', '/v1/me/reauth'),
+        fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.constantFrom('{', '{"email":', '[]', 'null', '""', '{"__proto__":{"admin":true}}', '{"constructor":{"prototype":{}}}', '\uFEFF{}')),
+        fc.constantFrom('application/json', 'application/json; charset=utf-16', 'text/plain', 'application/x-www-form-urlencoded', 'application/xml', 'multipart/form-data; boundary=x', ''),
+        async (url, raw, contentType) => {
+          const headers: Record<string, string> = contentType ? { 'content-type': contentType } : {};
+          const response = await t.server.app.inject({ method: 'POST', url, payload: raw, headers });
+          assertWellFormed(response, `${url} ${contentType} ${JSON.stringify(raw).slice(0, 80)}`);
+        },
+      ),
+      { numRuns: 250 },
+    );
+    const huge = await t.server.app.inject({ method: 'POST', url: '/v1/login', payload: JSON.stringify({ email: 'a@b.co', password: 'x'.repeat(200_000) }), headers: { 'content-type': 'application/json' } });
+    assert.equal(huge.statusCode, 413);
+    assert.equal(huge.json().code, 'payload_too_large');
+  });
+
+  test('random cookies, CSRF headers and Authorization headers on authenticated routes', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('GET /v1/session', 'POST /v1/logout', 'GET /v1/me/sessions', 'DELETE /v1/me/sessions', 'DELETE /v1/me/sessions/ses_x'),
+        fc.string({ maxLength: 120 }),
+        fc.string({ maxLength: 60 }),
+        fc.option(fc.string({ maxLength: 80 })),
+        async (route, cookie, csrf, authorization) => {
+          const [method, url] = route.split(' ') as ['GET' | 'POST' | 'DELETE', string];
+          const headers: Record<string, string> = { cookie: `__Host-rampart_session=${cookie}`, 'x-csrf-token': csrf };
+          if (authorization !== null) headers['authorization'] = authorization;
+          try {
+            const response = await t.server.app.inject({ method, url, headers });
+            assertWellFormed(response, `${route} ${JSON.stringify(headers).slice(0, 120)}`);
+          } catch (error) {
+            // light-my-request refuses header values Node itself would never send.
+            if (!(error instanceof TypeError) || !/header/i.test(error.message)) throw error;
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test('nothing is half-written: a refused signup leaves no account or profile behind', async () => {
+    const count = async () => {
+      const main = await t.server.services.stores.main.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const pii = await t.server.services.stores.pii.db.selectFrom('pii_users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      return [Number(main.n), Number(pii.n)];
+    };
+    const [users, profiles] = await count();
+    assert.equal(users, profiles, 'every account has exactly one profile');
+    for (const body of [{ email: 'weak@example.com', password: 'password' }, { email: 'bad', password: 'x' }, { email: 'x@y.co', password: 'p'.repeat(300) }]) {
+      const response = await t.server.app.inject({ method: 'POST', url: '/v1/signup', payload: body });
+      assert.equal(response.statusCode, 400);
+    }
+    assert.deepEqual(await count(), [users, profiles]);
+  });
+});
