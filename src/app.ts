@@ -3,7 +3,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyCors from '@fastify/cors';
 import fastifyHelmet from '@fastify/helmet';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import { eventContext } from './events/context.js';
 import { registerAuth } from './http/auth.js';
@@ -42,6 +42,7 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 256 },
+    logController: new OneLinePerRequest(),
   }) as unknown as FastifyInstance;
 
   configureValidation(app);
@@ -91,6 +92,21 @@ export async function buildApp(services: Services, options: AppOptions): Promise
 
   for (const routes of ROUTES) await routes(app, services);
   return app;
+}
+
+/**
+ * One log line per request (on completion, with method, path, client address,
+ * status and time) instead of Fastify's two: half the logging cost on the hot path.
+ */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    const fields = { req: request, res: reply, responseTime: reply.elapsedTime };
+    if (error) reply.log.error({ ...fields, err: error }, 'request errored');
+    else reply.log.info(fields, 'request completed');
+  }
 }
 
 /**

@@ -59,7 +59,33 @@ export function openStore<DB>(url: string | null, sqlitePath: string): Store<DB>
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
-  return { db: new Kysely<DB>({ dialect: new SqliteDialect({ database }) }), dialect: 'sqlite', location: sqlitePath };
+  return { db: new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), dialect: 'sqlite', location: sqlitePath };
+}
+
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Kysely's SQLite driver prepares every query anew; preparing costs more than
+ * running a point lookup. Reusing prepared statements (keyed by SQL text, which
+ * holds only placeholders, never values) keeps the hot paths to one indexed read.
+ */
+function withStatementCache(database: Database.Database) {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sqlText: string) {
+      let statement = cache.get(sqlText);
+      if (statement) {
+        // Refresh recency (Map keeps insertion order: the first key is the least recent).
+        cache.delete(sqlText);
+      } else {
+        statement = database.prepare(sqlText);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sqlText, statement);
+      return statement;
+    },
+  };
 }
 
 /** Whether the store answers a trivial query. */

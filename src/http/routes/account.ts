@@ -6,6 +6,12 @@ import { requestMeta } from '../request-meta.js';
 import { emailSchema, loginResponseSchema, nameSchema, passwordSchema, sessionSchema, userSchema } from '../schemas.js';
 import { toPublicSession } from '../session-view.js';
 import { RampartError } from '../../errors.js';
+import type { ActiveSession } from '../../sessions/session-service.js';
+import { toPublicUser } from '../../users/public-user.js';
+
+function sessionUser(session: ActiveSession) {
+  return { id: session.user_id, email_verified: session.user_email_verified, mfa_enabled: session.user_mfa_enabled, created_at: session.user_created_at };
+}
 
 /** Sets the cookie of a completed login and returns the API's login body. */
 export function sendLogin(reply: FastifyReply, services: Services, result: CompletedLogin, status = 200) {
@@ -96,16 +102,14 @@ export async function accountRoutes(app: FastifyInstance, services: Services): P
     },
   }, async (request) => {
     const auth = request.auth!;
+    // A session already carries its user's account fields (one joined read); a token needs the row.
     const [user, profile, orgs] = await Promise.all([
-      services.users.findById(auth.userId),
+      auth.kind === 'session' ? sessionUser(auth.session) : services.users.findById(auth.userId),
       services.pii.getProfile(auth.userId),
       services.orgsOfUser(auth.userId),
     ]);
     if (!user || !profile) throw new RampartError('unauthenticated');
-    const publicUser = {
-      id: user.id, email: profile.email, name: profile.name, emailVerified: user.email_verified === 1,
-      mfaEnabled: user.mfa_enabled === 1, createdAt: new Date(user.created_at).toISOString(),
-    };
+    const publicUser = toPublicUser(user, profile);
     if (auth.kind !== 'session') return { user: publicUser, orgs };
     return {
       user: publicUser,

@@ -1,0 +1,124 @@
+/**
+ * One storage contract, run against every backend: SQLite and real PostgreSQL
+ * (each PostgreSQL run in its own schemas). Repositories must behave the same.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import { ManualClock } from '../../src/clock.js';
+import { Keyring } from '../../src/crypto/keyring.js';
+import { StaticKeyProvider } from '../../src/crypto/key-provider.js';
+import { normalizeEmail, PiiService } from '../../src/pii/pii-service.js';
+import { openStores, type Stores } from '../../src/store/db.js';
+import { isUniqueViolation } from '../../src/store/errors.js';
+import { migrateStores } from '../../src/store/migrate.js';
+import { SessionRepository } from '../../src/store/repositories/sessions.js';
+import { UserRepository } from '../../src/store/repositories/users.js';
+import { createPgSchema, type PgSchema } from '../helpers/pg.js';
+
+for (const kind of ['sqlite', 'postgres'] as const) {
+  describe(`store contract (${kind})`, () => {
+    let stores: Stores;
+    let dataDir: string;
+    const schemas: PgSchema[] = [];
+    const keys = new StaticKeyProvider([{ id: 'k1', key: randomBytes(32) }]);
+    const clock = new ManualClock(Date.UTC(2026, 10, 29));
+
+    before(async () => {
+      dataDir = mkdtempSync(join(tmpdir(), 'rampart-store-'));
+      let databaseUrl: string | null = null;
+      let piiDatabaseUrl: string | null = null;
+      if (kind === 'postgres') {
+        schemas.push(await createPgSchema('cmain'), await createPgSchema('cpii'));
+        databaseUrl = schemas[0]!.url;
+        piiDatabaseUrl = schemas[1]!.url;
+      }
+      stores = openStores({ dataDir, databaseUrl, piiDatabaseUrl });
+      await migrateStores(stores);
+    });
+    after(async () => {
+      await stores.close();
+      for (const schema of schemas) await schema.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    test('migrations are idempotent', async () => {
+      const again = await migrateStores(stores);
+      assert.deepEqual(again.map((r) => r.applied), [[], []]);
+    });
+
+    test('users: insert, read back with numeric times, update, unique ids', async () => {
+      const users = new UserRepository(stores.main.db);
+      const row = { id: 'usr_contract1', status: 'active', password_hash: '$argon2id$x', password_changed_at: clock.now(), email_verified: 0, mfa_enabled: 0, created_at: clock.now(), updated_at: clock.now() };
+      await users.insert(row);
+      const read = await users.findById('usr_contract1');
+      assert.deepEqual(read, row);
+      assert.equal(typeof read!.created_at, 'number', 'bigint columns come back as numbers');
+      await users.update('usr_contract1', { status: 'locked' });
+      assert.equal((await users.findById('usr_contract1'))!.status, 'locked');
+      await assert.rejects(users.insert(row), (error) => isUniqueViolation(error));
+      assert.equal(await users.findById('usr_missing'), undefined);
+    });
+
+    test('sessions: lookup by hash joins the user; rotation, scoped deletes and expiry sweeps', async () => {
+      const users = new UserRepository(stores.main.db);
+      const sessions = new SessionRepository(stores.main.db);
+      const now = clock.now();
+      for (const id of ['usr_s1', 'usr_s2']) {
+        await users.insert({ id, status: 'active', password_hash: 'h', password_changed_at: now, email_verified: 0, mfa_enabled: 1, created_at: now, updated_at: now });
+      }
+      const base = { created_at: now, last_seen_at: now, idle_timeout_ms: 3_600_000, mfa_verified: 0, mfa_method: null, reauth_at: null, ip_enc: null, user_agent_enc: null };
+      await sessions.insert({ ...base, id_hash: 'h1', public_id: 'ses_1', user_id: 'usr_s1', expires_at: now + 1000 });
+      await sessions.insert({ ...base, id_hash: 'h2', public_id: 'ses_2', user_id: 'usr_s1', expires_at: now + 1000 });
+      await sessions.insert({ ...base, id_hash: 'h3', public_id: 'ses_3', user_id: 'usr_s2', expires_at: now - 1 });
+      const found = await sessions.findByIdHash('h1');
+      assert.equal(found?.user_id, 'usr_s1');
+      assert.equal(found?.user_status, 'active');
+      assert.equal(found?.user_mfa_enabled, 1);
+      assert.equal(await sessions.rotateIdHash('h1', 'h1b'), true);
+      assert.equal(await sessions.findByIdHash('h1'), undefined);
+      assert.equal((await sessions.findByIdHash('h1b'))?.public_id, 'ses_1');
+      assert.equal(await sessions.rotateIdHash('nope', 'x'), false);
+      assert.equal(await sessions.deleteByPublicId('usr_s2', 'ses_2'), false, 'scoped to the owner');
+      assert.equal(await sessions.deleteAllForUser('usr_s1', 'h1b'), 1);
+      assert.equal((await sessions.listForUser('usr_s1')).length, 1);
+      assert.equal(await sessions.deleteExpired(now), 1);
+      assert.equal((await sessions.listForUser('usr_s2')).length, 0);
+      await users.delete('usr_s1');
+      assert.equal(await sessions.findByIdHash('h1b'), undefined, 'sessions cascade with their user');
+    });
+
+    test('keyring: one key per purpose, shared by concurrent callers and instances', async () => {
+      const a = new Keyring(stores.main.db, keys);
+      const b = new Keyring(stores.main.db, keys);
+      const [k1, k2] = await Promise.all([a.key('contract-test'), b.key('contract-test')]);
+      assert.deepEqual(k1, k2);
+      assert.equal(k1.length, 32);
+      assert.notDeepEqual(await a.key('another-purpose'), k1);
+      const rows = await stores.main.db.selectFrom('keyring').selectAll().where('purpose', '=', 'contract-test').execute();
+      assert.equal(rows.length, 1);
+      assert.ok(!rows[0]!.wrapped_key.includes(k1.toString('base64url')), 'stored wrapped, not raw');
+    });
+
+    test('PII: encrypted profile, blind-index lookup in any case, crypto-shredding', async () => {
+      const pii = new PiiService(stores.pii, keys, new Keyring(stores.pii.db, keys), clock);
+      const profile = await pii.createProfile('usr_p1', 'Mixed.Case@Example.COM', 'Ada Lovelace');
+      assert.equal(profile.email, 'Mixed.Case@Example.COM');
+      assert.equal(await pii.findUserIdByEmail('mixed.case@example.com'), 'usr_p1');
+      assert.equal(await pii.findUserIdByEmail('  MIXED.CASE@EXAMPLE.COM '), 'usr_p1');
+      assert.equal(await pii.findUserIdByEmail('other@example.com'), null);
+      const read = await pii.getProfile('usr_p1');
+      assert.equal(read?.name, 'Ada Lovelace');
+      await assert.rejects(pii.createProfile('usr_p2', 'mixed.case@example.com', null), (error) => isUniqueViolation(error));
+      const row = await stores.pii.db.selectFrom('pii_users').selectAll().where('user_id', '=', 'usr_p1').executeTakeFirstOrThrow();
+      assert.ok(!JSON.stringify(row).toLowerCase().includes('mixed.case'));
+      assert.notEqual(row.email_index, normalizeEmail('Mixed.Case@Example.COM'));
+      await pii.deleteProfile('usr_p1');
+      assert.equal(await pii.getProfile('usr_p1'), null);
+      assert.equal(await pii.findUserIdByEmail('mixed.case@example.com'), null);
+    });
+  });
+}
