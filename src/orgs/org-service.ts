@@ -93,8 +93,8 @@ export class OrgService {
     return this.repo.listMembershipsOfUser(userId);
   }
 
-  async roleOf(orgId: string, userId: string): Promise<OrgRole | null> {
-    const row = await this.repo.findMembership(orgId, userId);
+  async roleOf(orgId: string, userId: string, executor?: Transaction<MainDB>): Promise<OrgRole | null> {
+    const row = await this.repo.findMembership(orgId, userId, executor);
     return row ? toRole(row.role) : null;
   }
 
@@ -138,17 +138,49 @@ export class OrgService {
    * Returns the caller's role.
    */
   async assertAllowed(auth: OrgCaller, orgId: string, action: OrgAction, meta: RequestMeta | null = null): Promise<OrgRole> {
-    const role = await this.roleOf(orgId, auth.userId);
-    if (!role || (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId)) throw new RampartError('not_found');
-    if (!roleAllows(role, action)) {
-      await this.#recordDenied(auth, orgId, action, role, meta);
-      throw new RampartError('forbidden', { publicDetail: `Your role (${role}) does not allow ${action}.` });
+    try {
+      return await this.#authorize(auth, orgId, action, meta);
+    } catch (error) {
+      throw await this.#recordIfDenied(error);
     }
+  }
+
+  /** The decision itself; a refusal by role is an `AccessDenied`, recorded by the caller outside any transaction. */
+  async #authorize(auth: OrgCaller, orgId: string, action: OrgAction, meta: RequestMeta | null, executor?: Transaction<MainDB>): Promise<OrgRole> {
+    const role = await this.roleOf(orgId, auth.userId, executor);
+    if (!role || (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId)) throw new RampartError('not_found');
+    if (!roleAllows(role, action)) throw new AccessDenied(auth, orgId, action, role, meta);
     if (auth.kind === 'bearer') {
       const scope = ACTION_SCOPES[action];
       if (!auth.scopes?.includes(scope)) throw new RampartError('insufficient_scope', { publicDetail: `This action needs the ${scope} scope.` });
     }
     return role;
+  }
+
+  /**
+   * Runs `work` in a transaction holding the org's row lock, so membership
+   * changes of one org run one at a time and the caller's role is read inside
+   * it (never a stale role). A refusal is recorded after the rollback: an event
+   * written inside would be rolled back with it.
+   */
+  async #inOrgTransaction<T>(orgId: string, work: (trx: Transaction<MainDB>) => Promise<T>): Promise<T> {
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        if (!(await this.repo.lockOrg(orgId, this.clock.now(), trx))) throw new RampartError('not_found');
+        return work(trx);
+      });
+    } catch (error) {
+      throw await this.#recordIfDenied(error);
+    }
+  }
+
+  async #recordIfDenied(error: unknown): Promise<unknown> {
+    if (!(error instanceof AccessDenied)) return error;
+    await this.events.record({
+      action: 'access.denied', orgId: error.orgId, actor: actorOf(error.auth), target: { type: 'org', id: error.orgId }, ip: error.meta?.ip ?? null,
+      userAgent: error.meta?.userAgent ?? null, outcome: 'denied', details: { action: error.action, role: error.role },
+    });
+    return error;
   }
 
   /**
@@ -255,7 +287,9 @@ export class OrgService {
   /** Invites an address (admin+; the owner role only by an owner). Returns the invitation's id and expiry. */
   async invite(auth: OrgCaller, orgId: string, input: { email: string; role: OrgRole }, meta: RequestMeta): Promise<{ id: string; expiresAt: string }> {
     const callerRole = await this.assertAllowed(auth, orgId, 'members.invite', meta);
-    if (input.role === 'owner') await this.#assertOwnerPower(auth, orgId, callerRole, meta);
+    if (input.role === 'owner' && !roleAllows(callerRole, 'members.manage_owners')) {
+      throw await this.#recordIfDenied(new AccessDenied(auth, orgId, 'members.manage_owners', callerRole, meta, 'Only an owner can invite an owner.'));
+    }
     const existing = await this.pii.findUserIdByEmail(input.email);
     if (existing && (await this.repo.findMembership(orgId, existing))) throw new RampartError('already_member');
     const emailIndex = await this.pii.emailIndex(input.email);
@@ -338,13 +372,13 @@ export class OrgService {
    * changes an owner's; the last owner cannot be demoted (`last_owner`).
    */
   async changeRole(auth: OrgCaller, orgId: string, targetUserId: string, role: OrgRole, meta: RequestMeta): Promise<OrgMember> {
-    const callerRole = await this.assertAllowed(auth, orgId, 'members.update_role', meta);
-    const now = this.clock.now();
-    await this.db.transaction().execute(async (trx) => {
-      if (!(await this.repo.lockOrg(orgId, now, trx))) throw new RampartError('not_found');
+    await this.#inOrgTransaction(orgId, async (trx) => {
+      const callerRole = await this.#authorize(auth, orgId, 'members.update_role', meta, trx);
       const target = await this.repo.findMembership(orgId, targetUserId, trx);
       if (!target) throw new RampartError('not_found');
-      if (target.role === 'owner' || role === 'owner') await this.#assertOwnerPower(auth, orgId, callerRole, meta);
+      if ((target.role === 'owner' || role === 'owner') && !roleAllows(callerRole, 'members.manage_owners')) {
+        throw new AccessDenied(auth, orgId, 'members.manage_owners', callerRole, meta, 'Only an owner can grant, change or remove the owner role.');
+      }
       if (target.role === role) return;
       if (target.role === 'owner' && (await this.repo.countOwners(orgId, trx)) <= 1) throw new RampartError('last_owner');
       await this.repo.updateRole(orgId, targetUserId, role, trx);
@@ -365,14 +399,14 @@ export class OrgService {
    */
   async removeMember(auth: OrgCaller, orgId: string, targetUserId: string, meta: RequestMeta): Promise<void> {
     const self = targetUserId === auth.userId;
-    const callerRole = await this.assertAllowed(auth, orgId, self ? 'members.leave' : 'members.remove', meta);
-    const now = this.clock.now();
-    await this.db.transaction().execute(async (trx) => {
-      if (!(await this.repo.lockOrg(orgId, now, trx))) throw new RampartError('not_found');
+    await this.#inOrgTransaction(orgId, async (trx) => {
+      const callerRole = await this.#authorize(auth, orgId, self ? 'members.leave' : 'members.remove', meta, trx);
       const target = await this.repo.findMembership(orgId, targetUserId, trx);
       if (!target) throw new RampartError('not_found');
       if (target.role === 'owner') {
-        if (!self) await this.#assertOwnerPower(auth, orgId, callerRole, meta);
+        if (!self && !roleAllows(callerRole, 'members.manage_owners')) {
+          throw new AccessDenied(auth, orgId, 'members.manage_owners', callerRole, meta, 'Only an owner can remove an owner.');
+        }
         if ((await this.repo.countOwners(orgId, trx)) <= 1) throw new RampartError('last_owner');
       }
       await this.repo.deleteMembership(orgId, targetUserId, trx);
@@ -396,12 +430,6 @@ export class OrgService {
     else await this.db.transaction().execute(run);
   }
 
-  async #assertOwnerPower(auth: OrgCaller, orgId: string, callerRole: OrgRole, meta: RequestMeta | null): Promise<void> {
-    if (roleAllows(callerRole, 'members.manage_owners')) return;
-    await this.#recordDenied(auth, orgId, 'members.manage_owners', callerRole, meta);
-    throw new RampartError('forbidden', { publicDetail: 'Only an owner can grant, change or remove the owner role.' });
-  }
-
   async #assertAddress(auth: OrgCaller, membership: MembershipWithOrg, meta: RequestMeta, via: string): Promise<void> {
     const allowlist = parseStoredPolicy(membership.policy).network.ipAllowlist;
     if (isAddressAllowed(allowlist, meta.ip)) return;
@@ -411,12 +439,19 @@ export class OrgService {
     });
     throw new RampartError('ip_not_allowed');
   }
+}
 
-  async #recordDenied(auth: OrgCaller, orgId: string, action: string, role: OrgRole, meta: RequestMeta | null): Promise<void> {
-    await this.events.record({
-      action: 'access.denied', orgId, actor: actorOf(auth), target: { type: 'org', id: orgId }, ip: meta?.ip ?? null,
-      userAgent: meta?.userAgent ?? null, outcome: 'denied', details: { action, role },
-    });
+/** A refusal by role: `forbidden` to the client, an `access.denied` event once outside the transaction. */
+class AccessDenied extends RampartError {
+  constructor(
+    readonly auth: OrgCaller,
+    readonly orgId: string,
+    readonly action: OrgAction,
+    readonly role: OrgRole,
+    readonly meta: RequestMeta | null,
+    publicDetail = `Your role (${role}) does not allow ${action}.`,
+  ) {
+    super('forbidden', { publicDetail });
   }
 }
 

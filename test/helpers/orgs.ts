@@ -1,3 +1,5 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { OrgRole } from '../../src/orgs/permissions.js';
 import type { SecurityEvent } from '../../src/events/security-events.js';
 import type { TestClient } from './client.js';
@@ -57,4 +59,31 @@ export function captureEvents(t: TestServer): Array<SecurityEvent & { inTransact
     },
   });
   return events;
+}
+
+/** The decoded text bodies of the outbox mail sent to `to` (newest last). */
+export function outboxMailTo(t: TestServer, to: string): string[] {
+  const dir = join(t.dataDir, 'outbox');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .map((file) => readFileSync(join(dir, file), 'utf8'))
+    .filter((raw) => new RegExp(`^To: ${to.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\r?$`, 'mi').test(raw))
+    .map(decodeQuotedPrintable);
+}
+
+/** Every invitation token mailed to `to`. */
+export function invitationTokensFor(t: TestServer, to: string): string[] {
+  return outboxMailTo(t, to).flatMap((mail) => [...mail.matchAll(/\/invitations\/accept\?token=([A-Za-z0-9_-]+)/g)].map((m) => m[1]!));
+}
+
+/** The one invitation token mailed to `to` that is not in `known`. */
+export function invitationTokenFor(t: TestServer, to: string, known: readonly string[] = []): string {
+  const fresh = invitationTokensFor(t, to).filter((token) => !known.includes(token));
+  if (fresh.length !== 1) throw new Error(`expected one new invitation to ${to}, found ${fresh.length}`);
+  return fresh[0]!;
+}
+
+function decodeQuotedPrintable(raw: string): string {
+  return raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
