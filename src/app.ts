@@ -14,6 +14,7 @@ import { meRoutes } from './http/routes/me.js';
 import { orgRoutes } from './http/routes/orgs.js';
 import { sessionRoutes } from './http/routes/sessions.js';
 import { tokenRoutes } from './http/routes/tokens.js';
+import { accessTokenRoutes } from './http/routes/access-tokens.js';
 import type { Services } from './services.js';
 import { httpsServerOptions, type TlsMaterial } from './tls/certificate.js';
 
@@ -23,7 +24,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, orgRoutes];
+const ROUTES = [healthRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, orgRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

@@ -25,6 +25,9 @@ import { StepUpService } from './auth/flows/step-up.js';
 import { AccountService } from './users/account-service.js';
 import { ApiTokenRepository } from './store/repositories/api-tokens.js';
 import { ApiTokenService, type TokenOrgDirectory } from './tokens/api-token-service.js';
+import { SigningKeyRepository } from './store/repositories/signing-keys.js';
+import { SigningKeyService } from './tokens/signing-keys.js';
+import { AccessTokenService } from './tokens/access-tokens.js';
 import { CredentialRevocation } from './users/credential-revocation.js';
 
 /**
@@ -60,6 +63,10 @@ export interface Services {
   readonly apiTokens: ApiTokenService;
   /** Organizations, memberships, invitations, org policy, IP allowlists and THE org permission check. */
   readonly orgs: OrgService;
+  /** Access-JWT signing keys and the JWKS (issue 5). */
+  readonly signingKeys: SigningKeyService;
+  /** Access JWTs: issue, verify (issue 5). */
+  readonly accessTokens: AccessTokenService;
   /** Origin users reach; set once the listening port is known. */
   publicUrl: string;
   close(): Promise<void>;
@@ -134,6 +141,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     revocation: undefined as unknown as CredentialRevocation,
     accounts: undefined as unknown as AccountService,
     apiTokens: undefined as unknown as ApiTokenService,
+    signingKeys: undefined as unknown as SigningKeyService,
+    accessTokens: undefined as unknown as AccessTokenService,
     publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
     async close() {
       mailer.close();
@@ -145,8 +154,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const apiTokens = new ApiTokenService(
     new ApiTokenRepository(stores.main.db), stores.main.db, keyring, pii, policies, events, clock,
     { allowEternalTokens: config.insecureAllowEternalApiTokens },
-    // The orgs feature adds `services.orgs`; read late so it may be wired after this.
-    () => (services as unknown as { orgs?: TokenOrgDirectory }).orgs,
+    // Read late: `services.orgs` is wired after this.
+    (): TokenOrgDirectory => services.orgs,
   );
   revocation.add(apiTokens.revoker());
   const orgRepository = new OrgRepository(stores.main.db);
@@ -154,12 +163,23 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     productName: config.productName,
     publicUrl: () => services.publicUrl,
   });
+  const signingKeys = new SigningKeyService(new SigningKeyRepository(stores.main.db), stores.main.db, keys, events, clock, {
+    rotationIntervalMs: config.signingKeyRotationDays * 86_400_000,
+    maxTokenLifetimeMs: config.accessTokenTtlSeconds * 1000,
+  });
+  const accessTokens = new AccessTokenService(signingKeys, sessions, apiTokens, clock, {
+    ttlSeconds: config.accessTokenTtlSeconds,
+    issuer: () => services.publicUrl,
+    audience: () => config.accessTokenAudience ?? `${services.publicUrl}/v1`,
+  });
   Object.assign(services, {
     apiTokens,
     orgs,
     // The strictest policy of the user's orgs over the server defaults.
     policies: new OrgPolicyResolver(config, orgRepository),
     orgsOfUser: (userId: string) => orgs.orgsOfUser(userId),
+    signingKeys,
+    accessTokens,
     revocation,
     accounts: new AccountService(stores.main.db, users, revocation, events, clock),
     login: new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),

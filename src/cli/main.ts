@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { auditCommand } from './audit.js';
 import { doctorCommand } from './doctor.js';
+import { keysCommand } from './keys.js';
 import { migrateCommand } from './migrate.js';
 import { serveCommand } from './serve.js';
 
@@ -10,6 +11,7 @@ const program = new Command('rampart')
   .addCommand(serveCommand(), { isDefault: true })
   .addCommand(migrateCommand())
   .addCommand(doctorCommand())
-  .addCommand(auditCommand());
+  .addCommand(auditCommand())
+  .addCommand(keysCommand());
 
 await program.parseAsync(process.argv);

@@ -18,6 +18,9 @@ export interface Config {
   readonly tlsKeyFile: string | null;
   readonly insecurePlainHttpOnLoopback: boolean;
   readonly insecureAllowEternalApiTokens: boolean;
+  readonly accessTokenTtlSeconds: number;
+  readonly accessTokenAudience: string | null;
+  readonly signingKeyRotationDays: number;
   readonly trustedProxies: readonly string[];
   readonly corsOrigins: readonly string[];
   readonly logLevel: string;

@@ -124,6 +124,21 @@ export const OPTIONS = [
     key: 'insecureAllowEternalApiTokens', env: 'RAMPART_INSECURE_ALLOW_ETERNAL_API_TOKENS', type: 'bool', default: false,
     doc: 'INSECURE: let users create API tokens that never expire (expiresInDays: null), when no org policy limits them. A leaked eternal token works until someone notices.',
   }),
+  def<number>({
+    key: 'accessTokenTtlSeconds', env: 'ACCESS_TOKEN_TTL_SECONDS', type: 'int', default: 600, min: 60, max: 900,
+    doc: 'Lifetime of access JWTs (POST /v1/token/access). Offline verifiers cannot see a revocation, so 10 minutes bounds how long a revoked credential lives on there; API.md caps it at 15.',
+  }),
+  def<string>({
+    key: 'accessTokenAudience', env: 'ACCESS_TOKEN_AUDIENCE', type: 'string', default: null,
+    doc: 'The `aud` of access JWTs, which every verifier (Rampart and the SDK) pins. Default: PUBLIC_URL + "/v1", the API these tokens are for.',
+    validate: (value) => {
+      if (value.length > 256 || !/^[\x21-\x7e]+$/.test(value)) throw new ConfigError('ACCESS_TOKEN_AUDIENCE must be printable ASCII without spaces, at most 256 characters');
+    },
+  }),
+  def<number>({
+    key: 'signingKeyRotationDays', env: 'SIGNING_KEY_ROTATION_DAYS', type: 'int', default: 30, min: 1, max: 365,
+    doc: 'An access-token signing key signs this long, then a new one takes over (old public keys stay in the JWKS until their tokens expire). Monthly limits what one key compromise exposes.',
+  }),
   def<string[]>({
     key: 'trustedProxies', env: 'TRUSTED_PROXIES', type: 'list', default: [],
     doc: 'CIDRs of reverse proxies whose X-Forwarded-For is believed. Empty: the socket address is the client address.',

@@ -76,6 +76,8 @@ export function checkControls(config: Config): ControlCheck[] {
     add('API tokens', 'ok', 'rpat_ + 256 random bits + CRC32 checksum, stored as HMAC-SHA256, scoped, expiring (90 days by default, capped by org policy), revocable');
   }
 
+  add('Access JWTs', 'ok', `EdDSA (Ed25519) via jose, typ at+jwt, ${config.accessTokenTtlSeconds} s lifetime, signing key rotated every ${config.signingKeyRotationDays} days (private keys wrapped by the master key); audience ${config.accessTokenAudience ?? 'PUBLIC_URL/v1'}`);
+
   if (config.trustedProxies.length === 0) add('Client address', 'ok', 'socket address; X-Forwarded-For ignored (no TRUSTED_PROXIES)');
   else if (config.trustedProxies.some((cidr) => /\/0$/.test(cidr))) add('Client address', 'fail', 'TRUSTED_PROXIES contains a /0 range: anyone can forge X-Forwarded-For');
   else add('Client address', 'ok', `X-Forwarded-For believed only from ${config.trustedProxies.join(', ')}`);

@@ -18,6 +18,8 @@ export const EVENT_CATALOGUE = {
   'api_token.created': 'A user created an API token (details: scopes, expiresAt, orgId; never the token).',
   'api_token.revoked': 'An API token was revoked (details.reason: user, account_locked, account_deleted).',
   'api_token.used': 'An API token authenticated a request; recorded at most once a minute per token, with the address.',
+  'signing_key.rotated': 'A new access-token signing key took over (details.reason: initial, scheduled, manual; previousKid).',
+  'access_token.issued': 'A session or API token was exchanged for an access JWT (details: jti, scopes, source).',
   'api_token.rejected': 'A well-formed API token was refused (details.reason: unknown, revoked, expired, owner_inactive).',
   'org.created': 'An organization was created; its creator became the owner (details.slug).',
   'member.added': 'A user joined an org (details.role; details.via: org_created, invitation, direct).',

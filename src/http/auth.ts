@@ -52,7 +52,7 @@ export interface RouteEntry {
   method: string;
   url: string;
   auth: AuthMode;
-  scope: string | undefined;
+  scope: string | readonly string[] | undefined;
 }
 
 export interface HttpExtensions {
@@ -65,8 +65,11 @@ export interface HttpExtensions {
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: AuthMode;
-    /** Scope a bearer credential needs on an 'user' route. */
-    scope?: string;
+    /**
+     * Scope a bearer credential needs on an 'user' route; a list means any one of
+     * them (POST /v1/token/access accepts a token holding any scope).
+     */
+    scope?: string | readonly string[];
     /** Reachable by a session that may only enroll a second factor (org MFA grace period). */
     allowDuringMfaEnrollment?: boolean;
   }
@@ -102,8 +105,9 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
         throw new RampartError('insufficient_scope', { publicDetail: 'This action needs a signed-in session; tokens cannot perform it.' });
       }
       const scope = request.routeOptions.config.scope;
-      if (!scope || !auth.scopes.includes(scope)) {
-        throw new RampartError('insufficient_scope', { publicDetail: scope ? `This action needs the ${scope} scope.` : 'Tokens cannot perform this action.' });
+      const accepted: readonly string[] = scope === undefined ? [] : typeof scope === 'string' ? [scope] : scope;
+      if (!accepted.some((name) => auth.scopes.includes(name))) {
+        throw new RampartError('insufficient_scope', { publicDetail: accepted.length > 0 ? `This action needs the ${accepted.join(' or ')} scope.` : 'Tokens cannot perform this action.' });
       }
     } else if (UNSAFE_METHODS.has(request.method)) {
       // Cookies ride along on cross-site requests; the header proves same-origin script.

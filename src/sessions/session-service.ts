@@ -93,6 +93,17 @@ export class SessionService {
   }
 
   /**
+   * The live session with this public id, or null; read-only (a credential
+   * derived from the session, such as an access JWT, neither extends nor
+   * refreshes it). An access JWT minted from a session dies with it.
+   */
+  async findLiveByPublicId(publicId: string): Promise<ActiveSession | null> {
+    const session = await this.repo.findByPublicId(publicId);
+    if (!session || isExpired(session, this.clock.now()) || session.user_status !== 'active') return null;
+    return session;
+  }
+
+  /**
    * The CSRF token of a session: HMAC(csrf key, session public id). Bound to the
    * public id rather than the secret so that it survives a rotation of the
    * secret (login step-up, password change) and clients keep working; it is

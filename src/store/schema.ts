@@ -17,6 +17,7 @@ export interface MainDB {
   audit_events: AuditEventTable;
   audit_head: AuditHeadTable;
   audit_prune_permit: { id: number };
+  signing_keys: SigningKeyTable;
 }
 
 export interface UserTable {
@@ -151,6 +152,20 @@ export interface AuditHeadTable {
   hash: string;
   first_seq: number;
   first_prev_hash: string;
+}
+
+/** Access-JWT signing keys (issue 5). */
+export interface SigningKeyTable {
+  kid: string;
+  /** JWS algorithm: 'EdDSA' (Ed25519). */
+  alg: string;
+  /** Public JWK as JSON. */
+  public_jwk: string;
+  /** PKCS#8 DER (base64url) wrapped by the master key; null once retired (key destroyed). */
+  private_key_wrapped: string | null;
+  created_at: number;
+  /** When it stopped signing; it stays in the JWKS until its last token has expired. */
+  retired_at: number | null;
 }
 
 /** PII store: personal data, encrypted per user (envelope encryption). */

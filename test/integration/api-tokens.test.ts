@@ -131,6 +131,27 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal((await owner.client.post('/v1/me/tokens', { name: 'x', scopes: ['org:read'], extra: 1 })).status, 400);
     });
 
+    test('an org binding needs membership; the org policy caps the lifetime; the token reaches only its org', async () => {
+      const org = (await owner.client.post('/v1/orgs', { name: 'Token Org', slug: `tok-${store}-${Date.now()}` })).body.org;
+      const otherOrg = (await owner.client.post('/v1/orgs', { name: 'Other Org', slug: `oth-${store}-${Date.now()}` })).body.org;
+      assert.equal((await owner.client.post('/v1/me/reauth', { password: owner.password })).status, 204);
+      const policy = (await owner.client.get(`/v1/orgs/${org.id}/policy`)).body;
+      policy.tokens.maxLifetimeDays = 7;
+      assert.equal((await owner.client.put(`/v1/orgs/${org.id}/policy`, policy)).status, 200);
+      const bound = await create({ name: 'bound', scopes: ['org:read'], orgId: org.id, expiresInDays: 30 });
+      assert.equal(bound.status, 201);
+      assert.equal(bound.body.orgId, org.id);
+      assert.equal(Date.parse(bound.body.expiresAt), t.clock.now() + 7 * DAY, "capped by the org's tokens.maxLifetimeDays");
+      const unbound = await create({ name: 'unbound', scopes: ['org:read'], expiresInDays: 30 });
+      assert.equal(Date.parse(unbound.body.expiresAt), t.clock.now() + 7 * DAY, "the strictest policy of the user's orgs applies to unbound tokens too");
+      assert.equal((await anon.get(`/v1/orgs/${org.id}`, bearer(bound.body.token))).status, 200);
+      assert.equal((await anon.get(`/v1/orgs/${otherOrg.id}`, bearer(bound.body.token))).status, 404, 'a bound token reaches only its org');
+      assert.equal((await anon.get(`/v1/orgs/${otherOrg.id}`, bearer(unbound.body.token))).status, 200);
+      const stranger = await signUp(t, 'stranger');
+      const refused = await stranger.client.post('/v1/me/tokens', { name: 'x', scopes: ['org:read'], orgId: org.id });
+      assert.equal(refused.status, 404, 'non-members cannot bind a token to an org');
+    });
+
     test('a bad checksum is refused as malformed; a typo never reaches a lookup', async () => {
       const { body } = await create({ name: 'typo', scopes: ['profile:read'] });
       const typo = body.token.slice(0, 20) + (body.token[20] === 'a' ? 'b' : 'a') + body.token.slice(21);

@@ -37,6 +37,23 @@ export class SessionRepository {
       .executeTakeFirst();
   }
 
+  /** By public id (an access JWT's `sid`), joined with the user row. */
+  async findByPublicId(publicId: string): Promise<SessionWithUser | undefined> {
+    return this.db
+      .selectFrom('sessions')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .selectAll('sessions')
+      .select([
+        'users.status as user_status',
+        'users.mfa_enabled as user_mfa_enabled',
+        'users.email_verified as user_email_verified',
+        'users.created_at as user_created_at',
+        'users.password_changed_at as user_password_changed_at',
+      ])
+      .where('sessions.public_id', '=', publicId)
+      .executeTakeFirst();
+  }
+
   async listForUser(userId: string): Promise<SessionRow[]> {
     return this.db.selectFrom('sessions').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').execute();
   }

@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import { createLogger } from '../logger.js';
+import { createServices } from '../services.js';
+import { action, configFrom, withCommonOptions } from './common.js';
+
+/**
+ * `rampart keys rotate`: a new access-token signing key takes over at once.
+ * Tokens signed by the old key stay valid until they expire (its public key
+ * stays in the JWKS until then); its private key is destroyed now. Running
+ * servers pick the new key up within a minute. Use it on a schedule of your own
+ * or after a suspected compromise; the server also rotates every
+ * SIGNING_KEY_ROTATION_DAYS.
+ */
+export function keysCommand(): Command {
+  const keys = new Command('keys').description('manage key material');
+  keys.addCommand(
+    withCommonOptions(new Command('rotate'))
+      .description('rotate the access-token signing key now (old public keys stay in the JWKS until their tokens expire)')
+      .action(action(async (options: Record<string, unknown>) => {
+        const config = configFrom(options);
+        process.umask(0o077);
+        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+        try {
+          const kid = await services.signingKeys.rotate('manual');
+          const published = (await services.signingKeys.jwks()).keys.map((key) => key.kid);
+          process.stdout.write(`signing key rotated: now signing with ${kid}; published keys: ${published.join(', ')}\n`);
+        } finally {
+          await services.close();
+        }
+      })),
+  );
+  return keys;
+}
