@@ -9,6 +9,7 @@ import { eventContext } from './events/context.js';
 import { registerAuth } from './http/auth.js';
 import { registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
+import { disclosureRoutes } from './http/routes/disclosure.js';
 import { healthRoutes } from './http/routes/health.js';
 import { meRoutes } from './http/routes/me.js';
 import { orgRoutes } from './http/routes/orgs.js';
@@ -24,7 +25,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, orgRoutes];
+const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, orgRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

@@ -37,6 +37,7 @@ export interface Config {
   readonly insecureSmtpWithoutTls: boolean;
   readonly mailFrom: string;
   readonly productName: string;
+  readonly securityContact: string | null;
   /** Where each value came from, for doctor. */
   readonly sources: Readonly<Record<string, 'flag' | 'env' | 'file' | 'default'>>;
 }

@@ -223,6 +223,16 @@ export const OPTIONS = [
     },
   }),
   def<string>({
+    key: 'securityContact', env: 'SECURITY_CONTACT', type: 'string', default: null,
+    doc: 'Where vulnerability reports go (a mailto: or https: URI), published in /security and security.txt. Default: mailto:security@<PUBLIC_URL host>.',
+    validate: (value) => {
+      const url = assertURL('SECURITY_CONTACT', value, ['mailto:', 'https:']);
+      if (/[\s<>"]/.test(value) || (url.protocol === 'mailto:' && !/^mailto:[^@\s]+@[^@\s]+$/.test(value))) {
+        throw new ConfigError('SECURITY_CONTACT must be a mailto:address or an https: URL');
+      }
+    },
+  }),
+  def<string>({
     key: 'productName', env: 'PRODUCT_NAME', type: 'string', default: 'Rampart',
     doc: 'Product name shown in mail and blocked inside passwords (a context-specific word, ASVS V6.2.11).',
     validate: (value) => {

@@ -1,8 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from '../errors.js';
-import { StaticKeyProvider } from './key-provider.js';
+import { type KeyProvider, StaticKeyProvider, wrappingKeyId } from './key-provider.js';
 
 /**
  * The master key file: one key per line, `<id> <base64url 32 bytes>`, the first
@@ -16,14 +16,61 @@ export interface MasterKeyFileOptions {
   create: boolean;
 }
 
-export function loadMasterKeyFile({ path, create }: MasterKeyFileOptions): StaticKeyProvider {
+export function loadMasterKeyFile({ path, create }: MasterKeyFileOptions): FileKeyProvider {
   if (!existsSync(path)) {
     if (!create) throw new ConfigError(`master key file ${path} does not exist`);
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    writeFileSync(path, formatLine(newKeyId(), randomBytes(32)), { mode: 0o600, flag: 'wx' });
+    writeAtomically(path, formatLine(newKeyId(), randomBytes(32)));
   }
-  assertPrivateFile(path);
-  return new StaticKeyProvider(parseMasterKeyFile(readFileSync(path, 'utf8'), path));
+  return new FileKeyProvider(path);
+}
+
+/**
+ * A key provider over the master key file that follows rotations without a
+ * restart: before wrapping it re-reads the file if it changed (so new wraps use
+ * the newest key and never a retired one), and an unknown key id on unwrap
+ * triggers a re-read (another instance or `rampart keys rotate-master` has
+ * re-wrapped with a key this process has not seen yet).
+ */
+export class FileKeyProvider implements KeyProvider {
+  #inner: StaticKeyProvider;
+  #mtimeMs: number;
+
+  constructor(private readonly path: string) {
+    this.#inner = this.#read();
+    this.#mtimeMs = statSync(path).mtimeMs;
+  }
+
+  get currentKeyId(): string {
+    return this.#inner.currentKeyId;
+  }
+
+  keyIds(): readonly string[] {
+    return this.#inner.keyIds();
+  }
+
+  async wrap(key: Uint8Array, aad: string): Promise<string> {
+    this.#reloadIfChanged();
+    return this.#inner.wrapSync(key, aad);
+  }
+
+  async unwrap(wrapped: string, aad: string): Promise<Buffer | null> {
+    const id = wrappingKeyId(wrapped);
+    if (id !== null && !this.#inner.keyIds().includes(id)) this.#reloadIfChanged();
+    return this.#inner.unwrapSync(wrapped, aad);
+  }
+
+  #reloadIfChanged(): void {
+    const mtimeMs = statSync(this.path).mtimeMs;
+    if (mtimeMs === this.#mtimeMs) return;
+    this.#inner = this.#read();
+    this.#mtimeMs = mtimeMs;
+  }
+
+  #read(): StaticKeyProvider {
+    assertPrivateFile(this.path);
+    return new StaticKeyProvider(parseMasterKeyFile(readFileSync(this.path, 'utf8'), this.path));
+  }
 }
 
 /** Prepends a new current key; older keys stay to unwrap existing data. Returns the new id. */
@@ -32,9 +79,29 @@ export function addMasterKey(path: string): string {
   const existing = readFileSync(path, 'utf8');
   parseMasterKeyFile(existing, path);
   const id = newKeyId();
-  writeFileSync(path, formatLine(id, randomBytes(32)) + existing, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  writeAtomically(path, formatLine(id, randomBytes(32)) + existing);
   return id;
+}
+
+/** Removes the given keys from the file (never the current one). */
+export function removeMasterKeys(path: string, ids: readonly string[]): void {
+  assertPrivateFile(path);
+  const keys = parseMasterKeyFile(readFileSync(path, 'utf8'), path);
+  if (ids.includes(keys[0]!.id)) throw new Error('the current master key cannot be removed');
+  writeAtomically(path, keys.filter((k) => !ids.includes(k.id)).map((k) => formatLine(k.id, k.key)).join(''));
+}
+
+/** A crash mid-write must never leave a truncated key file: write a 0600 sibling, fsync, rename over. */
+function writeAtomically(path: string, text: string): void {
+  const temporary = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temporary, 'wx', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, path);
 }
 
 export function parseMasterKeyFile(text: string, path = 'master key file'): Array<{ id: string; key: Buffer }> {
