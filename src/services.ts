@@ -6,7 +6,8 @@ import { SignupService } from './auth/flows/signup.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { KeyProvider } from './crypto/key-provider.js';
-import { Keyring } from './crypto/keyring.js';
+import { Keyring, keyringAad } from './crypto/keyring.js';
+import { type WrappedKeyColumn, wrappedKeyColumn } from './store/repositories/wrapped-keys.js';
 import { loadMasterKeyFile } from './crypto/master-key-file.js';
 import { SecurityEvents } from './events/security-events.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -26,7 +27,7 @@ import { AccountService } from './users/account-service.js';
 import { ApiTokenRepository } from './store/repositories/api-tokens.js';
 import { ApiTokenService, type TokenOrgDirectory } from './tokens/api-token-service.js';
 import { SigningKeyRepository } from './store/repositories/signing-keys.js';
-import { SigningKeyService } from './tokens/signing-keys.js';
+import { signingKeyAad, SigningKeyService } from './tokens/signing-keys.js';
 import { AccessTokenService } from './tokens/access-tokens.js';
 import { CredentialRevocation } from './users/credential-revocation.js';
 
@@ -65,6 +66,8 @@ export interface Services {
   readonly orgs: OrgService;
   /** Access-JWT signing keys and the JWKS (issue 5). */
   readonly signingKeys: SigningKeyService;
+  /** Every column holding keys wrapped by the master key (master key rotation walks them). */
+  readonly wrappedKeys: WrappedKeyColumn[];
   /** Access JWTs: issue, verify (issue 5). */
   readonly accessTokens: AccessTokenService;
   /** Origin users reach; set once the listening port is known. */
@@ -142,6 +145,12 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     accounts: undefined as unknown as AccountService,
     apiTokens: undefined as unknown as ApiTokenService,
     signingKeys: undefined as unknown as SigningKeyService,
+    wrappedKeys: [
+      wrappedKeyColumn(stores.pii.db, { table: 'pii_users', keyColumn: 'user_id', column: 'wrapped_dek', aad: (row) => `dek:${String(row['user_id'])}` }),
+      wrappedKeyColumn(stores.main.db, { table: 'keyring', keyColumn: 'purpose', extraColumns: ['version'], column: 'wrapped_key', aad: (row) => keyringAad(String(row['purpose']), Number(row['version'])) }),
+      wrappedKeyColumn(stores.pii.db, { table: 'keyring', keyColumn: 'purpose', extraColumns: ['version'], column: 'wrapped_key', aad: (row) => keyringAad(String(row['purpose']), Number(row['version'])) }),
+      wrappedKeyColumn(stores.main.db, { table: 'signing_keys', keyColumn: 'kid', column: 'private_key_wrapped', aad: (row) => signingKeyAad(String(row['kid'])) }),
+    ],
     accessTokens: undefined as unknown as AccessTokenService,
     publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
     async close() {

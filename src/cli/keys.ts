@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { createLogger } from '../logger.js';
 import { createServices } from '../services.js';
 import { action, configFrom, withCommonOptions } from './common.js';
+import { rotateMasterCommand } from './keys-master.js';
 
 /**
  * `rampart keys rotate`: a new access-token signing key takes over at once.
@@ -29,5 +30,6 @@ export function keysCommand(): Command {
         }
       })),
   );
+  keys.addCommand(rotateMasterCommand());
   return keys;
 }

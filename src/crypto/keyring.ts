@@ -29,7 +29,7 @@ export class Keyring {
     if (cached) return cached;
     let row = await this.#latest(purpose);
     if (!row) {
-      const wrapped = await this.#provider.wrap(randomBytes(32), aadFor(purpose, 1));
+      const wrapped = await this.#provider.wrap(randomBytes(32), keyringAad(purpose, 1));
       await this.#db
         .insertInto('keyring')
         .values({ purpose, version: 1, wrapped_key: wrapped, created_at: Date.now() })
@@ -38,30 +38,10 @@ export class Keyring {
       row = await this.#latest(purpose);
     }
     if (!row) throw new Error(`keyring: could not create the ${purpose} key`);
-    const key = await this.#provider.unwrap(row.wrapped_key, aadFor(purpose, row.version));
+    const key = await this.#provider.unwrap(row.wrapped_key, keyringAad(purpose, row.version));
     if (!key) throw new Error(`keyring: the ${purpose} key does not unwrap with the master key (wrong MASTER_KEY_FILE?)`);
     this.#cache.set(purpose, key);
     return key;
-  }
-
-  /** Re-wraps every key under the provider's current master key; returns how many changed. */
-  async rewrapAll(): Promise<number> {
-    const rows = await this.#db.selectFrom('keyring').selectAll().execute();
-    let changed = 0;
-    for (const row of rows) {
-      if (row.wrapped_key.startsWith(`${this.#provider.currentKeyId}.`)) continue;
-      const aad = aadFor(row.purpose, row.version);
-      const key = await this.#provider.unwrap(row.wrapped_key, aad);
-      if (!key) throw new Error(`keyring: the ${row.purpose} key does not unwrap`);
-      await this.#db
-        .updateTable('keyring')
-        .set({ wrapped_key: await this.#provider.wrap(key, aad) })
-        .where('purpose', '=', row.purpose)
-        .where('version', '=', row.version)
-        .execute();
-      changed++;
-    }
-    return changed;
   }
 
   async #latest(purpose: string) {
@@ -75,6 +55,7 @@ export class Keyring {
   }
 }
 
-function aadFor(purpose: string, version: number): string {
+/** The associated data binding a wrapped purpose key to its place. */
+export function keyringAad(purpose: string, version: number): string {
   return `keyring:${purpose}:${version}`;
 }

@@ -13,6 +13,7 @@ export const EVENT_CATALOGUE = {
   'session.rotated': 'A session received a new secret (privilege change, password change).',
   'reauth.succeeded': 'A session re-authenticated for a sensitive action (step-up; details.method).',
   'reauth.failed': 'A step-up attempt failed (details.method).',
+  'master_key.rotated': 'A new master key became current and the wrapped keys were re-wrapped under it (details.keyId).',
   'user.locked': 'An account was locked; its sessions and tokens were revoked (details.revoked counts them).',
   'user.unlocked': 'A locked account was unlocked.',
   'api_token.created': 'A user created an API token (details: scopes, expiresAt, orgId; never the token).',

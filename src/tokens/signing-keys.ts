@@ -75,7 +75,7 @@ export class SigningKeyService {
     if (!current || current.private_key_wrapped === null) throw new Error('signing keys: no current key after rotation');
     let privateKey = this.#privateKeys.get(current.kid);
     if (!privateKey) {
-      const der = await this.keys.unwrap(current.private_key_wrapped, aadFor(current.kid));
+      const der = await this.keys.unwrap(current.private_key_wrapped, signingKeyAad(current.kid));
       if (!der) throw new Error(`signing keys: the key ${current.kid} does not unwrap with the master key`);
       privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
       this.#privateKeys.set(current.kid, privateKey);
@@ -99,7 +99,7 @@ export class SigningKeyService {
       kid,
       alg: SIGNING_ALGORITHM,
       public_jwk: JSON.stringify({ kty: jwk.kty, crv: jwk.crv, x: jwk.x }),
-      private_key_wrapped: await this.keys.wrap(der, aadFor(kid)),
+      private_key_wrapped: await this.keys.wrap(der, signingKeyAad(kid)),
       created_at: now,
       retired_at: null,
     };
@@ -179,6 +179,7 @@ function currentOf(rows: SigningKeyRow[]): SigningKeyRow | undefined {
   return rows.find((row) => row.retired_at === null);
 }
 
-function aadFor(kid: string): string {
+/** The associated data binding a wrapped private key to its kid (master key rotation re-wraps with it). */
+export function signingKeyAad(kid: string): string {
   return `signing-key:${kid}`;
 }
