@@ -16,6 +16,7 @@ import { orgRoutes } from './http/routes/orgs.js';
 import { sessionRoutes } from './http/routes/sessions.js';
 import { tokenRoutes } from './http/routes/tokens.js';
 import { accessTokenRoutes } from './http/routes/access-tokens.js';
+import { introspectionRoutes } from './http/routes/introspect.js';
 import type { Services } from './services.js';
 import { httpsServerOptions, type TlsMaterial } from './tls/certificate.js';
 
@@ -25,7 +26,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, orgRoutes];
+const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual
