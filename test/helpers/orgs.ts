@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { OrgRole } from '../../src/orgs/permissions.js';
 import type { SecurityEvent } from '../../src/events/security-events.js';
 import type { TestClient } from './client.js';
-import { signUp, type TestServer } from './harness.js';
+import { randomId } from '../../src/crypto/random.js';
+import { signUp, type TestServer, uniqueEmail } from './harness.js';
 
 export interface OrgUser {
   client: TestClient;
@@ -86,4 +87,27 @@ export function invitationTokenFor(t: TestServer, to: string, known: readonly st
 
 function decodeQuotedPrintable(raw: string): string {
   return raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+/**
+ * A user with a profile but no usable password (no argon2 cost): a member to
+ * list, change or remove, never to sign in.
+ */
+export async function createBareUser(t: TestServer, label = 'bare'): Promise<string> {
+  const { services } = t.server;
+  const userId = randomId('usr');
+  const now = t.clock.now();
+  await services.pii.createProfile(userId, uniqueEmail(label), `Bare ${label}`);
+  await services.users.insert({
+    id: userId, status: 'active', password_hash: '!', password_changed_at: now,
+    email_verified: 0, mfa_enabled: 0, created_at: now, updated_at: now,
+  });
+  return userId;
+}
+
+/** An API token of a signed-in (and stepped-up) user. */
+export async function createToken(user: OrgUser, scopes: string[], orgId?: string): Promise<string> {
+  const response = await user.client.post('/v1/me/tokens', { name: `test ${scopes.join(' ')}`, scopes, ...(orgId ? { orgId } : {}) });
+  if (response.status !== 201) throw new Error(`token creation failed: ${response.status} ${response.text}`);
+  return response.body.token;
 }

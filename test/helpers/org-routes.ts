@@ -1,0 +1,83 @@
+/**
+ * THE list of org-scoped routes the tenant-isolation walk drives
+ * (test/security/cross-tenant-access.test.ts). Every route whose path has
+ * `:orgId` must have a sample here: the walk discovers the registered routes
+ * and fails, naming the route, until it has one. When you add an org route
+ * (audit, webhooks…), add its sample with the roles API.md gives it.
+ *
+ * `allowed` is written from API.md, not derived from src/orgs/permissions.ts,
+ * so that the walk checks the table rather than repeating it.
+ */
+import { randomId } from '../../src/crypto/random.js';
+import type { OrgRole } from '../../src/orgs/permissions.js';
+import { defaultOrgPolicy } from '../../src/policy/org-policy.js';
+import { type TestServer, uniqueEmail } from './harness.js';
+
+export interface OrgRouteContext {
+  t: TestServer;
+  /** The org the request targets. */
+  orgId: string;
+  /** A member of `orgId` (role member) that samples may change. */
+  memberId: string;
+  /** Ids of objects that belong to ANOTHER org, for "a foreign id answers like a missing one". */
+  foreign: { orgId: string; memberId: string };
+  /** A fresh member of `orgId` (role member), e.g. as something to delete. */
+  newMember(): Promise<string>;
+}
+
+export interface OrgRouteRequest {
+  /** Path params other than orgId. */
+  params?: Record<string, string>;
+  body?: unknown;
+  /** Query string without '?'. */
+  query?: string;
+}
+
+export interface OrgRouteSample {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** The path as registered, e.g. /v1/orgs/:orgId/members/:userId. */
+  url: string;
+  /** Roles that may call it, per API.md; every other role must get 403. */
+  allowed: readonly OrgRole[];
+  /** The status an allowed role gets. */
+  ok: number;
+  /** Needs a recent step-up (the walk steps every session up first). */
+  stepUp?: boolean;
+  /** A valid request, built fresh for each call (it may create what it acts on). */
+  build(ctx: OrgRouteContext): Promise<OrgRouteRequest> | OrgRouteRequest;
+  /** The same request naming another org's objects, for routes with ids beyond orgId. */
+  foreign?(ctx: OrgRouteContext): OrgRouteRequest;
+}
+
+const ALL: readonly OrgRole[] = ['owner', 'admin', 'auditor', 'member'];
+const ADMINS: readonly OrgRole[] = ['owner', 'admin'];
+
+export const ORG_ROUTE_SAMPLES: readonly OrgRouteSample[] = [
+  { method: 'GET', url: '/v1/orgs/:orgId', allowed: ALL, ok: 200, build: () => ({}) },
+  { method: 'GET', url: '/v1/orgs/:orgId/members', allowed: ALL, ok: 200, build: () => ({}) },
+  {
+    method: 'POST', url: '/v1/orgs/:orgId/invitations', allowed: ADMINS, ok: 201,
+    build: () => ({ body: { email: uniqueEmail('walk-invitee'), role: 'member' } }),
+  },
+  {
+    method: 'PATCH', url: '/v1/orgs/:orgId/members/:userId', allowed: ADMINS, ok: 200,
+    build: (ctx) => ({ params: { userId: ctx.memberId }, body: { role: 'auditor' } }),
+    foreign: (ctx) => ({ params: { userId: ctx.foreign.memberId }, body: { role: 'auditor' } }),
+  },
+  {
+    method: 'DELETE', url: '/v1/orgs/:orgId/members/:userId', allowed: ADMINS, ok: 204,
+    build: async (ctx) => ({ params: { userId: await ctx.newMember() } }),
+    foreign: (ctx) => ({ params: { userId: ctx.foreign.memberId } }),
+  },
+  { method: 'GET', url: '/v1/orgs/:orgId/policy', allowed: ALL, ok: 200, build: () => ({}) },
+  {
+    method: 'PUT', url: '/v1/orgs/:orgId/policy', allowed: ADMINS, ok: 200, stepUp: true,
+    build: () => ({ body: defaultOrgPolicy() }),
+  },
+];
+
+/** Fills a registered path with the org id and the request's params; unknown params get a random id. */
+export function fillPath(url: string, orgId: string, request: OrgRouteRequest): string {
+  const path = url.replace(/:([A-Za-z]+)/g, (_, name: string) => (name === 'orgId' ? orgId : request.params?.[name] ?? randomId('x')));
+  return request.query ? `${path}?${request.query}` : path;
+}
