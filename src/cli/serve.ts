@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { createLogger } from '../logger.js';
+import { asyncStdout, createLogger } from '../logger.js';
 import { startServer } from '../server.js';
 import { action, configFrom, withCommonOptions } from './common.js';
 
@@ -13,7 +13,10 @@ export function serveCommand(): Command {
       const config = configFrom(options);
       // Files we create (stores, keys, outbox) are private to this user.
       process.umask(0o077);
-      const logger = createLogger(config.logLevel);
+      const stdout = asyncStdout();
+      const logger = createLogger(config.logLevel, stdout);
+      // Whatever ends the process (even an uncaught error), buffered log lines are written first.
+      process.once('exit', () => stdout.flushSync());
       const server = await startServer(config, logger);
       process.stdout.write(`listening on ${server.url}\n`);
       if (config.insecurePlainHttpOnLoopback) {
@@ -25,9 +28,13 @@ export function serveCommand(): Command {
         stopping = true;
         logger.info({ signal }, 'shutting down');
         server.close().then(
-          () => process.exit(0),
+          () => {
+            stdout.flushSync();
+            process.exit(0);
+          },
           (error: unknown) => {
             logger.error({ err: error }, 'shutdown failed');
+            stdout.flushSync();
             process.exit(1);
           },
         );

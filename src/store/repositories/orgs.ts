@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { preparedQuery } from '../prepared.js';
 import type { MainDB, OrgInvitationTable, OrgMembershipTable, OrgTable } from '../schema.js';
 
 export type OrgRow = OrgTable;
@@ -19,7 +20,12 @@ export interface MembershipWithOrg {
 
 /** Orgs, memberships and invitations: the only SQL of the orgs feature. */
 export class OrgRepository {
-  constructor(private readonly db: Kysely<MainDB>) {}
+  /** Runs on every GET /v1/session and every policy resolution: built and compiled once. */
+  readonly #membershipsOfUser: (userId: string) => Promise<MembershipWithOrg[]>;
+
+  constructor(private readonly db: Kysely<MainDB>) {
+    this.#membershipsOfUser = preparedQuery<MembershipWithOrg, [string]>(db, 1, (userId) => this.#membershipsQuery(db, userId));
+  }
 
   async insertOrg(row: OrgRow, executor: Executor = this.db): Promise<void> {
     await executor.insertInto('orgs').values(row).execute();
@@ -60,11 +66,15 @@ export class OrgRepository {
   }
 
   async listMembershipsOfUser(userId: string, executor: Executor = this.db): Promise<MembershipWithOrg[]> {
+    if (executor === this.db) return this.#membershipsOfUser(userId);
+    return this.#membershipsQuery(executor, userId).execute();
+  }
+
+  #membershipsQuery(executor: Executor, userId: string) {
     return this.#membershipsWithOrgs(executor)
       .where('org_memberships.user_id', '=', userId)
       .orderBy('org_memberships.joined_at', 'asc')
-      .orderBy('org_memberships.org_id', 'asc')
-      .execute();
+      .orderBy('org_memberships.org_id', 'asc');
   }
 
   async listMembers(orgId: string, executor: Executor = this.db): Promise<Array<MembershipRow & { mfa_enabled: number }>> {

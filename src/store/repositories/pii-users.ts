@@ -1,22 +1,29 @@
 import type { Kysely } from 'kysely';
+import { preparedQuery } from '../prepared.js';
 import type { PiiDB, PiiUserTable } from '../schema.js';
 
 export type PiiUserRow = PiiUserTable;
 
 /** The only SQL that touches personal data. */
 export class PiiUserRepository {
-  constructor(private readonly db: Kysely<PiiDB>) {}
+  readonly #findByUserId: (userId: string) => Promise<PiiUserRow[]>;
+  readonly #findByEmailIndex: (emailIndex: string) => Promise<PiiUserRow[]>;
+
+  constructor(private readonly db: Kysely<PiiDB>) {
+    this.#findByUserId = preparedQuery<PiiUserRow, [string]>(db, 1, (userId) => db.selectFrom('pii_users').selectAll().where('user_id', '=', userId));
+    this.#findByEmailIndex = preparedQuery<PiiUserRow, [string]>(db, 1, (index) => db.selectFrom('pii_users').selectAll().where('email_index', '=', index));
+  }
 
   async insert(row: PiiUserRow): Promise<void> {
     await this.db.insertInto('pii_users').values(row).execute();
   }
 
   async findByUserId(userId: string): Promise<PiiUserRow | undefined> {
-    return this.db.selectFrom('pii_users').selectAll().where('user_id', '=', userId).executeTakeFirst();
+    return (await this.#findByUserId(userId))[0];
   }
 
   async findByEmailIndex(emailIndex: string): Promise<PiiUserRow | undefined> {
-    return this.db.selectFrom('pii_users').selectAll().where('email_index', '=', emailIndex).executeTakeFirst();
+    return (await this.#findByEmailIndex(emailIndex))[0];
   }
 
   async update(userId: string, changes: Partial<Omit<PiiUserRow, 'user_id'>>): Promise<void> {

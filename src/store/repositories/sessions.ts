@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { preparedQuery } from '../prepared.js';
 import type { MainDB, SessionTable } from '../schema.js';
 
 export type SessionRow = SessionTable;
@@ -14,31 +15,29 @@ export interface SessionWithUser extends SessionRow {
 }
 
 export class SessionRepository {
-  constructor(private readonly db: Kysely<MainDB>) {}
+  readonly #findByIdHash: (idHash: string) => Promise<SessionWithUser[]>;
+  readonly #findByPublicId: (publicId: string) => Promise<SessionWithUser[]>;
+
+  constructor(private readonly db: Kysely<MainDB>) {
+    this.#findByIdHash = preparedQuery<SessionWithUser, [string]>(db, 1, (idHash) => this.#withUser().where('sessions.id_hash', '=', idHash));
+    this.#findByPublicId = preparedQuery<SessionWithUser, [string]>(db, 1, (publicId) => this.#withUser().where('sessions.public_id', '=', publicId));
+  }
 
   async insert(row: SessionRow, executor: Executor = this.db): Promise<void> {
     await executor.insertInto('sessions').values(row).execute();
   }
 
-  /** One indexed read (primary key) joined with the user row. */
+  /** One indexed read (primary key) joined with the user row; runs on every authenticated request. */
   async findByIdHash(idHash: string): Promise<SessionWithUser | undefined> {
-    return this.db
-      .selectFrom('sessions')
-      .innerJoin('users', 'users.id', 'sessions.user_id')
-      .selectAll('sessions')
-      .select([
-        'users.status as user_status',
-        'users.mfa_enabled as user_mfa_enabled',
-        'users.email_verified as user_email_verified',
-        'users.created_at as user_created_at',
-        'users.password_changed_at as user_password_changed_at',
-      ])
-      .where('sessions.id_hash', '=', idHash)
-      .executeTakeFirst();
+    return (await this.#findByIdHash(idHash))[0];
   }
 
   /** By public id (an access JWT's `sid`), joined with the user row. */
   async findByPublicId(publicId: string): Promise<SessionWithUser | undefined> {
+    return (await this.#findByPublicId(publicId))[0];
+  }
+
+  #withUser() {
     return this.db
       .selectFrom('sessions')
       .innerJoin('users', 'users.id', 'sessions.user_id')
@@ -49,9 +48,7 @@ export class SessionRepository {
         'users.email_verified as user_email_verified',
         'users.created_at as user_created_at',
         'users.password_changed_at as user_password_changed_at',
-      ])
-      .where('sessions.public_id', '=', publicId)
-      .executeTakeFirst();
+      ]);
   }
 
   async listForUser(userId: string): Promise<SessionRow[]> {
