@@ -62,6 +62,8 @@ export interface RampartVerifierOptions {
   checkAccessTokenRevocation?: boolean;
   /** A fetch implementation (a custom CA, a proxy, tests). Default: the global fetch. */
   fetch?: typeof fetch;
+  /** The time source (tests). Default: Date.now. */
+  now?: () => number;
 }
 
 export type RampartAuthErrorCode = 'unauthenticated' | 'invalid_token' | 'insufficient_scope' | 'introspection_unavailable';
@@ -146,6 +148,7 @@ export class RampartVerifier {
   readonly #jwks: ReturnType<typeof createRemoteJWKSet>;
   readonly #options: RampartVerifierOptions;
   readonly #fetch: typeof fetch;
+  readonly #now: () => number;
   readonly #cache = new Map<string, { answer: IntrospectionAnswer; until: number }>();
   readonly #inflight = new Map<string, Promise<IntrospectionAnswer>>();
 
@@ -158,6 +161,7 @@ export class RampartVerifier {
     this.#issuer = options.issuer.replace(/\/+$/, '');
     this.#audience = options.audience ?? `${this.#issuer}/v1`;
     this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#now = options.now ?? Date.now;
     this.#jwks = createRemoteJWKSet(new URL(options.jwksUrl ?? `${this.#issuer}/.well-known/jwks.json`), {
       cooldownDuration: options.jwksRefetchFloorMs ?? 30_000,
       cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000,
@@ -188,6 +192,8 @@ export class RampartVerifier {
       ({ payload } = await jwtVerify(token, (header: JWSHeaderParameters, input: FlattenedJWSInput) => {
         // Keys come from the configured JWKS only, never from the token (ASVS V9.1.3).
         if (KEY_SOURCE_HEADERS.some((name) => name in header)) throw new joseErrors.JWSInvalid('key source headers are refused');
+        // Rampart always names its key; without a kid a verifier would try whatever key matches the alg.
+        if (typeof header.kid !== 'string' || header.kid.length === 0) throw new joseErrors.JWSInvalid('a kid is required');
         return this.#jwks(header, input);
       }, {
         algorithms: ALGORITHMS,
@@ -195,6 +201,7 @@ export class RampartVerifier {
         audience: this.#audience,
         typ: ACCESS_TOKEN_TYP,
         clockTolerance: this.#options.clockToleranceSeconds ?? 5,
+        currentDate: new Date(this.#now()),
         maxTokenAge: '15m',
         requiredClaims: ['sub', 'exp', 'iat', 'jti', 'scope'],
       }));
@@ -242,7 +249,7 @@ export class RampartVerifier {
     const introspectionToken = this.#options.introspectionToken;
     if (!introspectionToken) throw new RampartAuthError('invalid_token', 'API tokens need an introspectionToken in the verifier options');
     const key = createHash('sha256').update(token).digest('base64url');
-    const now = Date.now();
+    const now = this.#now();
     const cached = this.#cache.get(key);
     if (cached && cached.until > now) return cached.answer;
     const pending = this.#inflight.get(key);
