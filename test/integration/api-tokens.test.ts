@@ -205,3 +205,26 @@ async function dumpStores(t: TestServer, store: 'sqlite' | 'postgres'): Promise<
   }
   return parts.join('\n');
 }
+
+describe('eternal API tokens only behind RAMPART_INSECURE_ALLOW_ETERNAL_API_TOKENS', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer({ env: { RAMPART_INSECURE_ALLOW_ETERNAL_API_TOKENS: 'true' } });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test('allowed for a user in no org; refused once an org policy applies', async () => {
+    const user = await signUp(t, 'eternal');
+    const eternal = await user.client.post('/v1/me/tokens', { name: 'forever', scopes: ['profile:read'], expiresInDays: null });
+    assert.equal(eternal.status, 201);
+    assert.equal(eternal.body.expiresAt, null);
+    t.clock.advance(5 * 365 * DAY);
+    assert.equal((await t.client().get('/v1/session', bearer(eternal.body.token))).status, 200);
+    await user.client.post('/v1/login', { email: user.email, password: user.password });
+    assert.equal((await user.client.post('/v1/orgs', { name: 'Capped', slug: `capped-${Date.now()}` })).status, 201);
+    const refused = await user.client.post('/v1/me/tokens', { name: 'forever 2', scopes: ['profile:read'], expiresInDays: null });
+    assert.equal(refused.status, 400);
+  });
+});
