@@ -9,6 +9,7 @@ import { eventContext } from './events/context.js';
 import { registerAuth } from './http/auth.js';
 import { registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
+import { auditRoutes } from './http/routes/audit.js';
 import { disclosureRoutes } from './http/routes/disclosure.js';
 import { healthRoutes } from './http/routes/health.js';
 import { meRoutes } from './http/routes/me.js';
@@ -26,7 +27,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes];
+const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes, auditRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

@@ -39,7 +39,7 @@ export interface VerifyResult {
 }
 
 export interface VerifyOptions {
-  /** Count only this org's events (the whole chain is still walked: links cross orgs). */
+  /** Report the count of this org's events (the whole chain is still walked: links cross orgs). */
   orgId?: string;
   onStart?: (total: number) => void;
   onProgress?: (done: number) => void;
@@ -137,8 +137,22 @@ export class AuditLog implements SecurityEventSink {
     });
     await this.#repo.insert(rows, trx);
     await this.#repo.setHeadHash(prevHash, trx);
+    await this.#repo.insertOrgLinks(await this.#orgLinks(rows, trx), trx);
     for (const listener of this.#listeners) await listener(appended, trx);
     return appended;
+  }
+
+  /**
+   * The orgs that see each event: its own org; for an event about a user without
+   * an org (a login, a factor change), every org the user belongs to now.
+   */
+  async #orgLinks(rows: readonly AuditEventRow[], trx: Transaction<MainDB>): Promise<Array<{ org_id: string; seq: number }>> {
+    const userIds = [...new Set(rows.filter((row) => row.org_id === null && row.user_id !== null).map((row) => row.user_id!))];
+    const orgsOf = await this.#repo.orgsOfUsers(userIds, trx);
+    return rows.flatMap((row) => {
+      if (row.org_id !== null) return [{ org_id: row.org_id, seq: row.seq }];
+      return (row.user_id === null ? [] : orgsOf.get(row.user_id) ?? []).map((orgId) => ({ org_id: orgId, seq: row.seq }));
+    });
   }
 
   /** One page in seq order; `next` is the cursor for `after` (null at the end). */
@@ -197,7 +211,7 @@ export class AuditLog implements SecurityEventSink {
         if (row.seq !== expectedSeq) return result({ seq: expectedSeq, id: null, reason: `event ${expectedSeq} is missing` });
         const problem = checkRow(row, prevHash, key);
         if (problem) return result({ seq: row.seq, id: row.id, reason: problem });
-        if (options.orgId === undefined || row.org_id === options.orgId) count++;
+        count++;
         prevHash = row.hash;
         expectedSeq++;
         done++;
@@ -210,6 +224,7 @@ export class AuditLog implements SecurityEventSink {
       return result({ seq: expectedSeq, id: null, reason: `${missing} missing (the head is at ${head.seq})` });
     }
     if (prevHash !== head.hash) return result({ seq: head.seq, id: null, reason: 'the last event does not match the recorded head hash' });
+    if (options.orgId !== undefined) count = await this.#repo.countForOrg(options.orgId, head.first_seq, head.seq);
     return result(null);
   }
 

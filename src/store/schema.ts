@@ -18,6 +18,7 @@ export interface MainDB {
   audit_head: AuditHeadTable;
   audit_prune_permit: { id: number };
   signing_keys: SigningKeyTable;
+  audit_event_orgs: { org_id: string; seq: number };
 }
 
 export interface UserTable {

@@ -1,9 +1,10 @@
-import type { Kysely, Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { AuditEventTable, AuditHeadTable, MainDB } from '../schema.js';
 
 export type AuditEventRow = AuditEventTable;
 export type AuditHeadRow = AuditHeadTable;
 type Executor = Kysely<MainDB> | Transaction<MainDB>;
+const INSERT_CHUNK = 500;
 
 export interface AuditQuery {
   orgId?: string;
@@ -42,7 +43,8 @@ export class AuditRepository {
   }
 
   async insert(rows: AuditEventRow[], trx: Transaction<MainDB>): Promise<void> {
-    await trx.insertInto('audit_events').values(rows).execute();
+    // Multi-row inserts within SQLite's bound-parameter limit (17 columns a row).
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('audit_events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
   }
 
   async setHeadHash(hash: string, trx: Transaction<MainDB>): Promise<void> {
@@ -55,16 +57,44 @@ export class AuditRepository {
   }
 
   async find(query: AuditQuery, executor: Executor = this.db): Promise<AuditEventRow[]> {
-    let select = executor.selectFrom('audit_events').selectAll();
-    if (query.orgId !== undefined) select = select.where('org_id', '=', query.orgId);
-    if (query.userId !== undefined) select = select.where('user_id', '=', query.userId);
-    if (query.action !== undefined) select = select.where('action', '=', query.action);
-    if (query.actorId !== undefined) select = select.where('actor_id', '=', query.actorId);
-    if (query.afterSeq !== undefined) select = select.where('seq', '>', query.afterSeq);
-    if (query.beforeSeq !== undefined) select = select.where('seq', '<', query.beforeSeq);
-    if (query.maxSeq !== undefined) select = select.where('seq', '<=', query.maxSeq);
-    const rows = await select.orderBy('seq', query.order ?? 'asc').limit(query.limit).execute();
+    let select = query.orgId === undefined
+      ? executor.selectFrom('audit_events as e').selectAll('e')
+      // An org sees the events linked to it (its own, and its members' while they were members).
+      : executor.selectFrom('audit_event_orgs as l').innerJoin('audit_events as e', 'e.seq', 'l.seq').selectAll('e').where('l.org_id', '=', query.orgId);
+    // Range conditions on the column the index orders by: l.seq for an org, e.seq otherwise.
+    const seqColumn = sql.ref<number>(query.orgId === undefined ? 'e.seq' : 'l.seq');
+    if (query.userId !== undefined) select = select.where('e.user_id', '=', query.userId);
+    if (query.action !== undefined) select = select.where('e.action', '=', query.action);
+    if (query.actorId !== undefined) select = select.where('e.actor_id', '=', query.actorId);
+    if (query.afterSeq !== undefined) select = select.where(seqColumn, '>', query.afterSeq);
+    if (query.beforeSeq !== undefined) select = select.where(seqColumn, '<', query.beforeSeq);
+    if (query.maxSeq !== undefined) select = select.where(seqColumn, '<=', query.maxSeq);
+    const rows = await select.orderBy(seqColumn, query.order === 'desc' ? 'desc' : 'asc').limit(query.limit).execute();
     return rows.map((row) => ({ ...row, seq: Number(row.seq), time: Number(row.time) }));
+  }
+
+  /** The orgs each of these users belongs to now (read inside the appending transaction). */
+  async orgsOfUsers(userIds: readonly string[], trx: Transaction<MainDB>): Promise<Map<string, string[]>> {
+    const byUser = new Map<string, string[]>();
+    if (userIds.length === 0) return byUser;
+    const rows = await trx.selectFrom('org_memberships').select(['user_id', 'org_id']).where('user_id', 'in', [...userIds]).execute();
+    for (const row of rows) byUser.set(row.user_id, [...(byUser.get(row.user_id) ?? []), row.org_id]);
+    return byUser;
+  }
+
+  async insertOrgLinks(links: Array<{ org_id: string; seq: number }>, trx: Transaction<MainDB>): Promise<void> {
+    for (let i = 0; i < links.length; i += INSERT_CHUNK) await trx.insertInto('audit_event_orgs').values(links.slice(i, i + INSERT_CHUNK)).execute();
+  }
+
+  async countForOrg(orgId: string, fromSeq: number, toSeq: number, executor: Executor = this.db): Promise<number> {
+    const row = await executor
+      .selectFrom('audit_event_orgs')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('org_id', '=', orgId)
+      .where('seq', '>=', fromSeq)
+      .where('seq', '<=', toSeq)
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
   }
 
   async countOlderThan(time: number, executor: Executor = this.db): Promise<{ count: number; lastSeq: number | null }> {
@@ -86,6 +116,7 @@ export class AuditRepository {
     await trx.insertInto('audit_prune_permit').values({ id: 1 }).execute();
     const result = await trx.deleteFrom('audit_events').where('seq', '<=', lastSeq).executeTakeFirst();
     await trx.deleteFrom('audit_prune_permit').execute();
+    await trx.deleteFrom('audit_event_orgs').where('seq', '<=', lastSeq).execute();
     const anchor = { seq: lastSeq + 1, prevHash: last.hash };
     await trx.updateTable('audit_head').set({ first_seq: anchor.seq, first_prev_hash: anchor.prevHash }).where('id', '=', 1).execute();
     return { deleted: Number(result.numDeletedRows), anchor };
