@@ -51,6 +51,8 @@ export interface OrgRouteSample {
 
 const ALL: readonly OrgRole[] = ['owner', 'admin', 'auditor', 'member'];
 const ADMINS: readonly OrgRole[] = ['owner', 'admin'];
+/** API.md: the audit log is for admin, owner and auditor. */
+const AUDIT_READERS: readonly OrgRole[] = ['owner', 'admin', 'auditor'];
 
 export const ORG_ROUTE_SAMPLES: readonly OrgRouteSample[] = [
   { method: 'GET', url: '/v1/orgs/:orgId', allowed: ALL, ok: 200, build: () => ({}) },
@@ -74,6 +76,9 @@ export const ORG_ROUTE_SAMPLES: readonly OrgRouteSample[] = [
     method: 'PUT', url: '/v1/orgs/:orgId/policy', allowed: ADMINS, ok: 200, stepUp: true,
     build: () => ({ body: defaultOrgPolicy() }),
   },
+  { method: 'GET', url: '/v1/orgs/:orgId/audit', allowed: AUDIT_READERS, ok: 200, build: () => ({ query: 'limit=5' }) },
+  { method: 'GET', url: '/v1/orgs/:orgId/audit/export', allowed: AUDIT_READERS, ok: 200, build: () => ({}) },
+  { method: 'GET', url: '/v1/orgs/:orgId/audit/verify', allowed: AUDIT_READERS, ok: 200, build: () => ({}) },
 ];
 
 /** Fills a registered path with the org id and the request's params; unknown params get a random id. */
