@@ -3,6 +3,7 @@ import { auditCommand } from './audit.js';
 import { doctorCommand } from './doctor.js';
 import { keysCommand } from './keys.js';
 import { migrateCommand } from './migrate.js';
+import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
 
 const program = new Command('rampart')
@@ -11,6 +12,7 @@ const program = new Command('rampart')
   .addCommand(serveCommand(), { isDefault: true })
   .addCommand(migrateCommand())
   .addCommand(doctorCommand())
+  .addCommand(reportCommand())
   .addCommand(auditCommand())
   .addCommand(keysCommand());
 
