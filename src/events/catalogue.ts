@@ -21,7 +21,7 @@ export const EVENT_CATALOGUE = {
   'api_token.used': 'An API token authenticated a request; recorded at most once a minute per token, with the address.',
   'signing_key.rotated': 'A new access-token signing key took over (details.reason: initial, scheduled, manual; previousKid).',
   'access_token.issued': 'A session or API token was exchanged for an access JWT (details: jti, scopes, source).',
-  'api_token.rejected': 'A well-formed API token was refused (details.reason: unknown, revoked, expired, owner_inactive).',
+  'api_token.rejected': 'A known API token was refused (details.reason: revoked, expired, owner_inactive); unknown tokens are not recorded.',
   'org.created': 'An organization was created; its creator became the owner (details.slug).',
   'member.added': 'A user joined an org (details.role; details.via: org_created, invitation, direct).',
   'member.role_changed': 'A member\'s org role changed (details.from, details.to).',

@@ -191,11 +191,15 @@ export class ApiTokenService {
     const now = this.clock.now();
     const rejection = checkLive(row, now);
     if (rejection) {
-      await this.events.record({
-        action: 'api_token.rejected', actor: row ? { type: 'user', id: row.user_id } : { type: 'anonymous', id: null },
-        target: row ? { type: 'api_token', id: row.id } : null, orgId: row?.org_id ?? null,
-        ip: meta.ip, userAgent: meta.userAgent, outcome: 'failure', details: { reason: rejection },
-      });
+      // A token that once existed (revoked, expired, locked owner) is a signal worth an event.
+      // An unknown one is not: a valid checksum costs an attacker nothing, and an audit
+      // write per made-up token would turn a flood into write amplification.
+      if (row) {
+        await this.events.record({
+          action: 'api_token.rejected', actor: { type: 'user', id: row.user_id }, target: { type: 'api_token', id: row.id }, orgId: row.org_id,
+          ip: meta.ip, userAgent: meta.userAgent, outcome: 'failure', details: { reason: rejection },
+        });
+      }
       return null;
     }
     await this.#recordUse(row!, now, meta);

@@ -116,6 +116,9 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal((await anon.get('/v1/session', bearer(body.token))).status, 401);
       assert.equal((await owner.client.delete(`/v1/me/tokens/${body.id}`)).status, 404);
       assert.ok(!(await owner.client.get('/v1/me/tokens')).body.tokens.some((x: { id: string }) => x.id === body.id));
+      const events = await t.server.services.stores.main.db.selectFrom('audit_events').select(['action', 'actor_type', 'actor_id'])
+        .where((eb) => eb.or([eb('target_id', '=', body.id), eb('actor_id', '=', body.id)])).orderBy('seq').execute();
+      assert.deepEqual(events.map((e) => e.action), ['api_token.created', 'api_token.used', 'api_token.revoked', 'api_token.rejected'], 'each step is in the audit log');
     });
 
     test('admin scopes need a recent step-up; an org binding needs membership', async () => {

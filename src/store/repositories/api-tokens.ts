@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { preparedQuery } from '../prepared.js';
 import type { ApiTokenTable, MainDB } from '../schema.js';
 
 export type ApiTokenRow = ApiTokenTable;
@@ -11,7 +12,22 @@ export interface ApiTokenWithOwner extends ApiTokenRow {
 
 /** API tokens: looked up by their HMAC only, never by the raw value. */
 export class ApiTokenRepository {
-  constructor(private readonly db: Kysely<MainDB>) {}
+  readonly #findByHash: (tokenHash: string) => Promise<ApiTokenWithOwner[]>;
+  readonly #findById: (id: string) => Promise<ApiTokenWithOwner[]>;
+
+  constructor(private readonly db: Kysely<MainDB>) {
+    // Compiled once: these run on every token-authenticated request.
+    this.#findByHash = preparedQuery<ApiTokenWithOwner, [string]>(db, 1, (hash) => this.#withOwner().where('api_tokens.token_hash', '=', hash));
+    this.#findById = preparedQuery<ApiTokenWithOwner, [string]>(db, 1, (id) => this.#withOwner().where('api_tokens.id', '=', id));
+  }
+
+  #withOwner() {
+    return this.db
+      .selectFrom('api_tokens')
+      .innerJoin('users', 'users.id', 'api_tokens.user_id')
+      .selectAll('api_tokens')
+      .select('users.status as user_status');
+  }
 
   async insert(row: ApiTokenRow, executor: Executor = this.db): Promise<void> {
     await executor.insertInto('api_tokens').values(row).execute();
@@ -19,24 +35,12 @@ export class ApiTokenRepository {
 
   /** One indexed read (unique token_hash) joined with the owner. */
   async findByHash(tokenHash: string): Promise<ApiTokenWithOwner | undefined> {
-    return this.db
-      .selectFrom('api_tokens')
-      .innerJoin('users', 'users.id', 'api_tokens.user_id')
-      .selectAll('api_tokens')
-      .select('users.status as user_status')
-      .where('api_tokens.token_hash', '=', tokenHash)
-      .executeTakeFirst();
+    return (await this.#findByHash(tokenHash))[0];
   }
 
   /** By public id (an access JWT's `tid`), joined with the owner. */
   async findById(id: string): Promise<ApiTokenWithOwner | undefined> {
-    return this.db
-      .selectFrom('api_tokens')
-      .innerJoin('users', 'users.id', 'api_tokens.user_id')
-      .selectAll('api_tokens')
-      .select('users.status as user_status')
-      .where('api_tokens.id', '=', id)
-      .executeTakeFirst();
+    return (await this.#findById(id))[0];
   }
 
   /** Tokens not revoked (expired ones included, so their owner sees them end). */
