@@ -76,6 +76,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal(chained.status, 403, 'an access JWT cannot mint another');
       assert.equal((await anon.post('/v1/token/access', {})).status, 401);
       assert.equal((await owner.client.post('/v1/token/access')).status, 200, 'a body is optional');
+      // ASVS V14.2.1: credentials never travel in a URL; a token in the query string authenticates nothing.
+      assert.equal((await anon.get(`/v1/session?access_token=${accessToken}`)).status, 401);
     });
 
     test('a session-derived JWT dies with its session; it expires after its TTL', async () => {

@@ -182,6 +182,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
 
     test('a dump of the stores and the logs hold no usable token', async () => {
       assert.ok(issued.length >= 5);
+      assert.ok(t.logs.some((line) => line.includes('"req"') || line.includes('request')), 'control: the logs were captured');
       const dump = await dumpStores(t, store);
       for (const token of issued) {
         assert.ok(dump.includes(token.slice(0, 9)), 'control: the dump does hold the token rows');
