@@ -14,6 +14,7 @@ import { disclosureRoutes } from './http/routes/disclosure.js';
 import { healthRoutes } from './http/routes/health.js';
 import { meRoutes } from './http/routes/me.js';
 import { orgRoutes } from './http/routes/orgs.js';
+import { mfaRoutes } from './http/routes/mfa.js';
 import { sessionRoutes } from './http/routes/sessions.js';
 import { tokenRoutes } from './http/routes/tokens.js';
 import { accessTokenRoutes } from './http/routes/access-tokens.js';
@@ -27,7 +28,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes, auditRoutes];
+const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes, auditRoutes, mfaRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

@@ -43,6 +43,11 @@ export const ERRORS = {
   mfa_enrollment_required: { status: 403, title: 'A second factor must be enrolled first' },
   mfa_required_by_org: { status: 409, title: 'An organization requires a second factor' },
   reauth_required: { status: 403, title: 'Recent re-authentication is required' },
+  totp_already_enabled: { status: 409, title: 'TOTP is already turned on; remove it before enrolling again' },
+  totp_not_pending: { status: 409, title: 'No TOTP enrollment is waiting for confirmation' },
+  mfa_not_enabled: { status: 409, title: 'Turn on a second factor first' },
+  webauthn_registration_failed: { status: 400, title: 'The security key or passkey registration could not be verified' },
+  webauthn_limit_reached: { status: 409, title: 'Too many security keys and passkeys; remove one first' },
 
   // tokens and scopes
   insufficient_scope: { status: 403, title: 'The token lacks the required scope' },

@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { PasswordHasher } from './auth/password/hasher.js';
 import { LoginService } from './auth/flows/login.js';
+import { MfaLoginFlow, mfaLoginGate } from './auth/flows/mfa-login.js';
+import { MfaService } from './auth/mfa/mfa-service.js';
 import { SignupService } from './auth/flows/signup.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/load.js';
@@ -20,6 +22,7 @@ import { SessionService } from './sessions/session-service.js';
 import { openStores, type Stores } from './store/db.js';
 import { migrateStores } from './store/migrate.js';
 import { OrgRepository } from './store/repositories/orgs.js';
+import { MfaRepository } from './store/repositories/mfa.js';
 import { SessionRepository } from './store/repositories/sessions.js';
 import { UserRepository } from './store/repositories/users.js';
 import { StepUpService } from './auth/flows/step-up.js';
@@ -70,6 +73,10 @@ export interface Services {
   readonly wrappedKeys: WrappedKeyColumn[];
   /** Access JWTs: issue, verify (issue 5). */
   readonly accessTokens: AccessTokenService;
+  /** Second factors: TOTP, WebAuthn, recovery codes, the MFA login step, org enforcement, staff reset. */
+  readonly mfa: MfaService;
+  /** The second step of a login (POST /v1/login/mfa). */
+  readonly mfaLogin: MfaLoginFlow;
   /** Origin users reach; set once the listening port is known. */
   publicUrl: string;
   close(): Promise<void>;
@@ -152,6 +159,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       wrappedKeyColumn(stores.main.db, { table: 'signing_keys', keyColumn: 'kid', column: 'private_key_wrapped', aad: (row) => signingKeyAad(String(row['kid'])) }),
     ],
     accessTokens: undefined as unknown as AccessTokenService,
+    mfa: undefined as unknown as MfaService,
+    mfaLogin: undefined as unknown as MfaLoginFlow,
     publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
     async close() {
       mailer.close();
@@ -181,6 +190,22 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     issuer: () => services.publicUrl,
     audience: () => config.accessTokenAudience ?? `${services.publicUrl}/v1`,
   });
+  const login = new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock);
+  const mfa = new MfaService({
+    db: stores.main.db,
+    repo: new MfaRepository(stores.main.db),
+    users,
+    pii,
+    keyring,
+    sessions,
+    revocation,
+    events,
+    policies,
+    clock,
+    productName: config.productName,
+    publicUrl: () => services.publicUrl,
+  });
+  services.stepUp.registerVerifier('totp', (userId, code) => mfa.verifyTOTPForStepUp(userId, code));
   Object.assign(services, {
     apiTokens,
     orgs,
@@ -191,12 +216,16 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     accessTokens,
     revocation,
     accounts: new AccountService(stores.main.db, users, revocation, events, clock),
-    login: new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
+    login,
     signup: new SignupService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
+    mfa,
+    mfaLogin: new MfaLoginFlow(mfa, login),
   });
   // The IP allowlist comes first among login gates: a refused address gets no MFA challenge.
   services.login.addGate({ name: 'ip-allowlist', check: async ({ user, meta }) => (await orgs.assertLoginAllowed(user.id, meta), null) });
+  // Then the second factor (and org MFA enforcement).
+  services.login.addGate(mfaLoginGate(mfa));
   // Warm the purpose keys so the first request does not race to create them.
-  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), piiKeyring.key('blind-index'), audit.init(), hasher.prepareDummy()]);
+  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), keyring.key('recovery-code'), piiKeyring.key('blind-index'), audit.init(), hasher.prepareDummy()]);
   return services;
 }

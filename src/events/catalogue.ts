@@ -32,6 +32,14 @@ export const EVENT_CATALOGUE = {
   'ip.blocked': 'A request, login or token use was refused by an org IP allowlist (details.via: login, request, token, invitation).',
   'access.denied': 'An authorization check refused a caller (details.action and role, or details.reason: not_a_member, no_staff_role…).',
   'audit.pruned': 'Retention pruning deleted the oldest audit events and anchored the chain at the first kept one (details.firstSeq, details.anchorHash).',
+  'mfa.failed': 'A second-factor attempt failed or was throttled (details.method, details.stage: login | reauth | enroll, details.reason).',
+  'mfa.reset': 'Staff removed every second factor of a user and ended their sessions (details count what was removed).',
+  'totp.enrolled': 'A user confirmed a TOTP authenticator; it is now a second factor.',
+  'totp.removed': 'A user removed their TOTP authenticator (details.revoked: other sessions ended).',
+  'webauthn.registered': 'A user registered a WebAuthn credential (security key or passkey).',
+  'webauthn.removed': 'A user removed a WebAuthn credential (details.revoked: other sessions ended).',
+  'recovery_codes.generated': 'A new set of recovery codes was issued; the previous set no longer works.',
+  'recovery_code.used': 'A recovery code completed a login (details.left: unused codes remaining).',
 } as const satisfies Record<string, string>;
 
 export type EventAction = keyof typeof EVENT_CATALOGUE;

@@ -61,5 +61,6 @@ export const loginResponseSchema = {
     passwordChangeRequired: { type: 'boolean' },
     changeToken: { type: 'string' },
     enrollmentRequired: { type: 'boolean' },
+    enrollBefore: { type: 'string' },
   },
 } as const;

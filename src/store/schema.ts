@@ -19,6 +19,12 @@ export interface MainDB {
   audit_prune_permit: { id: number };
   signing_keys: SigningKeyTable;
   audit_event_orgs: { org_id: string; seq: number };
+  mfa_totp: MfaTotpTable;
+  mfa_recovery_codes: MfaRecoveryCodeTable;
+  mfa_webauthn_credentials: MfaWebAuthnCredentialTable;
+  mfa_login_tokens: MfaLoginTokenTable;
+  mfa_webauthn_challenges: MfaWebAuthnChallengeTable;
+  mfa_user_state: MfaUserStateTable;
 }
 
 export interface UserTable {
@@ -53,6 +59,85 @@ export interface SessionTable {
   /** Client address and user agent, encrypted under the user's data key. */
   ip_enc: string | null;
   user_agent_enc: string | null;
+}
+
+/** A user's TOTP factor (one per user); pending until `confirmed_at` is set. */
+export interface MfaTotpTable {
+  user_id: string;
+  /** The base32 seed sealed with the user's data key (AES-256-GCM); never in clear. */
+  secret_enc: string;
+  created_at: number;
+  confirmed_at: number | null;
+  /** The last RFC 6238 time step accepted; a code of this step or an earlier one is refused (§5.2). */
+  last_used_step: number | null;
+}
+
+/** Single-use recovery codes: 120 random bits each, stored as HMAC-SHA256 under a keyring key. */
+export interface MfaRecoveryCodeTable {
+  id: string;
+  user_id: string;
+  code_hash: string;
+  created_at: number;
+  used_at: number | null;
+}
+
+/** WebAuthn credentials (passkeys, security keys): public keys only. */
+export interface MfaWebAuthnCredentialTable {
+  /** Public handle (`wac_…`). */
+  id: string;
+  user_id: string;
+  /** The authenticator's credential id, base64url. */
+  credential_id: string;
+  /** COSE public key, base64url. */
+  public_key: string;
+  /** Last signature counter seen (a counter that does not grow betrays a cloned authenticator). */
+  counter: number;
+  /** JSON array of transports, or null. */
+  transports: string | null;
+  /** 'singleDevice' | 'multiDevice' */
+  device_type: string;
+  backed_up: number;
+  /** The user's name for it, sealed with the user's data key. */
+  name_enc: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+/** The pending second step of a login (`mfaToken`): SHA-256 of a 256-bit secret, 5 minutes, single use. */
+export interface MfaLoginTokenTable {
+  token_hash: string;
+  user_id: string;
+  /** JSON array of the methods this login may complete with. */
+  methods: string;
+  /** 1: the factors at hand do not satisfy an org's `mfa.methods`; the session will only enroll. */
+  enrollment_only: number;
+  /** Factor attempts made with this token (reserved before each check). */
+  attempts: number;
+  created_at: number;
+  expires_at: number;
+}
+
+/** Outstanding WebAuthn challenges: single use, expiring, bound to a session or an mfaToken. */
+export interface MfaWebAuthnChallengeTable {
+  /** SHA-256 of the challenge. */
+  challenge_hash: string;
+  user_id: string;
+  /** 'register' | 'login' */
+  purpose: string;
+  /** Session public id (register) or mfaToken hash (login). */
+  binding: string;
+  expires_at: number;
+}
+
+/** Per-user second-factor state: failure throttle and an admin-restarted grace period. */
+export interface MfaUserStateTable {
+  user_id: string;
+  /** Consecutive factor attempts not (yet) followed by a success. */
+  failures: number;
+  locked_until: number | null;
+  /** When an admin reset restarted the org-MFA grace period for this user. */
+  grace_restarted_at: number | null;
+  updated_at: number;
 }
 
 /** Random purpose keys (CSRF, token HMAC, signing keys…), each wrapped by the master key. */

@@ -15,6 +15,11 @@ export interface LoginGateInput {
   user: UserRow;
   profile: Profile;
   meta: RequestMeta;
+  /**
+   * Extra public members a gate that lets the login continue adds to the login
+   * body (e.g. `enrollmentRequired` for an org-MFA enrollment-only session).
+   */
+  responseExtras: Record<string, unknown>;
 }
 
 /**
@@ -34,6 +39,8 @@ export interface CompletedLogin {
   issued: IssuedSession;
   csrfToken: string;
   profile: Profile;
+  /** Members added to the login body by gates (see LoginGateInput.responseExtras). */
+  responseExtras?: Record<string, unknown>;
 }
 
 export type LoginResult = CompletedLogin | { kind: 'interrupted'; body: Record<string, unknown> };
@@ -102,11 +109,13 @@ export class LoginService {
       user.password_hash = await this.hasher.hash(password);
       await this.users.update(user.id, { password_hash: user.password_hash, updated_at: this.clock.now() });
     }
+    const responseExtras: Record<string, unknown> = {};
     for (const gate of this.#gates) {
-      const body = await gate.check({ user, profile, meta });
+      const body = await gate.check({ user, profile, meta, responseExtras });
       if (body) return { kind: 'interrupted', body };
     }
-    return this.completeLogin({ user, profile, meta, mfaVerified: false, mfaMethod: null });
+    const completed = await this.completeLogin({ user, profile, meta, mfaVerified: false, mfaMethod: null });
+    return Object.keys(responseExtras).length > 0 ? { ...completed, responseExtras } : completed;
   }
 
   /** Creates the session of a finished login (also the last step of MFA and expired-password flows). */

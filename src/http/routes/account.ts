@@ -17,6 +17,7 @@ function sessionUser(session: ActiveSession) {
 export function sendLogin(reply: FastifyReply, services: Services, result: CompletedLogin, status = 200) {
   setSessionCookie(reply, result.issued.secret, result.issued.row.expires_at);
   return reply.code(status).send({
+    ...result.responseExtras,
     user: result.user,
     session: toPublicSession(services.sessions, result.issued.row, result.profile),
     csrfToken: result.csrfToken,
@@ -63,7 +64,7 @@ export async function accountRoutes(app: FastifyInstance, services: Services): P
   });
 
   app.post('/v1/logout', {
-    config: { auth: 'session' },
+    config: { auth: 'session', allowDuringMfaEnrollment: true },
     schema: { response: { 204: { type: 'null' } } },
   }, async (request, reply) => {
     const { session, userId } = sessionAuth(request);
@@ -80,7 +81,7 @@ export async function accountRoutes(app: FastifyInstance, services: Services): P
   });
 
   app.get('/v1/session', {
-    config: { auth: 'user', scope: 'profile:read' },
+    config: { auth: 'user', scope: 'profile:read', allowDuringMfaEnrollment: true },
     schema: {
       response: {
         200: {

@@ -1,0 +1,44 @@
+import type { MfaProof, MfaService } from '../mfa/mfa-service.js';
+import type { CompletedLogin, LoginGate, LoginService } from './login.js';
+import type { RequestMeta } from './request-meta.js';
+
+/**
+ * The MFA login gate: after a correct password, a user with a factor gets
+ * `{mfaRequired, mfaToken, methods}` instead of a session; a user an org
+ * requires to enroll gets an enrollment-only session during the grace period
+ * (`enrollmentRequired: true` in the login body) and `403
+ * mfa_enrollment_required` after it.
+ */
+export function mfaLoginGate(mfa: MfaService): LoginGate {
+  return {
+    name: 'mfa',
+    async check(input) {
+      const step = await mfa.startLogin(input);
+      if (step.kind === 'challenge') return step.body;
+      if (step.enrollBefore !== null) {
+        input.responseExtras['enrollmentRequired'] = true;
+        input.responseExtras['enrollBefore'] = new Date(step.enrollBefore).toISOString();
+      }
+      return null;
+    },
+  };
+}
+
+/** `POST /v1/login/mfa`: proves the second factor, consumes the mfaToken, makes the session. */
+export class MfaLoginFlow {
+  constructor(
+    private readonly mfa: MfaService,
+    private readonly login: LoginService,
+  ) {}
+
+  async complete(mfaToken: string, proof: MfaProof, meta: RequestMeta): Promise<CompletedLogin> {
+    const verified = await this.mfa.verifyLoginFactor(mfaToken, proof, meta);
+    return this.login.completeLogin({
+      user: verified.user,
+      profile: verified.profile,
+      meta,
+      mfaVerified: verified.mfaVerified,
+      mfaMethod: verified.method,
+    });
+  }
+}

@@ -1,0 +1,22 @@
+import { RampartError } from '../errors.js';
+import type { Services } from '../services.js';
+import type { AuthGuard } from './auth.js';
+
+/**
+ * Org MFA enforcement on every session request: when an org the user belongs to
+ * requires a second factor and this session has not proved one that counts,
+ * only routes marked `allowDuringMfaEnrollment` (reading the session and the
+ * factor list, enrolling, step-up, logout) answer; every other route says
+ * `403 mfa_enrollment_required`. Bearer credentials are not sessions and are
+ * left to their own checks.
+ */
+export function mfaEnrollmentGuard(services: Services): AuthGuard {
+  return async (request, auth) => {
+    if (auth.kind !== 'session') return;
+    if (request.routeOptions.config?.allowDuringMfaEnrollment === true) return;
+    if (await services.mfa.sessionSatisfiesPolicy(auth.session)) return;
+    throw new RampartError('mfa_enrollment_required', {
+      publicDetail: 'An organization you belong to requires a second factor: enroll one (or sign in again with it) to continue.',
+    });
+  };
+}
