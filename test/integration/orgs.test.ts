@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { defaultOrgPolicy, type OrgPolicy } from '../../src/policy/org-policy.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
+import { enrollTOTP } from '../helpers/mfa.js';
 import { captureEvents, createOrgWithRoles, type OrgFixture, stepUp, uniqueSlug } from '../helpers/orgs.js';
 
 function policyWith(change: (policy: OrgPolicy) => void): OrgPolicy {
@@ -172,7 +173,9 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const { owner } = org.users;
       const db = t.server.services.stores.main.db;
       const since = async () => (await db.selectFrom('orgs').select('mfa_required_since').where('id', '=', org.orgId).executeTakeFirstOrThrow()).mfa_required_since;
-      await stepUp(owner);
+      // Once MFA is required, a session that has not proved a factor may only enroll one
+      // (mfa-org-enforcement.test.ts): the owner turns on a factor first, which steps up too.
+      await enrollTOTP(t, owner.client, owner.password);
       const on = policyWith((p) => { p.mfa.required = true; });
       assert.equal((await owner.client.put(`/v1/orgs/${org.orgId}/policy`, on)).status, 200);
       const turnedOnAt = t.clock.now();
