@@ -4,6 +4,7 @@ import { PasswordHasher } from './auth/password/hasher.js';
 import { LoginService } from './auth/flows/login.js';
 import { MfaLoginFlow, mfaLoginGate } from './auth/flows/mfa-login.js';
 import { MfaService } from './auth/mfa/mfa-service.js';
+import { MfaRequirementNotifier } from './auth/mfa/requirement-notifier.js';
 import { SignupService } from './auth/flows/signup.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/load.js';
@@ -77,6 +78,8 @@ export interface Services {
   readonly mfa: MfaService;
   /** The second step of a login (POST /v1/login/mfa). */
   readonly mfaLogin: MfaLoginFlow;
+  /** Mails members who lack a factor when their org starts requiring one (a sink of `policy.updated`). */
+  readonly mfaNotifier: MfaRequirementNotifier;
   /** Origin users reach; set once the listening port is known. */
   publicUrl: string;
   close(): Promise<void>;
@@ -161,6 +164,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     accessTokens: undefined as unknown as AccessTokenService,
     mfa: undefined as unknown as MfaService,
     mfaLogin: undefined as unknown as MfaLoginFlow,
+    mfaNotifier: undefined as unknown as MfaRequirementNotifier,
     publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
     async close() {
       mailer.close();
@@ -206,6 +210,16 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     publicUrl: () => services.publicUrl,
   });
   services.stepUp.registerVerifier('totp', (userId, code) => mfa.verifyTOTPForStepUp(userId, code));
+  const mfaNotifier = new MfaRequirementNotifier({
+    orgs: () => services.orgs,
+    enrollmentDeadline: (userId) => mfa.enrollmentDeadline(userId),
+    mailer,
+    events,
+    logger,
+    productName: config.productName,
+    publicUrl: () => services.publicUrl,
+  });
+  events.addSink(mfaNotifier);
   Object.assign(services, {
     apiTokens,
     orgs,
@@ -220,6 +234,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     signup: new SignupService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
     mfa,
     mfaLogin: new MfaLoginFlow(mfa, login),
+    mfaNotifier,
   });
   // The IP allowlist comes first among login gates: a refused address gets no MFA challenge.
   services.login.addGate({ name: 'ip-allowlist', check: async ({ user, meta }) => (await orgs.assertLoginAllowed(user.id, meta), null) });

@@ -39,6 +39,7 @@ export const EVENT_CATALOGUE = {
   'webauthn.registered': 'A user registered a WebAuthn credential (security key or passkey).',
   'webauthn.removed': 'A user removed a WebAuthn credential (details.revoked: other sessions ended).',
   'recovery_codes.generated': 'A new set of recovery codes was issued; the previous set no longer works.',
+  'mfa_requirement.notified': 'Members of an org who lack a counting second factor were mailed that the org now requires one (details.count).',
   'recovery_code.used': 'A recovery code completed a login (details.left: unused codes remaining).',
 } as const satisfies Record<string, string>;
 

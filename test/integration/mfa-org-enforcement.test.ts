@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SESSION_COOKIE } from '../../src/http/auth.js';
 import { defaultOrgPolicy, type OrgPolicy } from '../../src/policy/org-policy.js';
@@ -16,11 +18,11 @@ function mfaPolicy(methods: OrgPolicy['mfa']['methods'] = ['totp', 'webauthn'], 
   return policy;
 }
 
-describe('org-enforced MFA', () => {
+for (const store of ['sqlite', 'postgres'] as const) describe(`org-enforced MFA (${store})`, () => {
   let t: TestServer;
   let events: ReturnType<typeof captureEvents>;
   before(async () => {
-    t = await startTestServer();
+    t = await startTestServer({ store });
     events = captureEvents(t);
   });
   after(async () => {
@@ -38,6 +40,12 @@ describe('org-enforced MFA', () => {
     return { ...org, ownerSecret: secret, since };
   }
 
+  /** The mail in the outbox, as raw RFC 5322 text. */
+  function outbox(): string[] {
+    const dir = join(t.dataDir, 'outbox');
+    return existsSync(dir) ? readdirSync(dir).map((file) => readFileSync(join(dir, file), 'utf8')) : [];
+  }
+
   async function expectEnrollmentOnly(client: TestClient, orgId: string) {
     for (const [method, path] of [['GET', `/v1/orgs/${orgId}`], ['GET', '/v1/me/sessions'], ['POST', '/v1/me/tokens'], ['DELETE', '/v1/me/sessions']] as const) {
       const response = await client.request(method, path, method === 'POST' ? { json: { name: 'x', scopes: ['profile:read'] } } : {});
@@ -49,8 +57,21 @@ describe('org-enforced MFA', () => {
   }
 
   test('during the grace period a member without a factor may only enroll; enrolling opens the session', async () => {
+    const mailBefore = outbox().length;
     const org = await requiringOrg('grace', mfaPolicy());
     const member = org.users.member;
+
+    // Turning the requirement on mails every member without a factor, with the deadline; not the owner.
+    await t.server.services.mfaNotifier.settled();
+    const mails = outbox().slice(mailBefore);
+    const recipients = mails.map((mail) => /^To: (.+)$/m.exec(mail)?.[1]?.trim());
+    assert.deepEqual(new Set(recipients), new Set([org.users.admin.email, org.users.auditor.email, member.email]));
+    const deadline = new Date(org.since + 72 * HOUR).toISOString().replace('T', ' ').slice(0, 16);
+    for (const mail of mails) {
+      assert.match(mail, /requires a second factor/);
+      assert.ok(mail.includes(deadline), 'the grace deadline is in the mail');
+    }
+    assert.ok(events.some((e) => e.action === 'mfa_requirement.notified' && e.orgId === org.orgId && e.details?.['count'] === 3));
     // A session from before the policy is held to it at once.
     await expectEnrollmentOnly(member.client, org.orgId);
 

@@ -155,6 +155,16 @@ export class MfaService {
     };
   }
 
+  /**
+   * When the user must have enrolled a factor their orgs count (the end of the
+   * grace period, possibly already past), or null when no org requires one they lack.
+   */
+  async enrollmentDeadline(userId: string): Promise<number | null> {
+    const [own, policy, state] = await Promise.all([this.methodsOf(userId), this.#d.policies.forUser(userId), this.#d.repo.findUserState(userId)]);
+    if (!policy.mfa.required || countingMethods(own, policy).length > 0) return null;
+    return graceEndsAt(policy, state?.grace_restarted_at ?? null);
+  }
+
   /** Whether a session may do more than enroll a factor (org MFA enforcement). */
   async sessionSatisfiesPolicy(session: ActiveSession): Promise<boolean> {
     return sessionSatisfiesPolicy(session, await this.#d.policies.forUser(session.user_id));
