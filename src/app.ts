@@ -15,6 +15,7 @@ import { healthRoutes } from './http/routes/health.js';
 import { meRoutes } from './http/routes/me.js';
 import { orgRoutes } from './http/routes/orgs.js';
 import { mfaRoutes } from './http/routes/mfa.js';
+import { passwordRoutes } from './http/routes/password.js';
 import { sessionRoutes } from './http/routes/sessions.js';
 import { tokenRoutes } from './http/routes/tokens.js';
 import { accessTokenRoutes } from './http/routes/access-tokens.js';
@@ -28,7 +29,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes, auditRoutes, mfaRoutes];
+const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes, auditRoutes, mfaRoutes, passwordRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

@@ -44,6 +44,7 @@ export async function startServer(config: Config, logger: Logger, options: { clo
   services.publicUrl = resolvePublicUrl(config, port);
   const sweep = setInterval(() => {
     services.sessions.sweepExpired().catch((error: unknown) => logger.warn({ err: error }, 'session sweep failed'));
+    services.passwordTokens.sweepExpired().catch((error: unknown) => logger.warn({ err: error }, 'password token sweep failed'));
   }, SWEEP_INTERVAL_MS);
   sweep.unref();
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;

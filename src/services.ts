@@ -1,11 +1,21 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { PasswordHasher } from './auth/password/hasher.js';
+import { BcryptVerifier } from './auth/password/bcrypt-verifier.js';
+import { BreachedPasswordChecker } from './auth/password/breached.js';
+import { PasswordRules } from './auth/password/password-rules.js';
+import { PasswordService } from './auth/password/password-service.js';
+import { StrengthEstimator } from './auth/password/strength-estimator.js';
 import { LoginService } from './auth/flows/login.js';
 import { MfaLoginFlow, mfaLoginGate } from './auth/flows/mfa-login.js';
 import { MfaService } from './auth/mfa/mfa-service.js';
 import { MfaRequirementNotifier } from './auth/mfa/requirement-notifier.js';
+import { PasswordChangeFlow } from './auth/flows/password-change.js';
+import { PasswordExpiryFlow } from './auth/flows/password-expiry.js';
+import { PasswordResetFlow } from './auth/flows/password-reset.js';
+import { PasswordTokens } from './auth/flows/password-tokens.js';
 import { SignupService } from './auth/flows/signup.js';
+import { BackgroundTasks } from './background-tasks.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { KeyProvider } from './crypto/key-provider.js';
@@ -24,6 +34,8 @@ import { openStores, type Stores } from './store/db.js';
 import { migrateStores } from './store/migrate.js';
 import { OrgRepository } from './store/repositories/orgs.js';
 import { MfaRepository } from './store/repositories/mfa.js';
+import { PasswordHistoryRepository } from './store/repositories/password-history.js';
+import { PasswordTokenRepository } from './store/repositories/password-tokens.js';
 import { SessionRepository } from './store/repositories/sessions.js';
 import { UserRepository } from './store/repositories/users.js';
 import { StepUpService } from './auth/flows/step-up.js';
@@ -80,6 +92,14 @@ export interface Services {
   readonly mfaLogin: MfaLoginFlow;
   /** Mails members who lack a factor when their org starts requiring one (a sink of `policy.updated`). */
   readonly mfaNotifier: MfaRequirementNotifier;
+  /** Password policy, history and the one way a new password is stored (issue: password security). */
+  readonly passwords: PasswordService;
+  readonly passwordChange: PasswordChangeFlow;
+  readonly passwordReset: PasswordResetFlow;
+  readonly passwordExpiry: PasswordExpiryFlow;
+  readonly passwordTokens: PasswordTokens;
+  /** Off-request-path work (mail); `close()` waits for it. */
+  readonly background: BackgroundTasks;
   /** Origin users reach; set once the listening port is known. */
   publicUrl: string;
   close(): Promise<void>;
@@ -110,6 +130,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     concurrency: config.passwordHashConcurrency,
     queueLimit: config.passwordHashQueue,
   });
+  // Imported bcrypt hashes verify (never past 72 bytes) and are re-hashed with argon2id at the next login.
+  hasher.registerForeignVerifier(new BcryptVerifier());
   const users = new UserRepository(stores.main.db);
   const sessions = new SessionService(new SessionRepository(stores.main.db), pii, keyring, clock);
   const events = new SecurityEvents(clock);
@@ -122,10 +144,15 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // Every event is appended to the hash-chained audit log, inside the caller's transaction when given.
   const audit = new AuditLog(stores.main.db, keyring, clock);
   events.addSink(audit);
+  const background = new BackgroundTasks(logger);
+  // zxcvbn off the event loop, one at a time, cut off after 3 s (crafted inputs take far longer).
+  const strength = new StrengthEstimator({ timeoutMs: 3000, queueLimit: 32 });
+  strength.warm();
   const mailer = createMailer({
     from: config.mailFrom,
     smtpUrl: config.smtpUrl,
     insecureSmtpWithoutTls: config.insecureSmtpWithoutTls,
+    smtpCaFile: config.smtpCaFile,
     outboxDir: join(config.dataDir, 'outbox'),
     clock,
   });
@@ -165,8 +192,16 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     mfa: undefined as unknown as MfaService,
     mfaLogin: undefined as unknown as MfaLoginFlow,
     mfaNotifier: undefined as unknown as MfaRequirementNotifier,
+    passwords: undefined as unknown as PasswordService,
+    passwordChange: undefined as unknown as PasswordChangeFlow,
+    passwordReset: undefined as unknown as PasswordResetFlow,
+    passwordExpiry: undefined as unknown as PasswordExpiryFlow,
+    passwordTokens: undefined as unknown as PasswordTokens,
+    background,
     publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
     async close() {
+      await background.settled();
+      await strength.close();
       mailer.close();
       await stores.close();
     },
@@ -194,7 +229,17 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     issuer: () => services.publicUrl,
     audience: () => config.accessTokenAudience ?? `${services.publicUrl}/v1`,
   });
+  const breached = config.breachedPasswordApiUrl
+    ? new BreachedPasswordChecker({ url: config.breachedPasswordApiUrl, timeoutMs: config.breachedPasswordTimeoutMs, logger })
+    : null;
+  const rules = new PasswordRules(policies, strength, breached);
+  const history = new PasswordHistoryRepository(stores.main.db);
+  const tokenRepo = new PasswordTokenRepository(stores.main.db);
+  const passwordTokens = new PasswordTokens(tokenRepo, events, clock);
+  const passwords = new PasswordService(users, history, tokenRepo, hasher, rules, revocation, events, mailer, background, config.productName, clock);
   const login = new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock);
+  const passwordExpiry = new PasswordExpiryFlow(stores.main.db, users, pii, policies, tokenRepo, passwordTokens, passwords, login, events, clock);
+  login.addGate(passwordExpiry.gate());
   const mfa = new MfaService({
     db: stores.main.db,
     repo: new MfaRepository(stores.main.db),
@@ -229,9 +274,17 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     signingKeys,
     accessTokens,
     revocation,
-    accounts: new AccountService(stores.main.db, users, revocation, events, clock),
+    accounts: new AccountService(stores.main.db, users, revocation, events, clock, pii),
     login,
-    signup: new SignupService(stores.main.db, users, pii, hasher, sessions, policies, events, clock),
+    signup: new SignupService(stores.main.db, users, pii, hasher, sessions, rules, events, clock),
+    passwords,
+    passwordChange: new PasswordChangeFlow(stores.main.db, users, pii, hasher, sessions, passwords, events),
+    passwordReset: new PasswordResetFlow(stores.main.db, users, pii, tokenRepo, passwordTokens, passwords, events, mailer, background, {
+      publicUrl: () => services.publicUrl,
+      productName: config.productName,
+    }),
+    passwordExpiry,
+    passwordTokens,
     mfa,
     mfaLogin: new MfaLoginFlow(mfa, login),
     mfaNotifier,

@@ -35,6 +35,11 @@ export interface Config {
   readonly passwordHashQueue: number;
   readonly smtpUrl: string | null;
   readonly insecureSmtpWithoutTls: boolean;
+  /** PEM CA bundle trusted for the SMTP relay, or null for the system CAs. */
+  readonly smtpCaFile: string | null;
+  /** k-anonymity range API base URL, or null (offline lists only). */
+  readonly breachedPasswordApiUrl: string | null;
+  readonly breachedPasswordTimeoutMs: number;
   readonly mailFrom: string;
   readonly productName: string;
   readonly securityContact: string | null;

@@ -7,6 +7,7 @@
  * The config file (`rampart.config.json` in the data dir, or `--config FILE`)
  * uses the `key` names below.
  */
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../errors.js';
 import { parseCIDRList } from '../net/cidr.js';
@@ -211,6 +212,13 @@ export const OPTIONS = [
     doc: 'smtps:// or smtp:// (STARTTLS required) URL of the mail relay. Unset: mail is written to DATA_DIR/outbox as .eml files.',
     validate: (value) => void assertURL('SMTP_URL', value, ['smtp:', 'smtps:']),
   }),
+  def<string>({
+    key: 'smtpCaFile', env: 'SMTP_CA_FILE', type: 'string', default: null,
+    doc: 'PEM file of the CA (or self-signed certificate) that signs the SMTP relay\'s certificate, for an internal relay. Unset: the system CAs. Certificates are always verified.',
+    validate: (value) => {
+      if (!existsSync(value)) throw new ConfigError(`SMTP_CA_FILE ${value} does not exist`);
+    },
+  }),
   def<boolean>({
     key: 'insecureSmtpWithoutTls', env: 'RAMPART_INSECURE_SMTP_WITHOUT_TLS', type: 'bool', default: false,
     doc: 'INSECURE: allow an smtp:// relay without STARTTLS (a local test relay only).',
@@ -231,6 +239,23 @@ export const OPTIONS = [
         throw new ConfigError('SECURITY_CONTACT must be a mailto:address or an https: URL');
       }
     },
+  }),
+  def<string>({
+    key: 'breachedPasswordApiUrl', env: 'BREACHED_PASSWORD_API_URL', type: 'string', default: null,
+    doc: 'k-anonymity range API for breached passwords (e.g. https://api.pwnedpasswords.com/range/); only 5 hex digits of the SHA-1 leave. Unset (default): offline lists only, no outbound traffic. Fails open when unreachable.',
+    validate: (value) => {
+      const url = assertURL('BREACHED_PASSWORD_API_URL', value, ['https:', 'http:']);
+      if (url.protocol === 'http:' && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))) {
+        throw new ConfigError('BREACHED_PASSWORD_API_URL must be https (http only for a service on loopback)');
+      }
+      if (url.search || url.hash || url.username || url.password) {
+        throw new ConfigError('BREACHED_PASSWORD_API_URL must be a plain base URL (the prefix is appended to it)');
+      }
+    },
+  }),
+  def<number>({
+    key: 'breachedPasswordTimeoutMs', env: 'BREACHED_PASSWORD_TIMEOUT_MS', type: 'int', default: 1500, min: 50, max: 10000,
+    doc: 'How long a breached-password look-up may take before it fails open: short, so a slow third party never stalls a signup or a reset.',
   }),
   def<string>({
     key: 'productName', env: 'PRODUCT_NAME', type: 'string', default: 'Rampart',

@@ -41,6 +41,15 @@ export const EVENT_CATALOGUE = {
   'recovery_codes.generated': 'A new set of recovery codes was issued; the previous set no longer works.',
   'mfa_requirement.notified': 'Members of an org who lack a counting second factor were mailed that the org now requires one (details.count).',
   'recovery_code.used': 'A recovery code completed a login (details.left: unused codes remaining).',
+  'user.deleted': 'An account was deleted by its owner (step-up): credentials revoked (details.revoked), personal data crypto-shredded, account row removed; the id is never reused.',
+  'user.imported': 'A `rampart users import` run finished (details: imported, skipped, failed counts); each account it created also has its user.created event.',
+  'password.changed': 'A password was changed (details.via: change | expired); other sessions and session-derived credentials were revoked (details.revoked).',
+  'password.change_failed': 'A password change was refused because the current password was wrong.',
+  'password.reset_requested': 'A reset link was asked for (outcome failure with details.reason when no active account has that address; the caller always sees 202).',
+  'password.reset': 'A password was set through a reset link; every session and session-derived credential was revoked.',
+  'password.reset_failed': 'A reset or expired-password change token was presented that is unknown, expired, used or voided (details.purpose).',
+  'password.expired': 'A correct login was interrupted because the password is older than the policy\'s maxAgeDays; a change token was issued.',
+  'password.rehashed': 'A stored password hash was upgraded at login (an imported bcrypt hash or weaker argon2 parameters; details.from).',
 } as const satisfies Record<string, string>;
 
 export type EventAction = keyof typeof EVENT_CATALOGUE;

@@ -25,6 +25,8 @@ export interface MainDB {
   mfa_login_tokens: MfaLoginTokenTable;
   mfa_webauthn_challenges: MfaWebAuthnChallengeTable;
   mfa_user_state: MfaUserStateTable;
+  password_history: PasswordHistoryTable;
+  password_tokens: PasswordTokenTable;
 }
 
 export interface UserTable {
@@ -138,6 +140,28 @@ export interface MfaUserStateTable {
   /** When an admin reset restarted the org-MFA grace period for this user. */
   grace_restarted_at: number | null;
   updated_at: number;
+/** Passwords a user had before the current one (issue: password security). */
+export interface PasswordHistoryTable {
+  user_id: string;
+  /** 1, 2, 3… per user, in the order the passwords were replaced. */
+  seq: number;
+  /** argon2id PHC string (or an imported bcrypt hash). */
+  password_hash: string;
+  /** When it stopped being the current password. */
+  replaced_at: number;
+}
+
+/** Single-use tokens of the password flows, stored as SHA-256 of 256 random bits. */
+export interface PasswordTokenTable {
+  token_hash: string;
+  user_id: string;
+  /** 'reset' (mailed link) | 'change' (expired password at login). */
+  purpose: string;
+  created_at: number;
+  expires_at: number;
+  /** Set while one redemption is in progress (parallel redemptions fail fast). */
+  claim_id: string | null;
+  claim_expires_at: number | null;
 }
 
 /** Random purpose keys (CSRF, token HMAC, signing keys…), each wrapped by the master key. */

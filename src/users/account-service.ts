@@ -3,6 +3,7 @@ import type { RequestMeta } from '../auth/flows/request-meta.js';
 import type { Clock } from '../clock.js';
 import { RampartError } from '../errors.js';
 import type { ActorType, SecurityEvents } from '../events/security-events.js';
+import type { PiiService } from '../pii/pii-service.js';
 import type { UserRepository } from '../store/repositories/users.js';
 import type { MainDB } from '../store/schema.js';
 import type { CredentialRevocation } from './credential-revocation.js';
@@ -12,7 +13,7 @@ export interface Actor {
   id: string | null;
 }
 
-/** Account state changes that end credentials: lock and unlock (deletion lives with the password feature). */
+/** Account state changes that end credentials: lock, unlock and deletion. */
 export class AccountService {
   constructor(
     private readonly db: Kysely<MainDB>,
@@ -20,7 +21,44 @@ export class AccountService {
     private readonly revocation: CredentialRevocation,
     private readonly events: SecurityEvents,
     private readonly clock: Clock,
+    private readonly pii: PiiService,
   ) {}
+
+  /**
+   * Deletes the account (`DELETE /v1/me`, after a step-up).
+   *
+   * 1. One main-store transaction: every credential revoked (reason
+   *    `account_deleted`: sessions, API tokens, session-derived tokens), the
+   *    `user.deleted` event, and the account row removed — which cascades to
+   *    every row that references it ON DELETE CASCADE (sessions, password
+   *    history and tokens, org memberships, …).
+   * 2. Then the PII row and with it the user's wrapped data key: email, name
+   *    and every field sealed under that key (session IPs, …) become
+   *    unrecoverable, in backups too (crypto-shredding).
+   *
+   * The audit trail stays meaningful without personal data: events name the
+   * user by an opaque random id that is never reused, and the last of them is
+   * `user.deleted`. Removing the row rather than keeping a tombstone means no
+   * feature can keep treating a deleted user as a member, owner or holder of
+   * anything. Main store first: a crash between the two steps leaves an orphan
+   * profile that signs in nobody and that the next signup for the address
+   * releases, never a live account without its data.
+   */
+  async delete(userId: string, actor: Actor, meta: RequestMeta | null): Promise<Record<string, number>> {
+    const revoked = await this.db.transaction().execute(async (trx) => {
+      const user = await this.users.findById(userId, trx);
+      if (!user) throw new RampartError('not_found');
+      const counts = await this.revocation.revokeAllForUser(userId, 'account_deleted', trx);
+      await this.events.record({
+        action: 'user.deleted', actor, target: { type: 'user', id: userId }, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null,
+        outcome: 'success', details: { revoked: counts },
+      }, trx);
+      await this.users.delete(userId, trx);
+      return counts;
+    });
+    await this.pii.deleteProfile(userId);
+    return revoked;
+  }
 
   /** Locks the account: no login, and every session and token ends at once. */
   async lock(userId: string, actor: Actor, meta: RequestMeta | null, reason: string | null = null): Promise<void> {

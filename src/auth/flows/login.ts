@@ -30,8 +30,16 @@ export interface LoginGateInput {
  */
 export interface LoginGate {
   readonly name: string;
+  /**
+   * Where the gate runs: lower first, equal values in the order added. Default
+   * 100. Password expiry is 50, so a user with an expired password changes it
+   * before the second factor (MFA, default order) and the MFA step cannot skip it.
+   */
+  readonly order?: number;
   check(input: LoginGateInput): Promise<Record<string, unknown> | null>;
 }
+
+export const DEFAULT_GATE_ORDER = 100;
 
 export interface CompletedLogin {
   kind: 'session';
@@ -72,9 +80,27 @@ export class LoginService {
     private readonly clock: Clock,
   ) {}
 
-  /** Adds a gate; gates run in the order they were added. */
+  /** Adds a gate; gates run by `order`, then in the order they were added. */
   addGate(gate: LoginGate): void {
-    this.#gates.push(gate);
+    const order = gate.order ?? DEFAULT_GATE_ORDER;
+    const index = this.#gates.findIndex((other) => (other.order ?? DEFAULT_GATE_ORDER) > order);
+    if (index === -1) this.#gates.push(gate);
+    else this.#gates.splice(index, 0, gate);
+  }
+
+  /**
+   * Continues an interrupted login after the step that interrupted it (an
+   * expired password now changed): the gates after `gateName` run (the second
+   * factor among them), then the session is created.
+   */
+  async resume(gateName: string, input: LoginGateInput): Promise<LoginResult> {
+    const index = this.#gates.findIndex((gate) => gate.name === gateName);
+    if (index === -1) throw new TypeError(`no login gate named ${gateName}`);
+    for (const gate of this.#gates.slice(index + 1)) {
+      const body = await gate.check(input);
+      if (body) return { kind: 'interrupted', body };
+    }
+    return this.completeLogin({ ...input, mfaVerified: false, mfaMethod: null });
   }
 
   async login(email: string, password: string, meta: RequestMeta): Promise<LoginResult> {
@@ -106,8 +132,17 @@ export class LoginService {
     }
     if (needsRehash) {
       // Upgrade imported or weaker hashes while the plaintext is at hand.
-      user.password_hash = await this.hasher.hash(password);
-      await this.users.update(user.id, { password_hash: user.password_hash, updated_at: this.clock.now() });
+      const previous = user.password_hash;
+      const from = previous.startsWith('$2') ? 'bcrypt' : previous.split('$')[1] ?? 'unknown';
+      const upgraded = await this.hasher.hash(password);
+      await this.db.transaction().execute(async (trx) => {
+        if (!(await this.users.replacePasswordHash(user.id, previous, upgraded, this.clock.now(), trx))) return;
+        user.password_hash = upgraded;
+        await this.events.record({
+          action: 'password.rehashed', actor: { type: 'system', id: null }, target: { type: 'user', id: user.id },
+          ip: meta.ip, userAgent: meta.userAgent, outcome: 'success', details: { from, to: 'argon2id' },
+        }, trx);
+      });
     }
     const responseExtras: Record<string, unknown> = {};
     for (const gate of this.#gates) {

@@ -4,14 +4,13 @@ import { randomId } from '../../crypto/random.js';
 import { RampartError } from '../../errors.js';
 import type { SecurityEvents } from '../../events/security-events.js';
 import type { PiiService } from '../../pii/pii-service.js';
-import type { PolicyResolver } from '../../policy/effective-policy.js';
 import type { SessionService } from '../../sessions/session-service.js';
 import type { UserRepository, UserRow } from '../../store/repositories/users.js';
 import type { MainDB } from '../../store/schema.js';
 import { isUniqueViolation } from '../../store/errors.js';
 import { toPublicUser } from '../../users/public-user.js';
 import type { PasswordHasher } from '../password/hasher.js';
-import { assertStrongPassword, checkPassword } from '../password/policy.js';
+import type { PasswordRules } from '../password/password-rules.js';
 import type { CompletedLogin } from './login.js';
 import type { RequestMeta } from './request-meta.js';
 
@@ -39,17 +38,14 @@ export class SignupService {
     private readonly pii: PiiService,
     private readonly hasher: PasswordHasher,
     private readonly sessions: SessionService,
-    private readonly policies: PolicyResolver,
+    private readonly rules: PasswordRules,
     private readonly events: SecurityEvents,
     private readonly clock: Clock,
   ) {}
 
   async signup(input: SignupInput, meta: RequestMeta): Promise<CompletedLogin> {
-    const policy = await this.policies.forUser(null);
-    assertStrongPassword(
-      checkPassword(input.password, policy.password, { email: input.email, name: input.name, extraWords: policy.contextWords }),
-      policy.password,
-    );
+    // The same rules as every other way of setting a password: policy, context words, common lists, breach check.
+    const policy = await this.rules.assertAcceptable(input.password, { userId: null, email: input.email, name: input.name });
     await this.#releaseOrphanProfile(input.email);
     const passwordHash = await this.hasher.hash(input.password);
 

@@ -1,5 +1,6 @@
 import { RampartError } from '../../errors.js';
-import { estimateStrength, userContextWords } from './strength.js';
+import { isCommonPassword } from './common-passwords.js';
+import { estimateStrength, type StrengthResult, userContextWords } from './strength.js';
 
 /** The password block of an org policy (API.md); the server defaults come from config. */
 export interface PasswordPolicy {
@@ -25,21 +26,55 @@ export interface PasswordContext {
 /**
  * Reasons the password fails the policy, empty when it passes. No composition
  * rules (NIST 800-63B and ASVS V6.2.5 forbid them): length, zxcvbn strength with
- * the user's own words, and the common-password lists.
+ * the user's own words (ASVS V6.2.11), and the common-password lists (V6.2.4):
+ * zxcvbn-ts's dictionaries plus the shipped top-10,000 breached passwords.
+ * The online breach check (V6.2.12) is `PasswordRules`' business.
  */
 export function checkPassword(password: string, policy: PasswordPolicy, context: PasswordContext): WeakPasswordReason[] {
-  const reasons: WeakPasswordReason[] = [];
   const length = [...password].length;
-  if (length < policy.minLength) reasons.push('too_short');
-  if (length > PASSWORD_MAX_LENGTH) {
+  const inputs = strengthInputs(context);
+  const strength = length > PASSWORD_MAX_LENGTH ? null : estimateStrength(password, inputs);
+  return reasonsFor(password, policy, strength, inputs);
+}
+
+/** The same as `checkPassword`, with zxcvbn run by `estimate` (a worker thread in the server). */
+export async function checkPasswordWith(
+  estimate: (password: string, userInputs: readonly string[]) => Promise<StrengthResult>,
+  password: string,
+  policy: PasswordPolicy,
+  context: PasswordContext,
+): Promise<WeakPasswordReason[]> {
+  const length = [...password].length;
+  const inputs = strengthInputs(context);
+  const strength = length > PASSWORD_MAX_LENGTH ? null : await estimate(password, inputs);
+  return reasonsFor(password, policy, strength, inputs);
+}
+
+/** The user's own words for zxcvbn: email and its parts, name, product and org names. */
+export function strengthInputs(context: PasswordContext): string[] {
+  return userContextWords(context.email, context.name, context.extraWords);
+}
+
+/** The reasons, given zxcvbn's verdict (null: too long to be scored). */
+function reasonsFor(password: string, policy: PasswordPolicy, strength: StrengthResult | null, inputs: readonly string[]): WeakPasswordReason[] {
+  const reasons: WeakPasswordReason[] = [];
+  if ([...password].length < policy.minLength) reasons.push('too_short');
+  if (!strength) {
     reasons.push('too_long');
     return reasons;
   }
-  const strength = estimateStrength(password, userContextWords(context.email, context.name, context.extraWords));
   if (strength.score < policy.minStrength) reasons.push('too_weak');
-  if (policy.blockCommon && strength.isCommon) reasons.push('common');
-  if (strength.containsUserInfo) reasons.push('contains_user_info');
+  if (policy.blockCommon && (strength.isCommon || isCommonPassword(password))) reasons.push('common');
+  if (strength.containsUserInfo || containsContextWord(password, inputs)) reasons.push('contains_user_info');
   return reasons;
+}
+
+/** Context words of 4+ characters anywhere in the password, ignoring case (zxcvbn may explain a name by another dictionary). */
+const MIN_CONTEXT_WORD = 4;
+
+export function containsContextWord(password: string, words: readonly string[]): boolean {
+  const haystack = password.normalize('NFKC').toLowerCase();
+  return words.some((word) => word.length >= MIN_CONTEXT_WORD && haystack.includes(word.normalize('NFKC').toLowerCase()));
 }
 
 const MESSAGES: Record<WeakPasswordReason, string> = {

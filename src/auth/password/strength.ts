@@ -4,14 +4,24 @@ import * as english from '@zxcvbn-ts/language-en';
 
 let configured = false;
 
+/** Characters zxcvbn looks at. */
+export const STRENGTH_MAX_LENGTH = 64;
+
 function configure(): void {
   if (configured) return;
   zxcvbnOptions.setOptions({
     dictionary: { ...common.dictionary, ...english.dictionary },
     graphs: common.adjacencyGraphs,
     translations: english.translations,
-    // Catches l33t and near-miss variants of dictionary words ("Passw0rd1").
-    useLevenshteinDistance: true,
+    // Cost bounds (zxcvbn-ts issue #164: crafted inputs take seconds). Levenshtein
+    // matching multiplied the cost of every password by ~100 for little gain;
+    // l33t variants ("P@ssw0rd") are still caught by the l33t matcher, whose
+    // substitution combinations are capped at 4 (the default 100 explodes on
+    // inputs like "p4$$w0rd…"); a longer password is judged by its first 64
+    // characters. The worker's time limit (StrengthEstimator) bounds the rest.
+    useLevenshteinDistance: false,
+    l33tMaxSubstitutions: 4,
+    maxLength: STRENGTH_MAX_LENGTH,
   });
   configured = true;
 }
@@ -25,6 +35,8 @@ export interface StrengthResult {
   containsUserInfo: boolean;
   /** zxcvbn's human advice, for the error message. */
   suggestions: string[];
+  /** zxcvbn did not finish in time (a pathological input); the password counts as too weak. */
+  timedOut?: boolean;
 }
 
 /** Scores a password with zxcvbn, the user's context words counting as known words. */

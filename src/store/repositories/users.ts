@@ -19,6 +19,17 @@ export class UserRepository {
     await executor.updateTable('users').set(changes).where('id', '=', id).execute();
   }
 
+  /** Replaces the hash only if it is still `expected` (a rehash must never undo a concurrent password change). */
+  async replacePasswordHash(id: string, expected: string, replacement: string, updatedAt: number, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor
+      .updateTable('users')
+      .set({ password_hash: replacement, updated_at: updatedAt })
+      .where('id', '=', id)
+      .where('password_hash', '=', expected)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async delete(id: string, executor: Executor = this.db): Promise<void> {
     await executor.deleteFrom('users').where('id', '=', id).execute();
   }
