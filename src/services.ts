@@ -16,6 +16,7 @@ import { PasswordResetFlow } from './auth/flows/password-reset.js';
 import { PasswordTokens } from './auth/flows/password-tokens.js';
 import { SignupService } from './auth/flows/signup.js';
 import { BackgroundTasks } from './background-tasks.js';
+import { RampartError } from './errors.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/load.js';
 import type { KeyProvider } from './crypto/key-provider.js';
@@ -265,6 +266,15 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     publicUrl: () => services.publicUrl,
   });
   events.addSink(mfaNotifier);
+  const accounts = new AccountService(stores.main.db, users, revocation, events, clock, pii);
+  // Deleting the last owner would leave an org nobody can administer: hand the role over first.
+  accounts.addDeletionGuard(async (userId, trx) => {
+    for (const membership of await orgs.membershipsOf(userId)) {
+      if (membership.role === 'owner' && (await orgRepository.countOwners(membership.orgId, trx)) <= 1) {
+        throw new RampartError('last_owner', { publicDetail: 'You are the last owner of an organization: hand the owner role to another member, or delete the organization, first.' });
+      }
+    }
+  });
   Object.assign(services, {
     apiTokens,
     orgs,
@@ -274,7 +284,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     signingKeys,
     accessTokens,
     revocation,
-    accounts: new AccountService(stores.main.db, users, revocation, events, clock, pii),
+    accounts,
     login,
     signup: new SignupService(stores.main.db, users, pii, hasher, sessions, rules, events, clock),
     passwords,

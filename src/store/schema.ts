@@ -140,6 +140,8 @@ export interface MfaUserStateTable {
   /** When an admin reset restarted the org-MFA grace period for this user. */
   grace_restarted_at: number | null;
   updated_at: number;
+}
+
 /** Passwords a user had before the current one (issue: password security). */
 export interface PasswordHistoryTable {
   user_id: string;

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { RequestMeta } from '../auth/flows/request-meta.js';
 import type { Clock } from '../clock.js';
 import { RampartError } from '../errors.js';
@@ -13,8 +13,13 @@ export interface Actor {
   id: string | null;
 }
 
+/** A check that may refuse an account deletion (it throws a RampartError), run inside the deletion's transaction. */
+export type DeletionGuard = (userId: string, transaction: Transaction<MainDB>) => Promise<void>;
+
 /** Account state changes that end credentials: lock, unlock and deletion. */
 export class AccountService {
+  readonly #deletionGuards: DeletionGuard[] = [];
+
   constructor(
     private readonly db: Kysely<MainDB>,
     private readonly users: UserRepository,
@@ -48,6 +53,7 @@ export class AccountService {
     const revoked = await this.db.transaction().execute(async (trx) => {
       const user = await this.users.findById(userId, trx);
       if (!user) throw new RampartError('not_found');
+      for (const guard of this.#deletionGuards) await guard(userId, trx);
       const counts = await this.revocation.revokeAllForUser(userId, 'account_deleted', trx);
       await this.events.record({
         action: 'user.deleted', actor, target: { type: 'user', id: userId }, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null,
@@ -58,6 +64,11 @@ export class AccountService {
     });
     await this.pii.deleteProfile(userId);
     return revoked;
+  }
+
+  /** Adds a check run before every deletion (the orgs feature refuses to orphan an org: `409 last_owner`). */
+  addDeletionGuard(guard: DeletionGuard): void {
+    this.#deletionGuards.push(guard);
   }
 
   /** Locks the account: no login, and every session and token ends at once. */

@@ -93,14 +93,16 @@ export class LoginService {
    * expired password now changed): the gates after `gateName` run (the second
    * factor among them), then the session is created.
    */
-  async resume(gateName: string, input: LoginGateInput): Promise<LoginResult> {
+  async resume(gateName: string, input: Omit<LoginGateInput, 'responseExtras'>): Promise<LoginResult> {
     const index = this.#gates.findIndex((gate) => gate.name === gateName);
     if (index === -1) throw new TypeError(`no login gate named ${gateName}`);
+    const responseExtras: Record<string, unknown> = {};
     for (const gate of this.#gates.slice(index + 1)) {
-      const body = await gate.check(input);
+      const body = await gate.check({ ...input, responseExtras });
       if (body) return { kind: 'interrupted', body };
     }
-    return this.completeLogin({ ...input, mfaVerified: false, mfaMethod: null });
+    const completed = await this.completeLogin({ ...input, mfaVerified: false, mfaMethod: null });
+    return Object.keys(responseExtras).length > 0 ? { ...completed, responseExtras } : completed;
   }
 
   async login(email: string, password: string, meta: RequestMeta): Promise<LoginResult> {
