@@ -269,8 +269,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const accounts = new AccountService(stores.main.db, users, revocation, events, clock, pii);
   // Deleting the last owner would leave an org nobody can administer: hand the role over first.
   accounts.addDeletionGuard(async (userId, trx) => {
-    for (const membership of await orgs.membershipsOf(userId)) {
-      if (membership.role === 'owner' && (await orgRepository.countOwners(membership.orgId, trx)) <= 1) {
+    // Inside the deletion's transaction (on SQLite a query outside it would wait for it forever).
+    for (const membership of await orgRepository.listMembershipsOfUser(userId, trx)) {
+      if (membership.role === 'owner' && (await orgRepository.countOwners(membership.org_id, trx)) <= 1) {
         throw new RampartError('last_owner', { publicDetail: 'You are the last owner of an organization: hand the owner role to another member, or delete the organization, first.' });
       }
     }

@@ -5,6 +5,7 @@ import { keysCommand } from './keys.js';
 import { migrateCommand } from './migrate.js';
 import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
+import { usersCommand } from './users-import.js';
 
 const program = new Command('rampart')
   .description('Rampart: self-hosted identity and product security for B2B SaaS')
@@ -14,6 +15,7 @@ const program = new Command('rampart')
   .addCommand(doctorCommand())
   .addCommand(reportCommand())
   .addCommand(auditCommand())
-  .addCommand(keysCommand());
+  .addCommand(keysCommand())
+  .addCommand(usersCommand());
 
 await program.parseAsync(process.argv);

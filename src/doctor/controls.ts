@@ -67,7 +67,11 @@ export function checkControls(config: Config): ControlCheck[] {
   }
 
   add('Password storage', 'ok', `argon2id m=${config.argon2MemoryKiB} KiB t=${config.argon2Iterations} p=1, off the event loop, ${config.passwordHashConcurrency} at once, queue ${config.passwordHashQueue}`);
-  add('Password policy', 'ok', `min ${config.passwordMinLength} characters, zxcvbn score >= ${config.passwordMinStrength}, common passwords and user context blocked, no composition rules`);
+  add('Password policy', 'ok', `min ${config.passwordMinLength} characters, zxcvbn score >= ${config.passwordMinStrength}, common passwords (zxcvbn-ts + SecLists top 10,000) and user context blocked, history of 5, no composition rules; orgs may tighten`);
+  add('Breached passwords', 'ok', config.breachedPasswordApiUrl
+    ? `k-anonymity range API ${config.breachedPasswordApiUrl} (5 hex digits of SHA-1 leave; fails open after ${config.breachedPasswordTimeoutMs} ms, logged and counted)`
+    : 'offline lists only (set BREACHED_PASSWORD_API_URL for a k-anonymity range check)');
+  add('Imported password hashes', 'ok', 'bcrypt ($2a$/$2b$/$2y$, never past 72 bytes) and argon2 verify; re-hashed with argon2id at the next login');
   add('Sessions', 'ok', `server-side, 256-bit ids stored as SHA-256; idle ${config.sessionIdleTimeoutMinutes} min, absolute ${config.sessionAbsoluteTimeoutHours} h; __Host- cookie, SameSite=Strict, CSRF token`);
 
   if (config.insecureAllowEternalApiTokens) {
