@@ -300,9 +300,11 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     mfaLogin: new MfaLoginFlow(mfa, login),
     mfaNotifier,
   });
-  // The IP allowlist comes first among login gates: a refused address gets no MFA challenge.
-  services.login.addGate({ name: 'ip-allowlist', check: async ({ user, meta }) => (await orgs.assertLoginAllowed(user.id, meta), null) });
-  // Then the second factor (and org MFA enforcement).
+  // The IP allowlist comes first among login gates (order 10): a refused address gets no
+  // password-change token and no MFA challenge.
+  services.login.addGate({ name: 'ip-allowlist', order: 10, check: async ({ user, meta }) => (await orgs.assertLoginAllowed(user.id, meta), null) });
+  // Then the second factor (and org MFA enforcement), after password expiry (order 50):
+  // an expired password is replaced first, and change-expired resumes into this gate.
   services.login.addGate(mfaLoginGate(mfa));
   // Warm the purpose keys so the first request does not race to create them.
   await Promise.all([keyring.key('csrf'), keyring.key('api-token'), keyring.key('recovery-code'), piiKeyring.key('blind-index'), audit.init(), hasher.prepareDummy()]);

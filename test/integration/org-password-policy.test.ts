@@ -65,4 +65,19 @@ describe('org password policy: validated by the policy API, enforced on members'
     const outsider = await t.client().post('/v1/signup', { email: `outsider.${Date.now()}@example.com`, password: strongPassword() });
     assert.equal(outsider.status, 201, 'users outside the org keep the defaults');
   });
+
+  test('the IP allowlist gate runs before the expiry gate: a refused address gets no change token', async () => {
+    const fresh = await createOrgWithRoles(t, 'pwallow');
+    await stepUp(fresh.users.owner);
+    const blocked = await fresh.users.owner.client.put(`/v1/orgs/${fresh.orgId}/policy?force=true`, policyWith((p) => {
+      p.password.maxAgeDays = 30;
+      p.network.ipAllowlist = ['10.0.0.0/8'];
+    }));
+    assert.equal(blocked.status, 200);
+    t.clock.advance(31 * 86_400_000);
+    const login = await t.client().post('/v1/login', { email: fresh.users.member.email, password: fresh.users.member.password });
+    assert.equal(login.status, 403);
+    assert.equal(login.body.code, 'ip_not_allowed');
+    assert.equal(login.body.changeToken, undefined);
+  });
 });
