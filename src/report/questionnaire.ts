@@ -68,6 +68,11 @@ export const QUESTIONNAIRE: readonly Item[] = [
     evidence: [
       T('test/security/fuzz-no-5xx.test.ts', 'nothing is half-written: a refused signup leaves no account or profile behind'),
       T('test/integration/orgs.test.ts', 'the effective policy is the strictest of the user\'s orgs, with their names as context words'),
+      T('test/integration/password-policy.test.ts', 'common: a top breached password that meets the length policy (ASVS V6.2.4)'),
+      T('test/integration/password-policy.test.ts', 'contains_user_info: the product name, the name, the email (ASVS V6.2.11)'),
+      T('test/integration/password-policy.test.ts', 'breached: the range service knows the password (ASVS V6.2.12)'),
+      T('test/integration/org-password-policy.test.ts', 'a member is held to the org policy: length, org name as a context word, expiry'),
+      T('test/security/password-strength-dos.test.ts', 'other requests are answered promptly while crafted passwords are being scored'),
     ],
   },
   {
@@ -80,6 +85,9 @@ export const QUESTIONNAIRE: readonly Item[] = [
     }),
     evidence: [
       T('test/integration/orgs.test.ts', 'PUT policy validates strictly: unknown members, missing sections, bounds, CIDRs'),
+      T('test/integration/password-expiry.test.ts', 'past maxAgeDays a correct login creates no session and answers a change token'),
+      T('test/integration/password-expiry.test.ts', 'change-expired sets the new password and completes the login; the token is single use'),
+      T('test/integration/password-expiry.test.ts', 'off by default: years later a correct login just works (ASVS V6.2.10)'),
     ],
   },
   {
@@ -87,7 +95,10 @@ export const QUESTIONNAIRE: readonly Item[] = [
     section: 'Product',
     question: 'Do you prevent password reuse when changing a password?',
     answer: () => ({ status: 'yes', text: 'Yes: the last N password hashes are kept (password.historyCount, default 5, per organization); a change or reset to any of them is refused.' }),
-    evidence: [],
+    evidence: [
+      T('test/integration/password-change.test.ts', 'history: each of the last N passwords is refused, the N+1th is accepted'),
+      T('test/integration/password-reset.test.ts', 'policy and history apply; a refused password leaves the link usable'),
+    ],
   },
   {
     id: 'password-reset',
@@ -97,7 +108,15 @@ export const QUESTIONNAIRE: readonly Item[] = [
       status: 'yes',
       text: 'Self-service by email: the request always answers the same way whether or not the account exists; the link carries a 256-bit single-use token stored only as a hash, valid 30 minutes and voided by a newer request or any password change. A reset ends every session and never signs the user in, so a second factor is still required at the next login.',
     }),
-    evidence: [],
+    evidence: [
+      T('test/integration/password-reset.test.ts', 'the forgot answer is identical for known and unknown addresses (no enumeration)'),
+      T('test/integration/password-reset.test.ts', 'reset sets the password, ends every session, signs nobody in; the token is single use'),
+      T('test/integration/password-reset.test.ts', 'a token expires after 30 minutes'),
+      T('test/integration/password-reset.test.ts', 'a newer request voids the older link'),
+      T('test/integration/password-reset.test.ts', 'any password change voids outstanding links'),
+      T('test/security/reset-token-race.test.ts', '20 parallel redemptions: exactly one succeeds, and its password is the one in force'),
+      T('test/security/reset-enumeration.test.ts', 'same status and body, and similar timing, for known and unknown addresses'),
+    ],
   },
   {
     id: 'mfa-user',
@@ -158,6 +177,11 @@ export const QUESTIONNAIRE: readonly Item[] = [
       T('test/integration/session-expiry.test.ts', 'an active session still ends at the absolute timeout'),
       T('test/integration/auth-flow.test.ts', 'login issues a new session id each time; logout deletes it server-side'),
       T('test/integration/access-tokens.test.ts', 'a session-derived JWT dies with its session; it expires after its TTL'),
+      T('test/security/stale-credentials-after-account-change.test.ts', 'password change'),
+      T('test/security/stale-credentials-after-account-change.test.ts', 'password reset'),
+      T('test/security/stale-credentials-after-account-change.test.ts', 'admin lock'),
+      T('test/security/stale-credentials-after-account-change.test.ts', 'account deletion (DELETE /v1/me, step-up), with an API token too'),
+      T('test/integration/password-change.test.ts', 'other sessions end, the current one gets a new secret, the new password works (ASVS V7.4.3, V7.2.4)'),
     ],
   },
   {
@@ -221,6 +245,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
     }),
     evidence: [
       T('test/contract/store.test.ts', 'PII: encrypted profile, blind-index lookup in any case, crypto-shredding'),
+      T('test/integration/account-deletion.test.ts', 'deletes the account: sessions end, personal data is unrecoverable, the audit trail keeps the id'),
       T('test/security/data-at-rest-and-logs.test.ts', 'no table of either store holds the secrets in clear'),
       T('test/integration/master-key-rotation.test.ts', 'master key rotation re-wraps every data key while the server keeps serving, then retires the old key'),
     ],
