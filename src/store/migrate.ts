@@ -42,12 +42,24 @@ async function migrateOne(db: Kysely<any>, folder: 'main' | 'pii'): Promise<Migr
     provider: new DirectoryMigrationProvider(join(MIGRATIONS_DIR, folder)),
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  const { error, results }: MigrationResultSet = await migrator.migrateToLatest();
+  let outcome: MigrationResultSet = await migrator.migrateToLatest();
+  // Kysely checks for its bookkeeping table by listing the tables of EVERY schema; when
+  // another schema of the same database is dropped meanwhile (parallel test runs, other
+  // tenants), PostgreSQL answers 3F000 "schema … does not exist" for that other schema.
+  // Nothing was applied then: retry a few times.
+  for (let attempt = 1; attempt < 4 && isSchemaDroppedMeanwhile(outcome.error); attempt++) {
+    outcome = await migrator.migrateToLatest();
+  }
+  const { error, results } = outcome;
   if (error) {
     const failed = results?.find((result) => result.status === 'Error');
     throw new Error(`migration of the ${folder} store failed${failed ? ` at ${failed.migrationName}` : ''}`, { cause: error });
   }
   return { store: folder, applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
+}
+
+function isSchemaDroppedMeanwhile(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '3F000';
 }
 
 /** Brings both stores to the latest schema. Each migration runs in its own transaction. */
