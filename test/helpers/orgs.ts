@@ -85,7 +85,10 @@ export function invitationTokenFor(t: TestServer, to: string, known: readonly st
   return fresh[0]!;
 }
 
+/** Decodes a quoted-printable message; 7bit mail (plain ASCII, how links go out) is returned as is. */
 function decodeQuotedPrintable(raw: string): string {
+  // Only when the message says so: in 7bit text "token=A2…" is not an escape.
+  if (!/^Content-Transfer-Encoding:\s*quoted-printable\s*$/im.test(raw)) return raw;
   return raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
