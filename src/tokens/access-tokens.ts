@@ -1,5 +1,6 @@
 import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload, type JWSHeaderParameters } from 'jose';
 import type { Clock } from '../clock.js';
+import { RampartError } from '../errors.js';
 import { randomToken } from '../crypto/random.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { ApiTokenService } from './api-token-service.js';
@@ -88,7 +89,8 @@ export class AccessTokenService {
     const nowSeconds = Math.floor(this.clock.now() / 1000);
     let exp = nowSeconds + this.settings.ttlSeconds;
     if (source.notAfter !== null) exp = Math.min(exp, Math.floor(source.notAfter / 1000));
-    if (exp <= nowSeconds) throw new Error('access token source has already ended');
+    // The source ends within the second: nothing worth minting.
+    if (exp <= nowSeconds) throw new RampartError('unauthenticated', { publicDetail: 'The credential being exchanged has expired.' });
     const claims: AccessClaims = {
       iss: this.issuer,
       aud: this.audience,

@@ -29,7 +29,7 @@ export class SigningKeyRepository {
 
   /** Removes retired keys whose last token has expired. */
   async deleteRetiredBefore(cutoff: number, executor: Executor = this.db): Promise<number> {
-    const result = await executor.deleteFrom('signing_keys').where('retired_at', 'is not', null).where('retired_at', '<', cutoff).executeTakeFirst();
+    const result = await executor.deleteFrom('signing_keys').where('retired_at', 'is not', null).where('retired_at', '<=', cutoff).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 }
