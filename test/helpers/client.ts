@@ -26,6 +26,8 @@ export interface RequestOptions {
 export class TestClient {
   readonly cookies = new Map<string, string>();
   csrfToken: string | null = null;
+  /** Source address of the connections (e.g. 127.0.0.2, a second loopback address for IP allowlist tests). */
+  localAddress: string | undefined;
   readonly #agent: Agent | undefined;
 
   constructor(readonly baseUrl: string, ca: string | null) {
@@ -70,7 +72,7 @@ export class TestClient {
     }
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
-      const req = send(url, { method, headers, agent: this.#agent as never }, (res) => {
+      const req = send(url, { method, headers, agent: this.#agent as never, ...(this.localAddress ? { localAddress: this.localAddress } : {}) }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {
