@@ -9,6 +9,7 @@ import { eventContext } from './events/context.js';
 import { registerAuth } from './http/auth.js';
 import { registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
+import { adminRoutes } from './http/routes/admin.js';
 import { auditRoutes } from './http/routes/audit.js';
 import { disclosureRoutes } from './http/routes/disclosure.js';
 import { healthRoutes } from './http/routes/health.js';
@@ -29,7 +30,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes, auditRoutes, mfaRoutes, passwordRoutes];
+const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes, auditRoutes, mfaRoutes, passwordRoutes, adminRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

@@ -47,6 +47,9 @@ import { SigningKeyRepository } from './store/repositories/signing-keys.js';
 import { signingKeyAad, SigningKeyService } from './tokens/signing-keys.js';
 import { AccessTokenService } from './tokens/access-tokens.js';
 import { CredentialRevocation } from './users/credential-revocation.js';
+import { StaffRepository } from './store/repositories/staff.js';
+import { StaffService } from './staff/staff-service.js';
+import { parseStaffConflicts } from './staff/staff-roles.js';
 
 /**
  * Every domain service, wired once. The HTTP layer and the CLI receive this and
@@ -89,6 +92,8 @@ export interface Services {
   readonly accessTokens: AccessTokenService;
   /** Second factors: TOTP, WebAuthn, recovery codes, the MFA login step, org enforcement, staff reset. */
   readonly mfa: MfaService;
+  /** Staff separation of roles: grants, assumptions and THE staff permission check. */
+  readonly staff: StaffService;
   /** The second step of a login (POST /v1/login/mfa). */
   readonly mfaLogin: MfaLoginFlow;
   /** Mails members who lack a factor when their org starts requiring one (a sink of `policy.updated`). */
@@ -191,6 +196,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     ],
     accessTokens: undefined as unknown as AccessTokenService,
     mfa: undefined as unknown as MfaService,
+    staff: undefined as unknown as StaffService,
     mfaLogin: undefined as unknown as MfaLoginFlow,
     mfaNotifier: undefined as unknown as MfaRequirementNotifier,
     passwords: undefined as unknown as PasswordService,
@@ -299,6 +305,11 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     mfa,
     mfaLogin: new MfaLoginFlow(mfa, login),
     mfaNotifier,
+    staff: new StaffService({
+      db: stores.main.db, repo: new StaffRepository(stores.main.db), users, pii, sessions, accounts, events, clock,
+      conflicts: parseStaffConflicts(config.staffConflictingRoles),
+      resetMfa: (userId, actor, meta) => mfa.reset(userId, actor, meta),
+    }),
   });
   // The IP allowlist comes first among login gates (order 10): a refused address gets no
   // password-change token and no MFA challenge.

@@ -6,6 +6,7 @@ import { migrateCommand } from './migrate.js';
 import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
 import { usersCommand } from './users-import.js';
+import { staffCommand } from './staff.js';
 
 const program = new Command('rampart')
   .description('Rampart: self-hosted identity and product security for B2B SaaS')
@@ -16,6 +17,7 @@ const program = new Command('rampart')
   .addCommand(reportCommand())
   .addCommand(auditCommand())
   .addCommand(keysCommand())
-  .addCommand(usersCommand());
+  .addCommand(usersCommand())
+  .addCommand(staffCommand());
 
 await program.parseAsync(process.argv);

@@ -22,6 +22,8 @@ export interface Config {
   readonly accessTokenAudience: string | null;
   readonly signingKeyRotationDays: number;
   readonly trustedProxies: readonly string[];
+  /** `*` or `role:role` pairs; see src/staff/staff-roles.ts. */
+  readonly staffConflictingRoles: readonly string[];
   readonly corsOrigins: readonly string[];
   readonly logLevel: string;
   readonly bodyLimitBytes: number;

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../errors.js';
 import { parseCIDRList } from '../net/cidr.js';
+import { parseStaffConflicts } from '../staff/staff-roles.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'list';
 
@@ -239,6 +240,11 @@ export const OPTIONS = [
         throw new ConfigError('SECURITY_CONTACT must be a mailto:address or an https: URL');
       }
     },
+  }),
+  def<string[]>({
+    key: 'staffConflictingRoles', env: 'STAFF_CONFLICTING_ROLES', type: 'list', default: ['*'],
+    doc: 'Staff roles one person may not hold assumed at once: "*" (every pair: one role at a time, the default, the strictest separation) or pairs like support:operator.',
+    validate: (value) => void parseStaffConflicts(value),
   }),
   def<string>({
     key: 'breachedPasswordApiUrl', env: 'BREACHED_PASSWORD_API_URL', type: 'string', default: null,

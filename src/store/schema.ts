@@ -14,6 +14,8 @@ export interface MainDB {
   orgs: OrgTable;
   org_memberships: OrgMembershipTable;
   org_invitations: OrgInvitationTable;
+  staff_roles: StaffRoleTable;
+  staff_assumptions: StaffAssumptionTable;
   audit_events: AuditEventTable;
   audit_head: AuditHeadTable;
   audit_prune_permit: { id: number };
@@ -278,6 +280,25 @@ export interface SigningKeyTable {
   created_at: number;
   /** When it stopped signing; it stays in the JWKS until its last token has expired. */
   retired_at: number | null;
+}
+
+/** A staff role granted by `rampart staff grant` (dormant until assumed). */
+export interface StaffRoleTable {
+  user_id: string;
+  /** 'support' | 'operator' | 'security' | 'auditor' */
+  role: string;
+  granted_at: number;
+  granted_by: string | null;
+}
+
+/** The staff role a session has assumed (at most one), with the reason given and its expiry. */
+export interface StaffAssumptionTable {
+  session_public_id: string;
+  user_id: string;
+  role: string;
+  reason: string;
+  assumed_at: number;
+  expires_at: number;
 }
 
 /** PII store: personal data, encrypted per user (envelope encryption). */
