@@ -7,6 +7,8 @@ import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import helmet, { type HelmetOptions } from 'helmet';
 import { eventContext } from './events/context.js';
 import { registerAuth } from './http/auth.js';
+import { registerRateLimitsAfterAuth, registerRateLimitsBeforeAuth } from './http/rate-limit.js';
+import { registerRequestMetrics } from './http/request-metrics.js';
 import { registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRoutes } from './http/routes/admin.js';
@@ -84,7 +86,10 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     reply.header('x-request-id', request.id);
     done();
   });
+  registerRequestMetrics(app, services);
+  registerRateLimitsBeforeAuth(app, services);
   registerAuth(app, services);
+  registerRateLimitsAfterAuth(app, services);
 
   for (const routes of ROUTES) await routes(app, services);
   return app;

@@ -22,6 +22,7 @@ export const ERRORS = {
   payload_too_large: { status: 413, title: 'Request body too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   rate_limited: { status: 429, title: 'Too many requests' },
+  rate_limiter_unavailable: { status: 503, title: 'Rate limiting is unavailable; retry shortly' },
   internal_error: { status: 500, title: 'Internal server error' },
   server_busy: { status: 503, title: 'The server is busy; retry shortly' },
   not_ready: { status: 503, title: 'The service is not ready' },

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
+import { startBackground } from './monitoring/background.js';
 import type { Clock } from './clock.js';
 import { type Config, resolvePublicUrl } from './config/load.js';
 import { createServices, type Services } from './services.js';
@@ -47,6 +48,7 @@ export async function startServer(config: Config, logger: Logger, options: { clo
     services.passwordTokens.sweepExpired().catch((error: unknown) => logger.warn({ err: error }, 'password token sweep failed'));
   }, SWEEP_INTERVAL_MS);
   sweep.unref();
+  const background = await startBackground(services);
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   return {
     app,
@@ -55,6 +57,7 @@ export async function startServer(config: Config, logger: Logger, options: { clo
     port,
     async close() {
       clearInterval(sweep);
+      await background.stop();
       // Stop accepting, let in-flight requests finish, then close Fastify and the stores.
       const closed = new Promise<void>((resolve) => app.server.close(() => resolve()));
       app.server.closeIdleConnections();

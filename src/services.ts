@@ -50,6 +50,11 @@ import { CredentialRevocation } from './users/credential-revocation.js';
 import { StaffRepository } from './store/repositories/staff.js';
 import { StaffService } from './staff/staff-service.js';
 import { parseStaffConflicts } from './staff/staff-roles.js';
+import type { Redis } from 'ioredis';
+import type { LoginBackoff } from './auth/login-backoff.js';
+import type { Metrics } from './metrics/metrics.js';
+import { installSecurityOperations } from './monitoring/install.js';
+import type { RateLimits } from './ratelimit/rate-limits.js';
 
 /**
  * Every domain service, wired once. The HTTP layer and the CLI receive this and
@@ -106,6 +111,14 @@ export interface Services {
   readonly passwordTokens: PasswordTokens;
   /** Off-request-path work (mail); `close()` waits for it. */
   readonly background: BackgroundTasks;
+  /** Prometheus metrics (issue 7), served on their own listener. */
+  readonly metrics: Metrics;
+  /** Shared Redis when REDIS_URL is set (rate-limit counters), else null. */
+  readonly redis: Redis | null;
+  /** Request rate limits per tier (issue 7). */
+  readonly rateLimits: RateLimits;
+  /** Per-account login back-off (issue 7), the login's attempt guard. */
+  readonly loginBackoff: LoginBackoff;
   /** Origin users reach; set once the listening port is known. */
   publicUrl: string;
   close(): Promise<void>;
@@ -205,11 +218,16 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     passwordExpiry: undefined as unknown as PasswordExpiryFlow,
     passwordTokens: undefined as unknown as PasswordTokens,
     background,
+    metrics: undefined as unknown as Metrics,
+    redis: null,
+    rateLimits: undefined as unknown as RateLimits,
+    loginBackoff: undefined as unknown as LoginBackoff,
     publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
     async close() {
       await background.settled();
       await strength.close();
       mailer.close();
+      services.redis?.disconnect();
       await stores.close();
     },
   };
@@ -319,5 +337,6 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   services.login.addGate(mfaLoginGate(mfa));
   // Warm the purpose keys so the first request does not race to create them.
   await Promise.all([keyring.key('csrf'), keyring.key('api-token'), keyring.key('recovery-code'), piiKeyring.key('blind-index'), audit.init(), hasher.prepareDummy()]);
+  Object.assign(services, await installSecurityOperations(services));
   return services;
 }

@@ -45,6 +45,16 @@ export interface Config {
   readonly mailFrom: string;
   readonly productName: string;
   readonly securityContact: string | null;
+  readonly redisUrl: string | null;
+  readonly redisKeyPrefix: string;
+  readonly rateLimitAnonPerMinute: number;
+  readonly rateLimitAuthPerMinute: number;
+  readonly rateLimitAccountPerMinute: number;
+  readonly insecureDisableRateLimits: boolean;
+  readonly loginBackoffAfterFailures: number;
+  readonly loginAccountBackoffAfterFailures: number;
+  readonly loginBackoffMaxSeconds: number;
+  readonly auditRetentionDays: number | null;
   /** Where each value came from, for doctor. */
   readonly sources: Readonly<Record<string, 'flag' | 'env' | 'file' | 'default'>>;
 }

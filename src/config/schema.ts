@@ -270,6 +270,51 @@ export const OPTIONS = [
       if (value.length > 64 || /[\r\n<>]/.test(value)) throw new ConfigError('PRODUCT_NAME must be a short single line without < or >');
     },
   }),
+  // ---- issue 7: rate limits, brute-force defence, audit retention, metrics ----
+  def<string>({
+    key: 'redisUrl', env: 'REDIS_URL', type: 'string', default: null, secret: true,
+    doc: 'redis:// or rediss:// URL. Set: rate-limit counters live in Redis and every instance shares them. Unset: in-memory counters per process (right for one instance).',
+    validate: (value) => void assertURL('REDIS_URL', value, ['redis:', 'rediss:']),
+  }),
+  def<string>({
+    key: 'redisKeyPrefix', env: 'REDIS_KEY_PREFIX', type: 'string', default: 'rampart:',
+    doc: 'Prefix of every Redis key Rampart writes, so deployments (or test runs) sharing a Redis never mix counters.',
+    validate: (value) => {
+      if (!/^[A-Za-z0-9:._-]{1,64}$/.test(value)) throw new ConfigError('REDIS_KEY_PREFIX must be 1-64 characters of A-Z a-z 0-9 : . _ -');
+    },
+  }),
+  def<number>({
+    key: 'rateLimitAnonPerMinute', env: 'RATE_LIMIT_ANON_PER_MINUTE', type: 'int', default: 30, min: 1, max: 1_000_000,
+    doc: 'Requests per minute per client address (IPv6: per /64) without a valid credential: signup, login, MFA completion, password reset, public pages. Low, because this is where guessing and stuffing happen; health probes are exempt.',
+  }),
+  def<number>({
+    key: 'rateLimitAuthPerMinute', env: 'RATE_LIMIT_AUTH_PER_MINUTE', type: 'int', default: 600, min: 1, max: 1_000_000,
+    doc: 'Requests per minute per session or API token. Twenty times the anonymous limit: an authenticated caller is accountable, and apps poll.',
+  }),
+  def<number>({
+    key: 'rateLimitAccountPerMinute', env: 'RATE_LIMIT_ACCOUNT_PER_MINUTE', type: 'int', default: 10, min: 1, max: 1_000_000,
+    doc: 'Credential requests per minute per account (keyed on the email\'s blind index, or the user for step-up), from all addresses together: caps guessing spread over many addresses and mail bombing.',
+  }),
+  def<boolean>({
+    key: 'insecureDisableRateLimits', env: 'RAMPART_INSECURE_DISABLE_RATE_LIMITS', type: 'bool', default: false,
+    doc: 'INSECURE: no request rate limits at all (benchmarks only). Per-account login back-off stays on.',
+  }),
+  def<number>({
+    key: 'loginBackoffAfterFailures', env: 'LOGIN_BACKOFF_AFTER_FAILURES', type: 'int', default: 5, min: 1, max: 1_000_000,
+    doc: 'Consecutive failed logins of one account from one address before that pair must wait: 1 s, then doubling per further failure up to LOGIN_BACKOFF_MAX_SECONDS. A success from that address resets it. Five tolerates typos.',
+  }),
+  def<number>({
+    key: 'loginAccountBackoffAfterFailures', env: 'LOGIN_ACCOUNT_BACKOFF_AFTER_FAILURES', type: 'int', default: 20, min: 1, max: 1_000_000,
+    doc: 'Failed logins of one account from all addresses (within 24 h of each other) before the account waits, doubling, for addresses it has never logged in from; an alert goes out when it is crossed. Addresses the owner logged in from keep working, so guessing cannot lock the owner out.',
+  }),
+  def<number>({
+    key: 'loginBackoffMaxSeconds', env: 'LOGIN_BACKOFF_MAX_SECONDS', type: 'int', default: 900, min: 1, max: 86_400,
+    doc: 'Longest login back-off (15 min): long enough to make guessing hopeless (at most ~100 guesses a day per address), short enough that no one is locked out for good.',
+  }),
+  def<number>({
+    key: 'auditRetentionDays', env: 'AUDIT_RETENTION_DAYS', type: 'int', default: null, min: 30, max: 36_500,
+    doc: 'Delete audit events older than this many days (checked daily; the chain is re-anchored and stays verifiable). Unset: keep every event.',
+  }),
 ] as const;
 
 export type OptionKey = (typeof OPTIONS)[number]['key'];

@@ -5,6 +5,7 @@ import { isLoopbackHost } from '../config/schema.js';
 import { isFileShared, parseMasterKeyFile } from '../crypto/master-key-file.js';
 import { readFileSync } from 'node:fs';
 import { redactURL } from '../store/db.js';
+import { checkOperationsControls } from './controls-operations.js';
 
 export type ControlStatus = 'ok' | 'warn' | 'fail';
 
@@ -92,6 +93,7 @@ export function checkControls(config: Config): ControlCheck[] {
   else if (config.insecureSmtpWithoutTls) add('Mail', 'warn', `INSECURE option RAMPART_INSECURE_SMTP_WITHOUT_TLS: ${redactURL(config.smtpUrl)} without STARTTLS`);
   else add('Mail', 'ok', `SMTP ${redactURL(config.smtpUrl)} with TLS required`);
 
+  checks.push(...checkOperationsControls(config));
   return checks;
 }
 

@@ -29,6 +29,7 @@ export interface MainDB {
   mfa_user_state: MfaUserStateTable;
   password_history: PasswordHistoryTable;
   password_tokens: PasswordTokenTable;
+  login_throttle: LoginThrottleTable;
 }
 
 export interface UserTable {
@@ -257,6 +258,18 @@ export interface AuditEventTable {
   request_id: string | null;
   prev_hash: string;
   hash: string;
+}
+
+/** Login back-off counters (issue 7): an account, or an account with one client address. */
+export interface LoginThrottleTable {
+  /** HMAC (keyring purpose "login-throttle") of the email's blind index, alone or with the address. */
+  key: string;
+  failures: number;
+  last_failure_at: number;
+  /** Attempts are refused until then (epoch ms; 0 when not blocked). */
+  blocked_until: number;
+  /** Pairs only: the last successful login of the account from this address. */
+  succeeded_at: number | null;
 }
 
 /** The single row (id 1) holding the chain head and its anchor (first retained event). */

@@ -32,11 +32,24 @@ export interface TestServer {
   close(options?: { keepData?: boolean }): Promise<void>;
 }
 
+/**
+ * Test servers get generous request limits and login back-off by default: test files
+ * sign up and log in many users from 127.0.0.1 within a minute. Rate-limit and
+ * back-off tests opt into tight values through `env`.
+ */
+export const GENEROUS_LIMITS: Readonly<Record<string, string>> = {
+  RATE_LIMIT_ANON_PER_MINUTE: '1000000',
+  RATE_LIMIT_AUTH_PER_MINUTE: '1000000',
+  RATE_LIMIT_ACCOUNT_PER_MINUTE: '1000000',
+  LOGIN_BACKOFF_AFTER_FAILURES: '1000000',
+  LOGIN_ACCOUNT_BACKOFF_AFTER_FAILURES: '1000000',
+};
+
 /** Starts a real server on a free loopback port over real HTTPS, with a manual clock. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rampart-test-'));
   const schemas: PgSchema[] = [];
-  const env: Record<string, string> = { RAMPART_PORT: '0', RAMPART_DATA_DIR: dataDir, LOG_LEVEL: 'info', ...options.env };
+  const env: Record<string, string> = { RAMPART_PORT: '0', RAMPART_DATA_DIR: dataDir, LOG_LEVEL: 'info', ...GENEROUS_LIMITS, ...options.env };
   if (options.store === 'postgres') {
     const main = await createPgSchema('main');
     const pii = await createPgSchema('pii');

@@ -6,7 +6,7 @@ import { ManualClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/logger.js';
 import { createServices, type Services } from '../../src/services.js';
-import type { StoreKind } from './harness.js';
+import { GENEROUS_LIMITS, type StoreKind } from './harness.js';
 import { createPgSchema, type PgSchema } from './pg.js';
 
 export interface TestServices {
@@ -21,7 +21,7 @@ export interface TestServices {
 export async function startTestServices(options: { store?: StoreKind; env?: Record<string, string> } = {}): Promise<TestServices> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-svc-'));
   const schemas: PgSchema[] = [];
-  const env: Record<string, string> = { RAMPART_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...options.env };
+  const env: Record<string, string> = { RAMPART_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...GENEROUS_LIMITS, ...options.env };
   if (options.store === 'postgres') {
     const main = await createPgSchema('main');
     const pii = await createPgSchema('pii');

@@ -40,6 +40,16 @@ export interface LoginGate {
 }
 
 export const DEFAULT_GATE_ORDER = 100;
+/**
+ * Brute-force defence around the password check (the rate-limit feature wires
+ * one). `beforeAttempt` throws (429) to refuse without checking the password;
+ * the other two are told the outcome. Unknown emails go through the same calls.
+ */
+export interface LoginAttemptGuard {
+  beforeAttempt(email: string, meta: RequestMeta): Promise<void>;
+  failed(email: string, userId: string | null, meta: RequestMeta): Promise<void>;
+  succeeded(email: string, userId: string, meta: RequestMeta): Promise<void>;
+}
 
 export interface CompletedLogin {
   kind: 'session';
@@ -68,6 +78,7 @@ export interface CompleteLoginInput {
  */
 export class LoginService {
   readonly #gates: LoginGate[] = [];
+  #guard: LoginAttemptGuard | null = null;
 
   constructor(
     private readonly db: Kysely<MainDB>,
@@ -105,7 +116,12 @@ export class LoginService {
     return Object.keys(responseExtras).length > 0 ? { ...completed, responseExtras } : completed;
   }
 
+  setAttemptGuard(guard: LoginAttemptGuard): void {
+    this.#guard = guard;
+  }
+
   async login(email: string, password: string, meta: RequestMeta): Promise<LoginResult> {
+    await this.#guard?.beforeAttempt(email, meta);
     const userId = await this.pii.findUserIdByEmail(email);
     const user = userId ? await this.users.findById(userId) : undefined;
     const profile = user ? await this.pii.getProfile(user.id) : null;
@@ -115,6 +131,7 @@ export class LoginService {
         action: 'login.failed', actor: { type: 'anonymous', id: null }, ip: meta.ip, userAgent: meta.userAgent,
         outcome: 'failure', details: { reason: 'unknown_account' },
       });
+      await this.#guard?.failed(email, null, meta);
       throw new RampartError('invalid_credentials');
     }
     const { valid, needsRehash } = await this.hasher.verify(user.password_hash, password);
@@ -123,8 +140,10 @@ export class LoginService {
         action: 'login.failed', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
         ip: meta.ip, userAgent: meta.userAgent, outcome: 'failure', details: { reason: 'bad_password' },
       });
+      await this.#guard?.failed(email, user.id, meta);
       throw new RampartError('invalid_credentials');
     }
+    await this.#guard?.succeeded(email, user.id, meta);
     if (user.status !== 'active') {
       await this.events.record({
         action: 'login.failed', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },

@@ -1,0 +1,26 @@
+import type { Config } from '../config/load.js';
+import { redactURL } from '../store/db.js';
+import type { ControlCheck } from './controls.js';
+
+/** Rate limits, login back-off and the audit log (issue 7). */
+export function checkOperationsControls(config: Config): ControlCheck[] {
+  const checks: ControlCheck[] = [];
+  const add = (control: string, status: ControlCheck['status'], detail: string) => checks.push({ control, status, detail });
+
+  const tiers = `${config.rateLimitAnonPerMinute}/min per address without credentials, ${config.rateLimitAuthPerMinute}/min per session or token, ${config.rateLimitAccountPerMinute}/min per account on credential routes`;
+  if (config.insecureDisableRateLimits) {
+    add('Rate limits', 'warn', 'INSECURE option RAMPART_INSECURE_DISABLE_RATE_LIMITS: no request rate limits (login back-off stays on)');
+  } else if (config.redisUrl) {
+    add('Rate limits', 'ok', `${tiers}; counters in Redis ${redactURL(config.redisUrl)}, shared by every instance; credential routes fail closed, others fail open while Redis is down`);
+  } else if (config.databaseUrl) {
+    add('Rate limits', 'warn', `${tiers}; counters in memory per process: with several instances each counts alone (set REDIS_URL)`);
+  } else {
+    add('Rate limits', 'ok', `${tiers}; counters in memory (one instance)`);
+  }
+  if (config.rateLimitAnonPerMinute > config.rateLimitAuthPerMinute) {
+    add('Rate limit tiers', 'warn', 'RATE_LIMIT_ANON_PER_MINUTE is above RATE_LIMIT_AUTH_PER_MINUTE: anonymous traffic should get the lower limit');
+  }
+  add('Login back-off', 'ok', `per account and address after ${config.loginBackoffAfterFailures} failures, per account (unknown addresses) after ${config.loginAccountBackoffAfterFailures}; waits double from 1 s to ${config.loginBackoffMaxSeconds} s; known addresses exempt from the account-wide wait`);
+  add('Audit log', 'ok', `hash-chained (SHA-256), append-only triggers, verify with \`rampart audit verify\`; retention ${config.auditRetentionDays === null ? 'unlimited' : `${config.auditRetentionDays} days (re-anchored)`}`);
+  return checks;
+}

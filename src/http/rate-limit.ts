@@ -1,0 +1,171 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthContext } from './auth.js';
+import { SESSION_COOKIE } from './auth.js';
+import { RampartError } from '../errors.js';
+import { addressSubject, type RateLimitDecision, RateLimitStoreUnavailable, type RateLimitTier } from '../ratelimit/rate-limits.js';
+import type { Services } from '../services.js';
+import { requestMeta } from './request-meta.js';
+
+/**
+ * How a route is rate limited:
+ *  - 'credential': a route that checks a password, code or reset token: the anonymous
+ *    tier per address plus a per-account tier, and FAIL-CLOSED when the counter store
+ *    is down (a Redis outage must not open the door to guessing);
+ *  - 'default': the anonymous or authenticated tier, FAIL-OPEN when the store is down
+ *    (counted in rampart_rate_limit_store_errors_total) so an outage of an optional
+ *    component does not take the whole API down;
+ *  - 'exempt': health probes only.
+ */
+export type RateLimitClass = 'credential' | 'default' | 'exempt';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Overrides the class from CREDENTIAL_ROUTES / EXEMPT_ROUTES. */
+    rateLimit?: RateLimitClass;
+  }
+  interface FastifyRequest {
+    /** The most restrictive limit counted for this request, for the RateLimit-* headers. */
+    rateLimit: RateLimitDecision | null;
+  }
+}
+
+/** Routes that check a secret: they get the low tiers and fail closed. Routes of every feature are listed here. */
+export const CREDENTIAL_ROUTES: ReadonlySet<string> = new Set([
+  'POST /v1/signup',
+  'POST /v1/login',
+  'POST /v1/login/mfa',
+  'POST /v1/login/webauthn/options',
+  'POST /v1/password/forgot',
+  'POST /v1/password/reset',
+  'POST /v1/password/change-expired',
+  'POST /v1/me/reauth',
+]);
+
+/** Load-balancer and orchestrator probes: frequent, cheap, from a few addresses. */
+export const EXEMPT_ROUTES: ReadonlySet<string> = new Set(['GET /healthz', 'GET /readyz']);
+
+export function rateLimitClassOf(request: FastifyRequest): RateLimitClass {
+  const configured = request.routeOptions.config?.rateLimit;
+  if (configured) return configured;
+  const route = `${request.method} ${request.routeOptions.url ?? ''}`;
+  if (CREDENTIAL_ROUTES.has(route)) return 'credential';
+  if (EXEMPT_ROUTES.has(route)) return 'exempt';
+  return 'default';
+}
+
+function presentsCredential(request: FastifyRequest): boolean {
+  return request.headers.authorization !== undefined || request.cookies?.[SESSION_COOKIE] !== undefined;
+}
+
+/** The budget an authenticated caller spends: its session (also for JWTs minted from it) or its token. */
+function credentialSubject(auth: AuthContext): string {
+  if (auth.kind === 'session') return `session:${auth.session.public_id}`;
+  if (auth.sessionPublicId) return `session:${auth.sessionPublicId}`;
+  if (auth.tokenType === 'api_token') return `token:${auth.credentialId}`;
+  return `user:${auth.userId}`;
+}
+
+/**
+ * Rate limiting as Fastify hooks. `registerRateLimitsBeforeAuth` must run before
+ * the authentication hook (anonymous traffic is stopped before any credential
+ * lookup), `registerRateLimitsAfterAuth` after it.
+ */
+export function registerRateLimitsBeforeAuth(app: FastifyInstance, services: Services): void {
+  app.decorateRequest('rateLimit', null);
+  if (services.config.insecureDisableRateLimits) return;
+
+  app.addHook('onRequest', async (request, reply) => {
+    const kind = rateLimitClassOf(request);
+    if (kind === 'exempt') return;
+    const mode = request.routeOptions.config?.auth ?? 'none';
+    const address = addressSubject(requestMeta(request).ip);
+    if (mode === 'none' || !presentsCredential(request)) {
+      await count(services, request, reply, 'anon', address, kind === 'credential');
+      return;
+    }
+    // A credential waits for authentication; an address that keeps presenting bad ones is stopped first.
+    await check(services, request, reply, 'badauth', address);
+  });
+}
+
+export function registerRateLimitsAfterAuth(app: FastifyInstance, services: Services): void {
+  if (services.config.insecureDisableRateLimits) return;
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.auth || rateLimitClassOf(request) === 'exempt') return;
+    const credential = rateLimitClassOf(request) === 'credential';
+    await count(services, request, reply, 'auth', credentialSubject(request.auth), credential);
+    // Step-up checks a password with a session: its account budget is the user's.
+    if (credential) await count(services, request, reply, 'account', `user:${request.auth.userId}`, true);
+  });
+
+  // The account of an anonymous credential request is known once the body is parsed and validated.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.auth || rateLimitClassOf(request) !== 'credential') return;
+    const email = (request.body as { email?: unknown } | undefined)?.email;
+    if (typeof email !== 'string') return;
+    // Keyed on the email's blind index, never the address itself.
+    await count(services, request, reply, 'account', `email:${await services.pii.emailIndex(email)}`, true);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode !== 401 || request.auth || !presentsCredential(request)) return;
+    if ((request.routeOptions.config?.auth ?? 'none') === 'none') return;
+    try {
+      await services.rateLimits.consume('badauth', addressSubject(requestMeta(request).ip));
+    } catch {
+      // Counting a failure is best effort; the next check fails open or closed on its own.
+    }
+  });
+}
+
+async function count(services: Services, request: FastifyRequest, reply: FastifyReply, tier: RateLimitTier, subject: string, failClosed: boolean): Promise<void> {
+  let decision: RateLimitDecision;
+  try {
+    decision = await services.rateLimits.consume(tier, subject);
+  } catch (error) {
+    handleStoreError(services, request, error, tier, failClosed);
+    return;
+  }
+  apply(services, request, reply, decision);
+}
+
+async function check(services: Services, request: FastifyRequest, reply: FastifyReply, tier: RateLimitTier, subject: string): Promise<void> {
+  let decision: RateLimitDecision;
+  try {
+    decision = await services.rateLimits.peek(tier, subject);
+  } catch (error) {
+    handleStoreError(services, request, error, tier, false);
+    return;
+  }
+  if (!decision.allowed) apply(services, request, reply, decision);
+}
+
+function handleStoreError(services: Services, request: FastifyRequest, error: unknown, tier: RateLimitTier, failClosed: boolean): void {
+  if (!(error instanceof RateLimitStoreUnavailable)) throw error;
+  services.metrics.rateLimitStoreErrors.inc({ tier, decision: failClosed ? 'refused' : 'allowed' });
+  request.log.warn({ tier, failClosed, err: error.cause }, 'rate-limit store unavailable');
+  if (failClosed) {
+    throw new RampartError('rate_limiter_unavailable', { headers: { 'retry-after': '5' }, detail: 'rate-limit store unavailable; credential route fails closed' });
+  }
+}
+
+/** Sets the RateLimit-* headers of the most restrictive tier; throws 429 when it is spent. */
+function apply(services: Services, request: FastifyRequest, reply: FastifyReply, decision: RateLimitDecision): void {
+  const shown = request.rateLimit;
+  if (!shown || decision.remaining < shown.remaining || !decision.allowed) {
+    request.rateLimit = decision;
+    reply.header('ratelimit-limit', String(decision.limit));
+    reply.header('ratelimit-remaining', String(decision.remaining));
+    reply.header('ratelimit-reset', String(decision.resetSeconds));
+    reply.header('ratelimit-policy', `${decision.limit};w=60`);
+  }
+  if (decision.allowed) return;
+  services.metrics.rateLimitHits.inc({ tier: decision.tier });
+  request.log.info({ tier: decision.tier }, 'rate limited');
+  throw new RampartError('rate_limited', {
+    headers: { 'retry-after': String(decision.resetSeconds) },
+    publicDetail: `Too many requests; retry in ${decision.resetSeconds} s.`,
+    detail: `rate limit tier ${decision.tier}`,
+  });
+}

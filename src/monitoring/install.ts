@@ -1,0 +1,74 @@
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { LoginBackoff } from '../auth/login-backoff.js';
+import { Metrics } from '../metrics/metrics.js';
+import { RateLimits } from '../ratelimit/rate-limits.js';
+import type { Services } from '../services.js';
+import { LoginThrottleRepository } from '../store/repositories/login-throttle.js';
+
+/** How long start-up waits for Redis before serving anyway (credential routes then fail closed). */
+const REDIS_READY_TIMEOUT_MS = 5000;
+
+/**
+ * Wires the security-operations features (issue 7) into the services: metrics,
+ * rate limits (in memory, or Redis when REDIS_URL is set), and the per-account
+ * login back-off. Called once by createServices.
+ */
+export async function installSecurityOperations(services: Services): Promise<Partial<Services>> {
+  const { config, logger, keyring, stores, clock, events, pii, audit } = services;
+  const metrics = new Metrics();
+  events.addSink(metrics.sink());
+  audit.onAppend((appended) => metrics.auditAppends.inc(appended.length));
+
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : null;
+  const rateLimits = new RateLimits({
+    perMinute: {
+      anon: config.rateLimitAnonPerMinute,
+      auth: config.rateLimitAuthPerMinute,
+      account: config.rateLimitAccountPerMinute,
+      // Failed credential presentations from one address: as many as anonymous requests.
+      badauth: config.rateLimitAnonPerMinute,
+    },
+    redis,
+    keyPrefix: config.redisKeyPrefix,
+    keyring,
+  });
+  const loginBackoff = new LoginBackoff(new LoginThrottleRepository(stores.main.db), pii, keyring, events, metrics, clock, {
+    pairThreshold: config.loginBackoffAfterFailures,
+    accountThreshold: config.loginAccountBackoffAfterFailures,
+    maxDelaySeconds: config.loginBackoffMaxSeconds,
+  });
+  services.login.setAttemptGuard(loginBackoff);
+  await Promise.all([rateLimits.init(), loginBackoff.init()]);
+  return { metrics, redis, rateLimits, loginBackoff };
+}
+
+/**
+ * ioredis with no offline queue: while Redis is down a command fails at once
+ * (and the rate limiter fails open or closed) instead of piling up in memory.
+ */
+async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    retryStrategy: (attempt) => Math.min(attempt * 250, 2000),
+  });
+  let lastWarning = 0;
+  redis.on('error', (error: Error) => {
+    // ioredis emits one error per reconnect attempt; one line every 30 s is enough.
+    if (Date.now() - lastWarning > 30_000) {
+      lastWarning = Date.now();
+      logger.warn({ err: { message: error.message } }, 'redis unavailable');
+    }
+  });
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), REDIS_READY_TIMEOUT_MS);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  if (!ready) logger.warn('redis not ready at start-up; rate limits fail closed on credential routes and open elsewhere until it is');
+  return redis;
+}

@@ -1,0 +1,130 @@
+import ipaddr from 'ipaddr.js';
+import type { Redis } from 'ioredis';
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { hmacSha256 } from '../crypto/hash.js';
+import type { Keyring } from '../crypto/keyring.js';
+
+/**
+ * The tiers (API.md "Rate limits"):
+ *  - anon:    per client address, every request without a valid credential;
+ *  - auth:    per session or API token;
+ *  - account: credential routes, per account (blind index of the email, or the user);
+ *  - badauth: per client address, presented credentials that failed (token guessing).
+ */
+export type RateLimitTier = 'anon' | 'auth' | 'account' | 'badauth';
+
+export interface RateLimitDecision {
+  tier: RateLimitTier;
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  /** Seconds until the window resets. */
+  resetSeconds: number;
+}
+
+/** The counter store (Redis) did not answer: the caller decides between failing open and closed. */
+export class RateLimitStoreUnavailable extends Error {
+  constructor(readonly tier: RateLimitTier, cause: unknown) {
+    super(`rate-limit store unavailable (${tier})`, { cause });
+    this.name = 'RateLimitStoreUnavailable';
+  }
+}
+
+export interface RateLimitsOptions {
+  perMinute: Record<RateLimitTier, number>;
+  /** Shared counters (every instance sees the same) when set; in-memory per process otherwise. */
+  redis: Redis | null;
+  keyPrefix: string;
+  keyring: Keyring;
+}
+
+const WINDOW_SECONDS = 60;
+export const RATE_LIMIT_KEY_PURPOSE = 'rate-limit';
+
+/**
+ * Fixed-window counters from rate-limiter-flexible, in memory or in Redis. Keys
+ * are HMACs of what they count (an address, an account's blind index, a
+ * session id) under a keyring key shared by every instance: no address or id
+ * sits in Redis in clear, and a client cannot craft a key (ASVS V1.3.9).
+ */
+export class RateLimits {
+  readonly #limiters: Record<RateLimitTier, RateLimiterAbstract>;
+  readonly #perMinute: Record<RateLimitTier, number>;
+  #key: Buffer | null = null;
+
+  constructor(private readonly options: RateLimitsOptions) {
+    this.#perMinute = options.perMinute;
+    const make = (tier: RateLimitTier): RateLimiterAbstract => {
+      const common = { points: options.perMinute[tier], duration: WINDOW_SECONDS, keyPrefix: `${options.keyPrefix}rl:${tier}` };
+      return options.redis
+        // rejectIfRedisNotReady: answer at once while Redis is down instead of queueing behind a reconnect.
+        ? new RateLimiterRedis({ ...common, storeClient: options.redis, rejectIfRedisNotReady: true })
+        : new RateLimiterMemory(common);
+    };
+    this.#limiters = { anon: make('anon'), auth: make('auth'), account: make('account'), badauth: make('badauth') };
+  }
+
+  get shared(): boolean {
+    return this.options.redis !== null;
+  }
+
+  limitOf(tier: RateLimitTier): number {
+    return this.#perMinute[tier];
+  }
+
+  async init(): Promise<void> {
+    this.#key = await this.options.keyring.key(RATE_LIMIT_KEY_PURPOSE);
+  }
+
+  /** Counts one request; `allowed` is false once the tier's limit for this key is spent. */
+  async consume(tier: RateLimitTier, subject: string): Promise<RateLimitDecision> {
+    const key = this.#hashed(tier, subject);
+    try {
+      return this.#decision(tier, await this.#limiters[tier].consume(key), true);
+    } catch (error) {
+      if (error instanceof RateLimiterRes) return this.#decision(tier, error, false);
+      throw new RateLimitStoreUnavailable(tier, error);
+    }
+  }
+
+  /** Reads a counter without counting. */
+  async peek(tier: RateLimitTier, subject: string): Promise<RateLimitDecision> {
+    try {
+      const res = await this.#limiters[tier].get(this.#hashed(tier, subject));
+      if (!res) return { tier, allowed: true, limit: this.#perMinute[tier], remaining: this.#perMinute[tier], resetSeconds: WINDOW_SECONDS };
+      return this.#decision(tier, res, res.consumedPoints < this.#perMinute[tier]);
+    } catch (error) {
+      throw new RateLimitStoreUnavailable(tier, error);
+    }
+  }
+
+  #decision(tier: RateLimitTier, res: RateLimiterRes, allowed: boolean): RateLimitDecision {
+    const limit = this.#perMinute[tier];
+    return {
+      tier,
+      allowed,
+      limit,
+      remaining: Math.max(0, limit - res.consumedPoints),
+      resetSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)),
+    };
+  }
+
+  #hashed(tier: RateLimitTier, subject: string): string {
+    if (!this.#key) throw new Error('RateLimits.init() was not awaited');
+    return hmacSha256(this.#key, `${tier}:${subject}`).slice(0, 22);
+  }
+}
+
+/**
+ * The subject of per-address limits: the IPv4 address, or the /64 of an IPv6
+ * address (one subscriber usually holds a whole /64, so counting single IPv6
+ * addresses would give an attacker 2^64 fresh budgets).
+ */
+export function addressSubject(ip: string): string {
+  if (!ipaddr.isValid(ip)) return `raw:${ip}`;
+  let address = ipaddr.parse(ip);
+  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()) address = (address as ipaddr.IPv6).toIPv4Address();
+  if (address.kind() === 'ipv4') return `v4:${address.toString()}`;
+  const parts = (address as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16));
+  return `v6:${parts.join(':')}::/64`;
+}
