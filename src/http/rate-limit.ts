@@ -39,6 +39,7 @@ export const CREDENTIAL_ROUTES: ReadonlySet<string> = new Set([
   'POST /v1/password/reset',
   'POST /v1/password/change-expired',
   'POST /v1/me/reauth',
+  'POST /v1/me/password',
 ]);
 
 /** Load-balancer and orchestrator probes: frequent, cheap, from a few addresses. */
