@@ -151,10 +151,16 @@ function handleStoreError(services: Services, request: FastifyRequest, error: un
   }
 }
 
-/** Sets the RateLimit-* headers of the most restrictive tier; throws 429 when it is spent. */
+/**
+ * Sets the RateLimit-* headers of the most restrictive tier; throws 429 when it is spent.
+ * The account tier shows itself only when it refuses: its counter would tell a stranger
+ * how busy someone else's account has been (and the forgot-password answer must be the
+ * same for every address).
+ */
 function apply(services: Services, request: FastifyRequest, reply: FastifyReply, decision: RateLimitDecision): void {
   const shown = request.rateLimit;
-  if (!shown || decision.remaining < shown.remaining || !decision.allowed) {
+  const visible = decision.tier !== 'account' || !decision.allowed;
+  if (visible && (!shown || decision.remaining < shown.remaining || !decision.allowed)) {
     request.rateLimit = decision;
     reply.header('ratelimit-limit', String(decision.limit));
     reply.header('ratelimit-remaining', String(decision.remaining));
