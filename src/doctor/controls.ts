@@ -87,6 +87,9 @@ export function checkControls(config: Config): ControlCheck[] {
   else if (config.trustedProxies.some((cidr) => /\/0$/.test(cidr))) add('Client address', 'fail', 'TRUSTED_PROXIES contains a /0 range: anyone can forge X-Forwarded-For');
   else add('Client address', 'ok', `X-Forwarded-For believed only from ${config.trustedProxies.join(', ')}`);
 
+  if (config.staffConflictingRoles.includes('*')) add('Staff roles', 'ok', 'dormant until assumed with MFA, step-up and a reason; at most 60 minutes; one role at a time');
+  else add('Staff roles', 'warn', `STAFF_CONFLICTING_ROLES relaxes one-role-at-a-time: only ${config.staffConflictingRoles.join(', ') || '(no pair)'} may not be held together`);
+
   add('CORS', 'ok', config.corsOrigins.length === 0 ? 'disabled' : `exact origins only: ${config.corsOrigins.join(', ')}`);
 
   if (!config.smtpUrl) add('Mail', 'ok', `outbox ${join(config.dataDir, 'outbox')} (set SMTP_URL to deliver)`);

@@ -161,6 +161,12 @@ export const QUESTIONNAIRE: readonly Item[] = [
     }),
     evidence: [
       T('test/integration/orgs.test.ts', 'PUT policy validates strictly: unknown members, missing sections, bounds, CIDRs'),
+      T('test/integration/ip-allowlist.test.ts', 'session requests touching the org are refused from outside, with an ip.blocked event; others are not'),
+      T('test/integration/ip-allowlist.test.ts', 'login: refused from outside when no org of the user admits the address'),
+      T('test/integration/ip-allowlist.test.ts', 'credentials bound to the org are held to its list on every route; unbound ones on the org\'s routes'),
+      T('test/integration/ip-allowlist.test.ts', 'a list that shuts out the caller is refused with 409 unless ?force=true'),
+      T('test/integration/ip-allowlist.test.ts', 'the proxy\'s X-Forwarded-For is the client address; anyone else\'s is ignored'),
+      T('src/net/cidr.test.ts', 'every generated CIDR parses, and an address is inside exactly when the model says so'),
     ],
   },
   {
@@ -291,7 +297,14 @@ export const QUESTIONNAIRE: readonly Item[] = [
     section: 'Ops',
     question: 'Is two-factor enforced for staff, and are staff roles separated?',
     answer: () => ({ status: 'yes', text: 'Staff roles (support, operator, security, auditor) are dormant until assumed, one at a time, for at most 60 minutes, by a session that passed a second factor and a fresh re-authentication, with a reason recorded in the audit log. Staff accounts must have a second factor.' }),
-    evidence: [],
+    evidence: [
+      T('test/integration/staff.test.ts', 'a granted role gives no power before it is assumed'),
+      T('test/integration/staff.test.ts', 'assuming needs a step-up, an MFA-verified session, a held role and a reason; never a token'),
+      T('test/integration/staff.test.ts', 'one role at a time: assuming another replaces it, in this session and the user\'s others'),
+      T('test/integration/staff.test.ts', 'an assumed role expires on time, and ends at once on release or revocation'),
+      T('test/integration/staff.test.ts', 'an assumed operator locks and unlocks, each action audited with the reason; the session secret rotates'),
+      T('test/integration/staff.test.ts', 'granting needs an account with a second factor'),
+    ],
   },
   {
     id: 'crypto-primitives',
