@@ -13,6 +13,7 @@ import { registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { auditRoutes } from './http/routes/audit.js';
+import { webhookRoutes } from './http/routes/webhooks.js';
 import { disclosureRoutes } from './http/routes/disclosure.js';
 import { healthRoutes } from './http/routes/health.js';
 import { meRoutes } from './http/routes/me.js';
@@ -32,7 +33,7 @@ export interface AppOptions {
 }
 
 /** Route modules, each `(app, services) => void`. Features add theirs here. */
-const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes, auditRoutes, mfaRoutes, passwordRoutes, adminRoutes];
+const ROUTES = [healthRoutes, disclosureRoutes, accountRoutes, sessionRoutes, meRoutes, tokenRoutes, accessTokenRoutes, introspectionRoutes, orgRoutes, auditRoutes, webhookRoutes, mfaRoutes, passwordRoutes, adminRoutes];
 
 /**
  * Builds the Fastify instance (not listening). Tests call it with a manual

@@ -23,6 +23,10 @@ export const ERRORS = {
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   rate_limited: { status: 429, title: 'Too many requests' },
   rate_limiter_unavailable: { status: 503, title: 'Rate limiting is unavailable; retry shortly' },
+
+  // webhooks (issue 7)
+  webhook_url_not_allowed: { status: 400, title: 'The webhook URL is not allowed' },
+  webhook_limit_reached: { status: 409, title: 'The organization has reached its webhook limit' },
   internal_error: { status: 500, title: 'Internal server error' },
   server_busy: { status: 503, title: 'The server is busy; retry shortly' },
   not_ready: { status: 503, title: 'The service is not ready' },

@@ -14,6 +14,8 @@ export interface RunningServer {
   /** The URL it listens on, e.g. https://127.0.0.1:8443 */
   url: string;
   port: number;
+  /** The separate metrics listener's port (null when it could not bind). */
+  metricsPort: number | null;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,7 @@ export async function startServer(config: Config, logger: Logger, options: { clo
     services,
     url: `${tls ? 'https' : 'http'}://${host}:${port}`,
     port,
+    metricsPort: background.metricsPort,
     async close() {
       clearInterval(sweep);
       await background.stop();

@@ -55,6 +55,9 @@ import type { LoginBackoff } from './auth/login-backoff.js';
 import type { Metrics } from './metrics/metrics.js';
 import { installSecurityOperations } from './monitoring/install.js';
 import type { RateLimits } from './ratelimit/rate-limits.js';
+import type { Alerts } from './alerts/alerts.js';
+import type { JobQueue } from './jobs/job-queue.js';
+import type { WebhookService } from './webhooks/webhook-service.js';
 
 /**
  * Every domain service, wired once. The HTTP layer and the CLI receive this and
@@ -119,6 +122,12 @@ export interface Services {
   readonly rateLimits: RateLimits;
   /** Per-account login back-off (issue 7), the login's attempt guard. */
   readonly loginBackoff: LoginBackoff;
+  /** The durable after-commit job queue (issue 7): alert evaluation and mail, webhook deliveries. */
+  readonly jobs: JobQueue;
+  /** Monitoring rules over the event stream (issue 7). */
+  readonly alerts: Alerts;
+  /** Org webhooks (issue 7). */
+  readonly webhooks: WebhookService;
   /** Origin users reach; set once the listening port is known. */
   publicUrl: string;
   close(): Promise<void>;
@@ -222,6 +231,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     redis: null,
     rateLimits: undefined as unknown as RateLimits,
     loginBackoff: undefined as unknown as LoginBackoff,
+    jobs: undefined as unknown as JobQueue,
+    alerts: undefined as unknown as Alerts,
+    webhooks: undefined as unknown as WebhookService,
     publicUrl: config.publicUrl ?? `https://localhost:${config.port}`,
     async close() {
       await background.settled();

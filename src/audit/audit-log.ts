@@ -46,7 +46,7 @@ export interface VerifyOptions {
 }
 
 /** Observes appends (metrics, alert fan-out, webhook queue) inside the appending transaction. */
-export type AppendListener = (events: readonly AuditEvent[], trx: Transaction<MainDB>) => Promise<void> | void;
+export type AppendListener = (events: readonly AuditEvent[], trx: Transaction<MainDB>, orgsOf: (seq: number) => readonly string[]) => Promise<void> | void;
 
 /**
  * The tamper-evident audit log: every security event is appended to one
@@ -137,8 +137,10 @@ export class AuditLog implements SecurityEventSink {
     });
     await this.#repo.insert(rows, trx);
     await this.#repo.setHeadHash(prevHash, trx);
-    await this.#repo.insertOrgLinks(await this.#orgLinks(rows, trx), trx);
-    for (const listener of this.#listeners) await listener(appended, trx);
+    const links = await this.#orgLinks(rows, trx);
+    await this.#repo.insertOrgLinks(links, trx);
+    const orgsOf = (seq: number) => links.filter((link) => link.seq === seq).map((link) => link.org_id);
+    for (const listener of this.#listeners) await listener(appended, trx, orgsOf);
     return appended;
   }
 
@@ -153,6 +155,12 @@ export class AuditLog implements SecurityEventSink {
       if (row.org_id !== null) return [{ org_id: row.org_id, seq: row.seq }];
       return (row.user_id === null ? [] : orgsOf.get(row.user_id) ?? []).map((orgId) => ({ org_id: orgId, seq: row.seq }));
     });
+  }
+
+  /** One event by its sequence number (null when pruned or never written). */
+  async get(seq: number): Promise<AuditEvent | null> {
+    const [row] = await this.#repo.find({ afterSeq: seq - 1, maxSeq: seq, limit: 1 });
+    return row ? toEvent(row, await this.keyring.key(AUDIT_KEY_PURPOSE)) : null;
   }
 
   /** One page in seq order; `next` is the cursor for `after` (null at the end). */

@@ -55,6 +55,10 @@ export interface Config {
   readonly loginAccountBackoffAfterFailures: number;
   readonly loginBackoffMaxSeconds: number;
   readonly auditRetentionDays: number | null;
+  readonly jobPollIntervalMs: number;
+  readonly insecureWebhooksToPrivateNetworks: boolean;
+  readonly metricsPort: number;
+  readonly metricsHost: string;
   /** Where each value came from, for doctor. */
   readonly sources: Readonly<Record<string, 'flag' | 'env' | 'file' | 'default'>>;
 }

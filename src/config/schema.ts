@@ -315,6 +315,25 @@ export const OPTIONS = [
     key: 'auditRetentionDays', env: 'AUDIT_RETENTION_DAYS', type: 'int', default: null, min: 30, max: 36_500,
     doc: 'Delete audit events older than this many days (checked daily; the chain is re-anchored and stays verifiable). Unset: keep every event.',
   }),
+  def<number>({
+    key: 'jobPollIntervalMs', env: 'JOB_POLL_INTERVAL_MS', type: 'int', default: 1000, min: 10, max: 3_600_000,
+    doc: 'How often each instance looks for due background jobs (alert evaluation and mail, webhook deliveries). One second keeps alerts prompt at one cheap indexed query a second.',
+  }),
+  def<boolean>({
+    key: 'insecureWebhooksToPrivateNetworks', env: 'RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS', type: 'bool', default: false,
+    doc: 'INSECURE: let webhooks reach private, loopback and link-local addresses, over plain http too (a receiver on this host or network). Off: such URLs are refused at registration and at every delivery (SSRF).',
+  }),
+  def<number>({
+    key: 'metricsPort', env: 'METRICS_PORT', type: 'int', default: 9464, min: 0, max: 65535,
+    doc: 'Port of the separate Prometheus listener (GET /metrics), never the public one; 0 picks a free port. If the port is taken the server still starts and logs a warning.',
+  }),
+  def<string>({
+    key: 'metricsHost', env: 'METRICS_HOST', type: 'string', default: '127.0.0.1',
+    doc: 'Address of the metrics listener. Loopback by default: metrics reveal traffic patterns; expose them to the scraper deliberately.',
+    validate: (value) => {
+      if (isIP(value) === 0 && value !== 'localhost') throw new ConfigError('METRICS_HOST must be an IP address or "localhost"');
+    },
+  }),
 ] as const;
 
 export type OptionKey = (typeof OPTIONS)[number]['key'];

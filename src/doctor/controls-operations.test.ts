@@ -29,3 +29,12 @@ test('rate-limit and back-off options are validated at start-up', () => {
   const defaults = loadConfig({ env: base, flags: {} });
   assert.ok(defaults.rateLimitAnonPerMinute * 10 <= defaults.rateLimitAuthPerMinute, 'the anonymous tier is far lower by default');
 });
+
+test('doctor reports webhooks to private networks and a metrics listener off loopback', () => {
+  assert.equal(control({}, 'Webhooks')?.status, 'ok');
+  const insecure = control({ RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: 'true' }, 'Webhooks');
+  assert.equal(insecure?.status, 'warn');
+  assert.match(insecure!.detail, /INSECURE option RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS/);
+  assert.equal(control({}, 'Metrics')?.status, 'ok');
+  assert.equal(control({ METRICS_HOST: '0.0.0.0' }, 'Metrics')?.status, 'warn');
+});

@@ -1,4 +1,5 @@
 import type { Config } from '../config/load.js';
+import { isLoopbackHost } from '../config/schema.js';
 import { redactURL } from '../store/db.js';
 import type { ControlCheck } from './controls.js';
 
@@ -22,5 +23,12 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
   }
   add('Login back-off', 'ok', `per account and address after ${config.loginBackoffAfterFailures} failures, per account (unknown addresses) after ${config.loginAccountBackoffAfterFailures}; waits double from 1 s to ${config.loginBackoffMaxSeconds} s; known addresses exempt from the account-wide wait`);
   add('Audit log', 'ok', `hash-chained (SHA-256), append-only triggers, verify with \`rampart audit verify\`; retention ${config.auditRetentionDays === null ? 'unlimited' : `${config.auditRetentionDays} days (re-anchored)`}`);
+  if (config.insecureWebhooksToPrivateNetworks) {
+    add('Webhooks', 'warn', 'INSECURE option RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: webhooks may reach private, loopback and link-local addresses over plain http (SSRF)');
+  } else {
+    add('Webhooks', 'ok', 'https only; private, loopback, link-local and reserved destinations refused at registration and at every delivery (pinned to the checked address); payloads signed HMAC-SHA256');
+  }
+  const metricsOnLoopback = isLoopbackHost(config.metricsHost);
+  add('Metrics', metricsOnLoopback ? 'ok' : 'warn', `Prometheus on http://${config.metricsHost}:${config.metricsPort}/metrics, a separate listener${metricsOnLoopback ? ' on loopback' : ': reachable from the network, restrict it to the scraper'}`);
   return checks;
 }

@@ -38,6 +38,8 @@ export const EVENT_CATALOGUE = {
   'access.denied': 'An authorization check refused a caller (details.action and role, or details.reason: not_a_member, no_staff_role…).',
   'login.throttled': 'A login attempt was refused without checking the password because its account is in back-off (details.scope: address or account, details.retryAfterSeconds).',
   'alert.raised': 'A monitoring rule fired (details.rule: new_ip_login, new_device_login, brute_force, staff_role_assumed, policy_weakened, token_new_ip; more facts per rule). Delivered to the user, org admins and webhooks.',
+  'webhook.created': 'An org admin registered a webhook (details.host, details.events; never the secret).',
+  'webhook.deleted': 'An org admin deleted a webhook; its pending deliveries were dropped (details.droppedDeliveries).',
   'audit.pruned': 'Retention pruning deleted the oldest audit events and anchored the chain at the first kept one (details.firstSeq, details.anchorHash).',
   'mfa.failed': 'A second-factor attempt failed or was throttled (details.method, details.stage: login | reauth | enroll, details.reason).',
   'mfa.reset': 'Staff removed every second factor of a user and ended their sessions (details count what was removed).',

@@ -1,17 +1,23 @@
+import { startMetricsListener } from '../metrics/listener.js';
 import type { Services } from '../services.js';
 
 export interface Background {
+  /** The metrics listener's port (null when it could not bind). */
+  metricsPort: number | null;
   stop(): Promise<void>;
 }
 
 const SWEEP_INTERVAL_MS = 10 * 60_000;
 const RETENTION_INTERVAL_MS = 24 * 3_600_000;
+/** Jobs that gave up stay this long for inspection. */
+const FAILED_JOB_RETENTION_MS = 30 * 86_400_000;
 
 /**
- * The server's periodic work for issue 7: forgetting finished login back-off
- * streaks, and audit retention when AUDIT_RETENTION_DAYS is set. Every instance
- * runs it; each step is safe to run concurrently (pruning serializes on the
- * audit head).
+ * The server's background work for issue 7: the job queue (alerts, webhook
+ * deliveries), the metrics listener, forgetting finished login back-off streaks
+ * and failed jobs, and audit retention when AUDIT_RETENTION_DAYS is set. Every
+ * instance runs it; each step is safe to run concurrently (jobs are leased,
+ * pruning serializes on the audit head).
  */
 export async function startBackground(services: Services): Promise<Background> {
   const { logger, config, clock } = services;
@@ -24,6 +30,7 @@ export async function startBackground(services: Services): Promise<Background> {
     timers.push(timer);
   };
   every(SWEEP_INTERVAL_MS, 'login back-off sweep', () => services.loginBackoff.sweep());
+  every(SWEEP_INTERVAL_MS, 'failed job sweep', () => services.jobs.sweepFailed(clock.now() - FAILED_JOB_RETENTION_MS));
   if (config.auditRetentionDays !== null) {
     const days = config.auditRetentionDays;
     every(RETENTION_INTERVAL_MS, 'audit retention', async () => {
@@ -31,9 +38,14 @@ export async function startBackground(services: Services): Promise<Background> {
       if (result.deleted > 0) logger.info({ deleted: result.deleted, firstSeq: result.firstSeq }, 'audit retention pruned events');
     });
   }
+  const metrics = await startMetricsListener(services.metrics, config.metricsHost, config.metricsPort, logger);
+  services.jobs.start();
   return {
+    metricsPort: metrics.port,
     async stop() {
       for (const timer of timers) clearInterval(timer);
+      await services.jobs.stop();
+      await metrics.close();
     },
   };
 }

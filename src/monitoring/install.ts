@@ -1,18 +1,26 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { PostgresAdapter } from 'kysely';
+import { Alerts } from '../alerts/alerts.js';
+import { KnownValues } from '../alerts/known-values.js';
 import { LoginBackoff } from '../auth/login-backoff.js';
+import { JobQueue } from '../jobs/job-queue.js';
 import { Metrics } from '../metrics/metrics.js';
 import { RateLimits } from '../ratelimit/rate-limits.js';
 import type { Services } from '../services.js';
+import { JobRepository } from '../store/repositories/jobs.js';
+import { KnownValueRepository } from '../store/repositories/known-values.js';
 import { LoginThrottleRepository } from '../store/repositories/login-throttle.js';
+import { WebhookRepository } from '../store/repositories/webhooks.js';
+import { WebhookService } from '../webhooks/webhook-service.js';
 
 /** How long start-up waits for Redis before serving anyway (credential routes then fail closed). */
 const REDIS_READY_TIMEOUT_MS = 5000;
 
 /**
  * Wires the security-operations features (issue 7) into the services: metrics,
- * rate limits (in memory, or Redis when REDIS_URL is set), and the per-account
- * login back-off. Called once by createServices.
+ * rate limits (in memory, or Redis when REDIS_URL is set), the per-account login
+ * back-off, the job queue, alerts and webhooks. Called once by createServices.
  */
 export async function installSecurityOperations(services: Services): Promise<Partial<Services>> {
   const { config, logger, keyring, stores, clock, events, pii, audit } = services;
@@ -39,8 +47,25 @@ export async function installSecurityOperations(services: Services): Promise<Par
     maxDelaySeconds: config.loginBackoffMaxSeconds,
   });
   services.login.setAttemptGuard(loginBackoff);
-  await Promise.all([rateLimits.init(), loginBackoff.init()]);
-  return { metrics, redis, rateLimits, loginBackoff };
+
+  // After-commit work: a durable queue in the main store, run by every instance (src/monitoring/background.ts).
+  const postgres = stores.main.db.getExecutor().adapter instanceof PostgresAdapter;
+  const jobRepository = new JobRepository(stores.main.db, postgres);
+  const jobs = new JobQueue(jobRepository, clock, logger, config.jobPollIntervalMs);
+  const alerts = new Alerts(audit, events, new KnownValues(new KnownValueRepository(stores.pii.db), pii, clock), jobs, services.mailer, pii, {
+    productName: config.productName,
+    publicUrl: () => services.publicUrl,
+    orgs: () => services.orgs,
+  });
+  const webhooks = new WebhookService(stores.main.db, new WebhookRepository(stores.main.db), jobRepository, keyring, events, jobs, audit, metrics, clock, logger, {
+    allowPrivate: config.insecureWebhooksToPrivateNetworks,
+  });
+  // Both run inside every audit append, so their jobs commit (or roll back) with the event.
+  audit.onAppend(alerts.listener());
+  audit.onAppend(webhooks.listener());
+
+  await Promise.all([rateLimits.init(), loginBackoff.init(), webhooks.init()]);
+  return { metrics, redis, rateLimits, loginBackoff, jobs, alerts, webhooks };
 }
 
 /**

@@ -30,6 +30,8 @@ export interface MainDB {
   password_history: PasswordHistoryTable;
   password_tokens: PasswordTokenTable;
   login_throttle: LoginThrottleTable;
+  jobs: JobTable;
+  webhooks: WebhookTable;
 }
 
 export interface UserTable {
@@ -260,6 +262,34 @@ export interface AuditEventTable {
   hash: string;
 }
 
+/** The durable queue of after-commit work (issue 7): alert evaluation and mail, webhook deliveries. */
+export interface JobTable {
+  id: string;
+  kind: string;
+  /** JSON; ids only, never personal data or secrets. */
+  payload: string;
+  ref: string | null;
+  run_at: number;
+  attempts: number;
+  locked_until: number;
+  last_error: string | null;
+  failed_at: number | null;
+  created_at: number;
+}
+
+/** An org's webhook endpoint (issue 7). */
+export interface WebhookTable {
+  id: string;
+  org_id: string;
+  url: string;
+  /** JSON array of event actions, or ["*"]. */
+  events: string;
+  /** The signing secret, AES-256-GCM under the keyring's "webhook-secret" key. */
+  secret_enc: string;
+  created_by: string | null;
+  created_at: number;
+}
+
 /** Login back-off counters (issue 7): an account, or an account with one client address. */
 export interface LoginThrottleTable {
   /** HMAC (keyring purpose "login-throttle") of the email's blind index, alone or with the address. */
@@ -317,7 +347,18 @@ export interface StaffAssumptionTable {
 /** PII store: personal data, encrypted per user (envelope encryption). */
 export interface PiiDB {
   pii_users: PiiUserTable;
+  pii_known_values: PiiKnownValueTable;
   keyring: KeyringTable;
+}
+
+/** What alert rules remember per user (issue 7): HMACs under a key derived from the user's data key. */
+export interface PiiKnownValueTable {
+  user_id: string;
+  /** 'ip' | 'device' | 'token:<id>' */
+  kind: string;
+  value_hash: string;
+  first_seen_at: number;
+  last_seen_at: number;
 }
 
 export interface PiiUserTable {

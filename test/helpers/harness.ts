@@ -49,7 +49,8 @@ export const GENEROUS_LIMITS: Readonly<Record<string, string>> = {
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rampart-test-'));
   const schemas: PgSchema[] = [];
-  const env: Record<string, string> = { RAMPART_PORT: '0', RAMPART_DATA_DIR: dataDir, LOG_LEVEL: 'info', ...GENEROUS_LIMITS, ...options.env };
+  // METRICS_PORT 0: every test server gets its own free metrics port.
+  const env: Record<string, string> = { RAMPART_PORT: '0', RAMPART_DATA_DIR: dataDir, LOG_LEVEL: 'info', METRICS_PORT: '0', ...GENEROUS_LIMITS, ...options.env };
   if (options.store === 'postgres') {
     const main = await createPgSchema('main');
     const pii = await createPgSchema('pii');

@@ -79,7 +79,38 @@ export const ORG_ROUTE_SAMPLES: readonly OrgRouteSample[] = [
   { method: 'GET', url: '/v1/orgs/:orgId/audit', allowed: AUDIT_READERS, ok: 200, build: () => ({ query: 'limit=5' }) },
   { method: 'GET', url: '/v1/orgs/:orgId/audit/export', allowed: AUDIT_READERS, ok: 200, build: () => ({}) },
   { method: 'GET', url: '/v1/orgs/:orgId/audit/verify', allowed: AUDIT_READERS, ok: 200, build: () => ({}) },
+  // Webhooks: a public IP literal needs no DNS; they subscribe to an event the walk never causes, so nothing is sent.
+  {
+    method: 'POST', url: '/v1/orgs/:orgId/webhooks', allowed: ADMINS, ok: 201, stepUp: true,
+    build: () => ({ body: { url: WALK_WEBHOOK_URL, events: ['user.unlocked'] } }),
+  },
+  { method: 'GET', url: '/v1/orgs/:orgId/webhooks', allowed: ADMINS, ok: 200, build: () => ({}) },
+  {
+    method: 'GET', url: '/v1/orgs/:orgId/webhooks/:id', allowed: ADMINS, ok: 200,
+    build: async (ctx) => ({ params: { id: await walkWebhook(ctx, ctx.orgId, true) } }),
+    foreign: (ctx) => ({ params: { id: foreignWebhooks.get(ctx.foreign.orgId) ?? randomId('whk') } }),
+  },
+  {
+    method: 'DELETE', url: '/v1/orgs/:orgId/webhooks/:id', allowed: ADMINS, ok: 204,
+    build: async (ctx) => ({ params: { id: await walkWebhook(ctx, ctx.orgId) } }),
+    foreign: (ctx) => ({ params: { id: foreignWebhooks.get(ctx.foreign.orgId) ?? randomId('whk') } }),
+  },
 ];
+
+const WALK_WEBHOOK_URL = 'https://93.184.216.34/walk';
+/** A webhook of the other org per walk, created by the first build (foreign() is synchronous). */
+const foreignWebhooks = new Map<string, string>();
+const readWebhooks = new Map<string, string>();
+
+/** A webhook in `orgId` (a fresh one, or with `reuse` the same one each time: orgs hold at most 20). */
+async function walkWebhook(ctx: OrgRouteContext, orgId: string, reuse = false): Promise<string> {
+  const create = async (org: string) => (await ctx.t.server.services.webhooks.create(
+    org, { type: 'system', id: null }, { url: WALK_WEBHOOK_URL, events: ['user.unlocked'] }, { ip: '127.0.0.1', userAgent: null })).id;
+  if (!foreignWebhooks.has(ctx.foreign.orgId)) foreignWebhooks.set(ctx.foreign.orgId, await create(ctx.foreign.orgId));
+  if (!reuse) return create(orgId);
+  if (!readWebhooks.has(orgId)) readWebhooks.set(orgId, await create(orgId));
+  return readWebhooks.get(orgId)!;
+}
 
 /** Fills a registered path with the org id and the request's params; unknown params get a random id. */
 export function fillPath(url: string, orgId: string, request: OrgRouteRequest): string {

@@ -1,0 +1,86 @@
+import type { FastifyInstance } from 'fastify';
+import { assertRecentReauth } from '../../auth/flows/step-up.js';
+import { RampartError } from '../../errors.js';
+import { isEventAction } from '../../events/catalogue.js';
+import type { Services } from '../../services.js';
+import { callerAuth } from '../auth.js';
+import { requestMeta } from '../request-meta.js';
+import { idParamSchema } from '../schemas.js';
+
+const orgParams = { type: 'object', additionalProperties: false, required: ['orgId'], properties: { orgId: idParamSchema } } as const;
+const webhookParams = {
+  type: 'object', additionalProperties: false, required: ['orgId', 'id'], properties: { orgId: idParamSchema, id: idParamSchema },
+} as const;
+const webhookSchema = {
+  type: 'object',
+  required: ['id', 'url', 'events', 'createdAt'],
+  properties: { id: { type: 'string' }, url: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, createdAt: { type: 'string' } },
+} as const;
+
+/**
+ * Org webhooks (API.md): owners and admins, through `assertAllowed(…, 'webhooks.manage')`
+ * (bearer tokens need `org:admin`). A webhook sends the org's audit events to a URL, so
+ * registering one is a sensitive change: a session needs a recent step-up.
+ */
+export async function webhookRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  app.post<{ Params: { orgId: string }; Body: { url: string; events: string[] } }>('/v1/orgs/:orgId/webhooks', {
+    config: { auth: 'user', scope: 'org:admin' },
+    schema: {
+      params: orgParams,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['url', 'events'],
+        properties: {
+          url: { type: 'string', minLength: 8, maxLength: 2048 },
+          events: {
+            type: 'array', minItems: 1, maxItems: 64, uniqueItems: true,
+            items: { type: 'string', minLength: 1, maxLength: 64, pattern: '^(\\*|[a-z_]+\\.[a-z_]+)$' },
+          },
+        },
+      },
+      response: { 201: { ...webhookSchema, required: [...webhookSchema.required, 'secret'], properties: { ...webhookSchema.properties, secret: { type: 'string' } } } },
+    },
+  }, async (request, reply) => {
+    const { orgId } = request.params;
+    const auth = callerAuth(request);
+    const meta = requestMeta(request);
+    await services.orgs.assertAllowed(auth, orgId, 'webhooks.manage', meta);
+    if (auth.kind === 'session') assertRecentReauth(auth.session, services.clock);
+    const unknown = request.body.events.filter((event) => event !== '*' && !isEventAction(event));
+    if (unknown.length > 0) throw new RampartError('invalid_request', { publicDetail: `Unknown event actions: ${unknown.join(', ')} (see docs/events.md).` });
+    const actor = auth.kind === 'session' ? { type: 'user' as const, id: auth.userId } : { type: 'token' as const, id: auth.credentialId };
+    return reply.code(201).send(await services.webhooks.create(orgId, actor, request.body, meta));
+  });
+
+  app.get<{ Params: { orgId: string } }>('/v1/orgs/:orgId/webhooks', {
+    config: { auth: 'user', scope: 'org:admin' },
+    schema: { params: orgParams, response: { 200: { type: 'object', required: ['webhooks'], properties: { webhooks: { type: 'array', items: webhookSchema } } } } },
+  }, async (request) => {
+    const { orgId } = request.params;
+    await services.orgs.assertAllowed(callerAuth(request), orgId, 'webhooks.manage', requestMeta(request));
+    return { webhooks: await services.webhooks.list(orgId) };
+  });
+
+  app.get<{ Params: { orgId: string; id: string } }>('/v1/orgs/:orgId/webhooks/:id', {
+    config: { auth: 'user', scope: 'org:admin' },
+    schema: { params: webhookParams, response: { 200: webhookSchema } },
+  }, async (request) => {
+    const { orgId, id } = request.params;
+    await services.orgs.assertAllowed(callerAuth(request), orgId, 'webhooks.manage', requestMeta(request));
+    return services.webhooks.get(orgId, id);
+  });
+
+  app.delete<{ Params: { orgId: string; id: string } }>('/v1/orgs/:orgId/webhooks/:id', {
+    config: { auth: 'user', scope: 'org:admin' },
+    schema: { params: webhookParams, response: { 204: { type: 'null' } } },
+  }, async (request, reply) => {
+    const { orgId, id } = request.params;
+    const auth = callerAuth(request);
+    const meta = requestMeta(request);
+    await services.orgs.assertAllowed(auth, orgId, 'webhooks.manage', meta);
+    const actor = auth.kind === 'session' ? { type: 'user' as const, id: auth.userId } : { type: 'token' as const, id: auth.credentialId };
+    await services.webhooks.remove(orgId, id, actor, meta);
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,66 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { JobTable, MainDB } from '../schema.js';
+
+export type JobRow = JobTable;
+type Executor = Kysely<MainDB> | Transaction<MainDB>;
+
+/** The durable job queue: enqueue in the caller's transaction, claim with a lease, finish or reschedule. */
+export class JobRepository {
+  constructor(private readonly db: Kysely<MainDB>, private readonly postgres: boolean) {}
+
+  async insert(rows: JobRow[], executor: Executor = this.db): Promise<void> {
+    for (let i = 0; i < rows.length; i += 500) await executor.insertInto('jobs').values(rows.slice(i, i + 500)).execute();
+  }
+
+  /**
+   * Takes up to `limit` due jobs and leases them until `leaseUntil`, in one
+   * statement. On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several instances
+   * claim side by side without taking the same job; SQLite has one writer.
+   */
+  async claim(now: number, leaseUntil: number, limit: number): Promise<JobRow[]> {
+    const rows = await this.db
+      .updateTable('jobs')
+      .set((eb) => ({ locked_until: leaseUntil, attempts: eb('attempts', '+', 1) }))
+      .where('id', 'in', (eb) => {
+        const due = eb.selectFrom('jobs').select('id')
+          .where('failed_at', 'is', null)
+          .where('run_at', '<=', now)
+          .where('locked_until', '<=', now)
+          .orderBy('run_at')
+          .limit(limit);
+        return this.postgres ? due.forUpdate().skipLocked() : due;
+      })
+      .returningAll()
+      .execute();
+    return rows.map((row) => ({ ...row, run_at: Number(row.run_at), locked_until: Number(row.locked_until), created_at: Number(row.created_at) }))
+      .sort((a, b) => a.run_at - b.run_at || a.created_at - b.created_at);
+  }
+
+  async complete(id: string): Promise<void> {
+    await this.db.deleteFrom('jobs').where('id', '=', id).execute();
+  }
+
+  async reschedule(id: string, runAt: number, error: string): Promise<void> {
+    await this.db.updateTable('jobs').set({ run_at: runAt, locked_until: 0, last_error: error }).where('id', '=', id).execute();
+  }
+
+  async giveUp(id: string, now: number, error: string): Promise<void> {
+    await this.db.updateTable('jobs').set({ failed_at: now, locked_until: 0, last_error: error }).where('id', '=', id).execute();
+  }
+
+  async deleteByRef(ref: string, executor: Executor = this.db): Promise<number> {
+    const result = await executor.deleteFrom('jobs').where('ref', '=', ref).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async list(kind?: string): Promise<JobRow[]> {
+    let query = this.db.selectFrom('jobs').selectAll();
+    if (kind) query = query.where('kind', '=', kind);
+    return query.orderBy('created_at').execute();
+  }
+
+  async sweepFailed(before: number): Promise<number> {
+    const result = await this.db.deleteFrom('jobs').where('failed_at', '<', before).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

@@ -1,0 +1,41 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { MainDB, WebhookTable } from '../schema.js';
+
+export type WebhookRow = WebhookTable;
+type Executor = Kysely<MainDB> | Transaction<MainDB>;
+
+/** Webhooks, always looked up within their org. */
+export class WebhookRepository {
+  constructor(private readonly db: Kysely<MainDB>) {}
+
+  async insert(row: WebhookRow, trx: Executor = this.db): Promise<void> {
+    await trx.insertInto('webhooks').values(row).execute();
+  }
+
+  async listForOrg(orgId: string, executor: Executor = this.db): Promise<WebhookRow[]> {
+    return executor.selectFrom('webhooks').selectAll().where('org_id', '=', orgId).orderBy('created_at').execute();
+  }
+
+  async countForOrg(orgId: string, executor: Executor = this.db): Promise<number> {
+    const row = await executor.selectFrom('webhooks').select((eb) => eb.fn.countAll<number>().as('count')).where('org_id', '=', orgId).executeTakeFirstOrThrow();
+    return Number(row.count);
+  }
+
+  async find(orgId: string, id: string): Promise<WebhookRow | undefined> {
+    return this.db.selectFrom('webhooks').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+  }
+
+  async findById(id: string): Promise<WebhookRow | undefined> {
+    return this.db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async forOrgs(orgIds: readonly string[], trx: Executor): Promise<WebhookRow[]> {
+    if (orgIds.length === 0) return [];
+    return trx.selectFrom('webhooks').selectAll().where('org_id', 'in', [...orgIds]).execute();
+  }
+
+  async delete(orgId: string, id: string, trx: Executor): Promise<boolean> {
+    const result = await trx.deleteFrom('webhooks').where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+}

@@ -1,0 +1,218 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { AppendListener, AuditLog } from '../audit/audit-log.js';
+import type { RequestMeta } from '../auth/flows/request-meta.js';
+import type { Clock } from '../clock.js';
+import { decryptString, encrypt } from '../crypto/aead.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { randomId, randomToken } from '../crypto/random.js';
+import { RampartError } from '../errors.js';
+import type { SecurityEventInput, SecurityEvents } from '../events/security-events.js';
+import type { JobQueue } from '../jobs/job-queue.js';
+import { PermanentJobError } from '../jobs/job-queue.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { JobRepository } from '../store/repositories/jobs.js';
+import type { WebhookRepository, WebhookRow } from '../store/repositories/webhooks.js';
+import type { MainDB } from '../store/schema.js';
+import { signWebhook } from './signature.js';
+import { type Destination, DestinationRefused, parseWebhookUrl, resolveDestination, type Resolver } from './ssrf.js';
+
+export const WEBHOOK_SECRET_PURPOSE = 'webhook-secret';
+export const MAX_WEBHOOKS_PER_ORG = 20;
+const DELIVERY_TIMEOUT_MS = 10_000;
+/** 10 s, 20 s, 40 s … capped at an hour, twelve attempts: a receiver may be down for about five hours. */
+const DELIVERY_RETRY = { baseDelayMs: 10_000, maxDelayMs: 3_600_000, maxAttempts: 12 };
+
+export interface PublicWebhook {
+  id: string;
+  url: string;
+  events: string[];
+  createdAt: string;
+}
+
+export interface WebhookOptions {
+  /** RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: private, loopback and link-local destinations and plain http allowed. */
+  allowPrivate: boolean;
+  resolver?: Resolver;
+}
+
+/**
+ * Org webhooks (API.md): admins register `{url, events[]}`; every audit event of
+ * the org (its own, and its members' personal events) whose action matches is
+ * delivered as a signed POST. The delivery job is written in the event's own
+ * transaction (durable queue), retried with exponential back-off, and each
+ * attempt resolves and checks the destination again and connects to exactly the
+ * address it checked (SSRF and DNS rebinding).
+ */
+export class WebhookService {
+  constructor(
+    private readonly db: Kysely<MainDB>,
+    private readonly repo: WebhookRepository,
+    private readonly jobRepo: JobRepository,
+    private readonly keyring: Keyring,
+    private readonly events: SecurityEvents,
+    private readonly jobs: JobQueue,
+    private readonly audit: AuditLog,
+    private readonly metrics: Metrics,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly options: WebhookOptions,
+  ) {
+    jobs.register('webhook.deliver', { retry: DELIVERY_RETRY }, (payload, job) =>
+      this.deliver(String(payload['webhookId']), Number(payload['seq']), job.id, job.attempts));
+  }
+
+  async init(): Promise<void> {
+    await this.keyring.key(WEBHOOK_SECRET_PURPOSE);
+  }
+
+  /** Registers a webhook; the secret is returned once, here, and stored encrypted. */
+  async create(orgId: string, actor: SecurityEventInput['actor'], input: { url: string; events: string[] }, meta: RequestMeta): Promise<PublicWebhook & { secret: string }> {
+    let url: URL;
+    try {
+      url = parseWebhookUrl(input.url, this.options.allowPrivate);
+      await resolveDestination(url, this.options.allowPrivate, this.options.resolver);
+    } catch (error) {
+      if (error instanceof DestinationRefused) throw new RampartError('webhook_url_not_allowed', { publicDetail: `The webhook URL is refused: ${error.message}.` });
+      throw error;
+    }
+    const key = await this.keyring.key(WEBHOOK_SECRET_PURPOSE);
+    const id = randomId('whk');
+    const secret = `whsec_${randomToken(32)}`;
+    const events = [...new Set(input.events)].sort();
+    const row: WebhookRow = {
+      id, org_id: orgId, url: url.toString(), events: JSON.stringify(events), secret_enc: encrypt(key, secret, `webhook:${id}`),
+      created_by: actor.id, created_at: this.clock.now(),
+    };
+    await this.db.transaction().execute(async (trx) => {
+      if (await this.repo.countForOrg(orgId, trx) >= MAX_WEBHOOKS_PER_ORG) {
+        throw new RampartError('webhook_limit_reached', { publicDetail: `An organization has at most ${MAX_WEBHOOKS_PER_ORG} webhooks.` });
+      }
+      await this.repo.insert(row, trx);
+      await this.events.record({
+        action: 'webhook.created', orgId, actor, target: { type: 'webhook', id }, ip: meta.ip, userAgent: meta.userAgent,
+        outcome: 'success', details: { host: url.host, events },
+      }, trx);
+    });
+    return { ...toPublic(row), secret };
+  }
+
+  async list(orgId: string): Promise<PublicWebhook[]> {
+    return (await this.repo.listForOrg(orgId)).map(toPublic);
+  }
+
+  async get(orgId: string, id: string): Promise<PublicWebhook> {
+    const row = await this.repo.find(orgId, id);
+    if (!row) throw new RampartError('not_found');
+    return toPublic(row);
+  }
+
+  /** Deletes a webhook and drops its pending deliveries. */
+  async remove(orgId: string, id: string, actor: SecurityEventInput['actor'], meta: RequestMeta): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      if (!(await this.repo.delete(orgId, id, trx))) throw new RampartError('not_found');
+      const dropped = await this.jobRepo.deleteByRef(id, trx);
+      await this.events.record({
+        action: 'webhook.deleted', orgId, actor, target: { type: 'webhook', id }, ip: meta.ip, userAgent: meta.userAgent,
+        outcome: 'success', details: { droppedDeliveries: dropped },
+      }, trx);
+    });
+  }
+
+  /** Inside each audit append: one delivery job per matching webhook of the orgs that see the event. */
+  listener(): AppendListener {
+    return async (appended, trx, orgsOf) => {
+      const orgIds = [...new Set(appended.flatMap((event) => orgsOf(event.seq)))];
+      const hooks = await this.repo.forOrgs(orgIds, trx);
+      if (hooks.length === 0) return;
+      const jobs = appended.flatMap((event) => hooks
+        .filter((hook) => orgsOf(event.seq).includes(hook.org_id) && subscribes(hook, event.action))
+        .map((hook) => ({ kind: 'webhook.deliver', payload: { webhookId: hook.id, seq: event.seq }, ref: hook.id })));
+      await this.jobs.enqueueMany(jobs, { trx });
+    };
+  }
+
+  async deliver(webhookId: string, seq: number, deliveryId: string, attempt: number): Promise<void> {
+    const hook = await this.repo.findById(webhookId);
+    const event = await this.audit.get(seq);
+    if (!hook || !event) return; // deleted meanwhile (or pruned): nothing to deliver
+    const secret = decryptString(await this.keyring.key(WEBHOOK_SECRET_PURPOSE), hook.secret_enc, `webhook:${hook.id}`);
+    if (secret === null) throw new PermanentJobError('the webhook secret does not decrypt');
+    const url = new URL(hook.url);
+    let destination: Destination;
+    try {
+      destination = await resolveDestination(url, this.options.allowPrivate, this.options.resolver);
+    } catch (error) {
+      this.metrics.webhookDeliveries.inc({ outcome: 'refused' });
+      throw error instanceof DestinationRefused ? new Error(`destination refused: ${error.message}`) : error;
+    }
+    const body = JSON.stringify({ id: deliveryId, type: event.action, attempt, event });
+    const timestamp = Math.floor(this.clock.now() / 1000);
+    let status: number;
+    try {
+      status = await post(url, destination, body, {
+        'content-type': 'application/json',
+        'user-agent': 'Rampart-Webhooks/1',
+        'rampart-signature': signWebhook(secret, timestamp, body),
+        'rampart-delivery': deliveryId,
+        'rampart-event': event.action,
+      });
+    } catch (error) {
+      this.metrics.webhookDeliveries.inc({ outcome: 'failed' });
+      throw new Error(`delivery failed: ${(error as Error).message}`);
+    }
+    if (status < 200 || status >= 300) {
+      this.metrics.webhookDeliveries.inc({ outcome: 'failed' });
+      throw new Error(`the receiver answered ${status}`);
+    }
+    this.metrics.webhookDeliveries.inc({ outcome: 'delivered' });
+    this.logger.debug({ webhookId, seq, status }, 'webhook delivered');
+  }
+}
+
+function subscribes(hook: WebhookRow, action: string): boolean {
+  const events = JSON.parse(hook.events) as string[];
+  return events.includes('*') || events.includes(action);
+}
+
+function toPublic(row: WebhookRow): PublicWebhook {
+  return { id: row.id, url: row.url, events: JSON.parse(row.events) as string[], createdAt: new Date(Number(row.created_at)).toISOString() };
+}
+
+/**
+ * One POST to the checked address only: the connection's lookup is pinned to
+ * it, TLS still verifies the certificate against the URL's host name, redirects
+ * are not followed, and the whole exchange has a deadline.
+ */
+function post(url: URL, destination: Destination, body: string, headers: Record<string, string>): Promise<number> {
+  const pinned: LookupFunction = (_hostname, options, callback) => {
+    if ((options as { all?: boolean }).all) (callback as unknown as (e: null, a: Destination[]) => void)(null, [destination]);
+    else callback(null, destination.address, destination.family);
+  };
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(url, {
+      method: 'POST',
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      lookup: pinned,
+      agent: false,
+      timeout: DELIVERY_TIMEOUT_MS,
+    }, (res) => {
+      res.resume(); // the answer's body is not read
+      res.on('error', () => undefined);
+      resolve(res.statusCode ?? 0);
+      res.destroy();
+    });
+    const deadline = setTimeout(() => req.destroy(new Error('timed out')), DELIVERY_TIMEOUT_MS);
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (error) => {
+      clearTimeout(deadline);
+      reject(error);
+    });
+    req.on('close', () => clearTimeout(deadline));
+    req.end(body);
+  });
+}

@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { type AuditEvent, chainHash } from '../../src/audit/chain.js';
+import { ManualClock } from '../../src/clock.js';
+import { verifyWebhookSignature } from '../../src/webhooks/signature.js';
+import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
+import { stepUp, uniqueSlug } from '../helpers/orgs.js';
+
+interface Delivery {
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+/** A real HTTP receiver on loopback that records what it gets and answers what it is told. */
+async function startReceiver(): Promise<{ url: string; deliveries: Delivery[]; status: number[]; close(): Promise<void> }> {
+  const deliveries: Delivery[] = [];
+  const status: number[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(status.shift() ?? 200).end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/rampart`,
+    deliveries,
+    status,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The receiver's side of the contract: check the signature over the raw body, then trust the JSON. */
+function verified(delivery: Delivery, secret: string, nowSeconds: number): { id: string; type: string; event: AuditEvent } {
+  const header = delivery.headers['rampart-signature'];
+  assert.ok(verifyWebhookSignature(secret, typeof header === 'string' ? header : undefined, delivery.body, nowSeconds), 'the signature verifies');
+  return JSON.parse(delivery.body) as { id: string; type: string; event: AuditEvent };
+}
+
+// The receiver lives on loopback, so these servers run with the loudly named option that allows private destinations.
+const LOOPBACK_RECEIVERS = { RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: 'true', JOB_POLL_INTERVAL_MS: '3600000' };
+
+describe('webhooks', () => {
+  let t: TestServer;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let owner: Awaited<ReturnType<typeof signUp>> & { orgId: string };
+  before(async () => {
+    [t, receiver] = await Promise.all([startTestServer({ env: LOOPBACK_RECEIVERS }), startReceiver()]);
+    const user = await signUp(t, 'hooks');
+    const org = await user.client.post('/v1/orgs', { name: 'Hooks', slug: uniqueSlug('hooks') });
+    owner = { ...user, orgId: org.body.org.id };
+    await stepUp(owner);
+  });
+  after(async () => {
+    await Promise.all([t.close(), receiver.close()]);
+  });
+
+  async function createHook(events: string[], url = receiver.url) {
+    const response = await owner.client.post(`/v1/orgs/${owner.orgId}/webhooks`, { url, events });
+    assert.equal(response.status, 201, response.text);
+    return response.body as { id: string; secret: string; url: string; events: string[] };
+  }
+
+  test('a delivery is a signed POST the receiver can verify; the secret is shown once', async () => {
+    const hook = await createHook(['webhook.created', 'member.added']);
+    assert.match(hook.secret, /^whsec_[A-Za-z0-9_-]{43}$/);
+    const listed = await owner.client.get(`/v1/orgs/${owner.orgId}/webhooks`);
+    assert.equal(listed.status, 200);
+    assert.ok(!listed.text.includes(hook.secret), 'never shown again');
+    assert.deepEqual((await owner.client.get(`/v1/orgs/${owner.orgId}/webhooks/${hook.id}`)).body.events, ['member.added', 'webhook.created']);
+    const row = await t.server.services.stores.main.db.selectFrom('webhooks').selectAll().where('id', '=', hook.id).executeTakeFirstOrThrow();
+    assert.ok(!JSON.stringify(row).includes(hook.secret.slice(6)), 'stored encrypted');
+
+    const before = receiver.deliveries.length;
+    await t.server.services.jobs.drain();
+    const delivery = receiver.deliveries.slice(before).find((d) => d.headers['rampart-event'] === 'webhook.created')!;
+    assert.ok(delivery, 'the creation itself is delivered (the webhook subscribed to it)');
+    assert.equal(delivery.headers['content-type'], 'application/json');
+    const payload = verified(delivery, hook.secret, Math.floor(t.clock.now() / 1000));
+    assert.equal(payload.type, 'webhook.created');
+    assert.equal(payload.event.orgId, owner.orgId);
+    assert.equal(payload.id, delivery.headers['rampart-delivery']);
+    const { prevHash, hash, ...body } = payload.event;
+    assert.equal(hash, chainHash(prevHash, body), 'the event is the audit event, hash included');
+    assert.equal(verifyWebhookSignature('whsec_wrong', String(delivery.headers['rampart-signature']), delivery.body, Math.floor(t.clock.now() / 1000)), false);
+  });
+
+  test('a failed delivery is retried with back-off until the receiver takes it', async () => {
+    const hook = await createHook(['member.role_changed']);
+    const member = await signUp(t, 'hooks-member');
+    await t.server.services.orgs.addMember(owner.orgId, member.userId, 'member', { type: 'system', id: null });
+    await t.server.services.jobs.drain();
+    const start = receiver.deliveries.length;
+    receiver.status.push(500);
+    assert.equal((await owner.client.patch(`/v1/orgs/${owner.orgId}/members/${member.userId}`, { role: 'auditor' })).status, 200);
+    await t.server.services.jobs.drain();
+    assert.equal(receiver.deliveries.length, start + 1, 'first attempt, answered 500');
+    await t.server.services.jobs.drain();
+    assert.equal(receiver.deliveries.length, start + 1, 'no retry before the back-off');
+    t.clock.advance(10_000);
+    await t.server.services.jobs.drain();
+    assert.equal(receiver.deliveries.length, start + 2, 'retried after 10 s');
+    const [first, second] = receiver.deliveries.slice(start);
+    assert.equal(first!.headers['rampart-delivery'], second!.headers['rampart-delivery'], 'one delivery id: receivers can de-duplicate');
+    const payload = verified(second!, hook.secret, Math.floor(t.clock.now() / 1000));
+    assert.equal(payload.event.action, 'member.role_changed');
+    assert.deepEqual(payload.event.details, { from: 'member', to: 'auditor' });
+    const metric = await t.server.services.metrics.registry.getSingleMetricAsString('rampart_webhook_deliveries_total');
+    assert.match(metric, /outcome="failed"\} [1-9]/);
+    assert.match(metric, /outcome="delivered"\} [1-9]/);
+  });
+
+  test('a deleted webhook loses its pending deliveries; an unsubscribed event is not sent', async () => {
+    const hook = await createHook(['member.removed']);
+    const count = () => t.server.services.stores.main.db.selectFrom('jobs').select('id').where('ref', '=', hook.id).execute();
+    assert.equal((await count()).length, 0, 'webhook.created is not among its events');
+    const member = await signUp(t, 'hooks-gone');
+    await t.server.services.orgs.addMember(owner.orgId, member.userId, 'member', { type: 'system', id: null });
+    assert.equal((await owner.client.delete(`/v1/orgs/${owner.orgId}/members/${member.userId}`)).status, 204);
+    assert.equal((await count()).length, 1);
+    assert.equal((await owner.client.delete(`/v1/orgs/${owner.orgId}/webhooks/${hook.id}`)).status, 204);
+    assert.equal((await count()).length, 0);
+    assert.equal((await owner.client.get(`/v1/orgs/${owner.orgId}/webhooks/${hook.id}`)).status, 404);
+  });
+
+  test('only owners and admins manage webhooks; a session needs a recent step-up to add one', async () => {
+    const member = await signUp(t, 'hooks-plain');
+    await t.server.services.orgs.addMember(owner.orgId, member.userId, 'member', { type: 'system', id: null });
+    assert.equal((await member.client.get(`/v1/orgs/${owner.orgId}/webhooks`)).status, 403);
+    const admin = await signUp(t, 'hooks-admin');
+    await t.server.services.orgs.addMember(owner.orgId, admin.userId, 'admin', { type: 'system', id: null });
+    const noStepUp = await admin.client.post(`/v1/orgs/${owner.orgId}/webhooks`, { url: receiver.url, events: ['*'] });
+    assert.equal(noStepUp.status, 403);
+    assert.equal(noStepUp.body.code, 'reauth_required');
+    for (const body of [{ url: receiver.url, events: [] }, { url: receiver.url, events: ['no.such_event'] }, { url: receiver.url }, { url: receiver.url, events: ['*'], extra: 1 }]) {
+      assert.equal((await owner.client.post(`/v1/orgs/${owner.orgId}/webhooks`, body)).status, 400, JSON.stringify(body));
+    }
+  });
+});
+
+test('deliveries survive a server restart', async () => {
+  const clock = new ManualClock(Date.now());
+  const receiver = await startReceiver();
+  let t = await startTestServer({ env: LOOPBACK_RECEIVERS, clock });
+  const dataDir = t.dataDir;
+  try {
+    const user = await signUp(t, 'restart');
+    const orgId = (await user.client.post('/v1/orgs', { name: 'Restart', slug: uniqueSlug('restart') })).body.org.id as string;
+    await stepUp(user);
+    receiver.status.push(503);
+    const hook = (await user.client.post(`/v1/orgs/${orgId}/webhooks`, { url: receiver.url, events: ['webhook.created'] })).body as { secret: string };
+    await t.server.services.jobs.drain();
+    assert.equal(receiver.deliveries.length, 1, 'the first attempt failed (503)');
+
+    await t.close({ keepData: true });
+    t = await startTestServer({ env: LOOPBACK_RECEIVERS, clock, dataDir });
+    clock.advance(10_000);
+    await t.server.services.jobs.drain();
+    assert.equal(receiver.deliveries.length, 2, 'the new process delivered it');
+    assert.equal(verified(receiver.deliveries[1]!, hook.secret, Math.floor(clock.now() / 1000)).type, 'webhook.created');
+  } finally {
+    await t.close({ keepData: true });
+    await receiver.close();
+    const { rmSync } = await import('node:fs');
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,63 @@
+/**
+ * Threat: server-side request forgery through webhooks. An org admin (or a
+ * stolen admin token) registers a webhook pointing into the server's own network
+ * (loopback services, cloud metadata at 169.254.169.254, private ranges), in any
+ * of the spellings parsers disagree on, or a name that resolves there at
+ * delivery time (DNS rebinding). Rampart refuses them at registration and again
+ * before every delivery, and connects only to the address it checked.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { rmSync } from 'node:fs';
+import { test } from 'node:test';
+import { ManualClock } from '../../src/clock.js';
+import { signUp, startTestServer } from '../helpers/harness.js';
+import { stepUp, uniqueSlug } from '../helpers/orgs.js';
+
+test('webhook URLs into private, loopback or link-local space are refused, and checked again at delivery', async () => {
+  let hits = 0;
+  const listener = createServer((_req, res) => {
+    hits++;
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const port = (listener.address() as AddressInfo).port;
+  const clock = new ManualClock(Date.now());
+  // First with the loudly named option on, to plant a loopback webhook as if DNS had changed since.
+  let t = await startTestServer({ clock, env: { RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: 'true', JOB_POLL_INTERVAL_MS: '3600000' } });
+  const dataDir = t.dataDir;
+  try {
+    const user = await signUp(t, 'ssrf');
+    const orgId = (await user.client.post('/v1/orgs', { name: 'SSRF', slug: uniqueSlug('ssrf') })).body.org.id as string;
+    await stepUp(user);
+    const planted = await user.client.post(`/v1/orgs/${orgId}/webhooks`, { url: `http://127.0.0.1:${port}/`, events: ['*'] });
+    assert.equal(planted.status, 201);
+    await t.close({ keepData: true });
+
+    // Now with the option off (the default).
+    t = await startTestServer({ clock, dataDir, env: { JOB_POLL_INTERVAL_MS: '3600000' } });
+    const client = t.client();
+    await client.post('/v1/login', { email: user.email, password: user.password });
+    await client.post('/v1/me/reauth', { password: user.password });
+    for (const url of [
+      `http://127.0.0.1:${port}/`, `https://127.0.0.1:${port}/`, `https://127.1:${port}/`, `https://2130706433:${port}/`,
+      `https://0x7f000001:${port}/`, `https://[::ffff:127.0.0.1]:${port}/`, `https://[::1]:${port}/`, 'file:///etc/passwd',
+      'https://169.254.169.254/latest/meta-data/', 'https://[fe80::1]/', 'https://10.0.0.1/', 'https://172.16.5.4/',
+      'https://192.168.1.1/', 'https://100.64.0.1/', 'https://0.0.0.0/', 'https://localhost/', 'https://user:pw@example.com/',
+    ]) {
+      const response = await client.post(`/v1/orgs/${orgId}/webhooks`, { url, events: ['*'] });
+      assert.equal(response.status, 400, url);
+      assert.equal(response.body.code, 'webhook_url_not_allowed', url);
+    }
+    // The planted webhook's deliveries (the login, the refusals…) are refused at delivery time.
+    await t.server.services.jobs.drain();
+    assert.equal(hits, 0, 'nothing ever reached the loopback listener');
+    const jobs = await t.server.services.stores.main.db.selectFrom('jobs').select(['last_error']).where('kind', '=', 'webhook.deliver').execute();
+    assert.ok(jobs.length > 0 && jobs.every((job) => /destination refused/.test(job.last_error ?? '')), JSON.stringify(jobs));
+  } finally {
+    await t.close({ keepData: true });
+    rmSync(dataDir, { recursive: true, force: true });
+    listener.close();
+  }
+});
