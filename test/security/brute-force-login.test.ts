@@ -70,9 +70,8 @@ describe('login brute-force defence', () => {
     assert.equal((await login(victim.email, victim.password, '203.0.113.98')).status, 429, 'a success resets its own address only');
 
     const { events } = await t.server.services.audit.latest({ userId: victim.userId, limit: 100 });
-    const alerts = events.filter((e) => e.action === 'alert.raised');
+    const alerts = events.filter((e) => e.action === 'alert.raised' && e.details['rule'] === 'brute_force');
     assert.equal(alerts.length, 1, 'one alert when the threshold is crossed');
-    assert.equal(alerts[0]!.details['rule'], 'brute_force');
     assert.ok(events.filter((e) => e.action === 'login.throttled').length >= 2);
     const lockouts = await t.server.services.metrics.registry.getSingleMetricAsString('rampart_login_lockouts_total');
     assert.match(lockouts, /scope="account"\} [1-9]/);
