@@ -281,7 +281,13 @@ export const QUESTIONNAIRE: readonly Item[] = [
     section: 'Ops',
     question: 'Is the API rate limited, with unauthenticated requests far lower?',
     answer: () => ({ status: 'yes', text: 'Yes: per-route-class limits, unauthenticated credential routes far lower than authenticated traffic, per address and per account, shared through Redis when configured; consecutive failures slow an account down without letting an attacker lock its owner out.' }),
-    evidence: [],
+    evidence: [
+      T('test/integration/rate-limits.test.ts', '429 after the limit with Retry-After and RateLimit-* headers; the anonymous tier is far lower than the authenticated one'),
+      T('test/integration/rate-limits.test.ts', 'two server instances on one Redis share their counters; keys hold no address or email'),
+      T('test/integration/rate-limits.test.ts', 'Redis down: credential routes fail closed, the rest fail open and are counted'),
+      T('test/security/brute-force-login.test.ts', 'one address: exponential back-off that refuses even the right password; the owner logs in from elsewhere'),
+      T('test/security/brute-force-login.test.ts', 'guessing spread over many addresses hits the account limit and raises one alert; known addresses keep working'),
+    ],
   },
   {
     id: 'monitoring',
@@ -290,6 +296,12 @@ export const QUESTIONNAIRE: readonly Item[] = [
     answer: () => ({ status: 'yes', text: 'Alert rules over the event stream (sign-in from a new address or device, brute force against an account, staff role assumed, policy weakened, token used from a new address) notify the user, organization admins and webhooks; Prometheus metrics on a separate loopback listener.' }),
     evidence: [
       T('test/integration/audit-api.test.ts', 'owner, admin and auditor read the audit; a member gets 403 and an outsider 404'),
+      T('test/integration/alerts.test.ts', 'a login from a new address mails the user naming it and enters their security events; known addresses stay quiet'),
+      T('test/integration/alerts.test.ts', 'brute force against a member alerts the member and the org\'s owners and admins, and enters the org audit'),
+      T('test/integration/webhooks.test.ts', 'a delivery is a signed POST the receiver can verify; the secret is shown once'),
+      T('test/integration/webhooks.test.ts', 'deliveries survive a server restart'),
+      T('test/security/ssrf-webhooks.test.ts', 'webhook URLs into private, loopback or link-local space are refused, and checked again at delivery'),
+      T('test/integration/metrics.test.ts', 'Prometheus metrics on their own loopback listener, never on the public one'),
     ],
   },
   {

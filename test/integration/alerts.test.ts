@@ -64,7 +64,7 @@ describe('alerts', () => {
     assert.ok(known.length >= 3 && !JSON.stringify(known).includes('203.0.113.77') && !JSON.stringify(known).includes('Firefox'));
   });
 
-  test('brute force against a member alerts the member and the org\'s owners and admins, and webhooks see it', async () => {
+  test('brute force against a member alerts the member and the org\'s owners and admins, and enters the org audit', async () => {
     const org = await createOrgWithRoles(t, 'alerted');
     const { member, owner, admin, auditor } = org.users;
     for (let n = 0; n < 3; n++) {
