@@ -58,7 +58,8 @@ async function main(): Promise<void> {
   try {
     const client = rampart.client();
     const email = 'bench.user@example.com';
-    const password = 'violet-Tractor-bench-harbor-Quill';
+    // No word of the email or name (the password policy refuses user context words).
+    const password = 'violet-Tractor-marble-harbor-Quill';
     const signup = await client.post('/v1/signup', { email, password, name: 'Bench User' });
     if (signup.status !== 201) throw new Error(`signup failed: ${signup.status} ${signup.text}`);
     const sessionCookie = `__Host-rampart_session=${client.cookies.get('__Host-rampart_session')}`;

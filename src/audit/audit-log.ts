@@ -59,9 +59,13 @@ export type AppendListener = (events: readonly AuditEvent[], trx: Transaction<Ma
  * Nothing here updates or deletes an event except retention pruning, which
  * anchors the chain at the first kept event.
  */
+/** How long a full verification answers API callers before the chain is walked again. */
+export const VERIFY_REUSE_MS = 60_000;
+
 export class AuditLog implements SecurityEventSink {
   readonly #repo: AuditRepository;
   readonly #listeners: AppendListener[] = [];
+  #shared: { at: number; result: Promise<VerifyResult> } | null = null;
 
   constructor(
     private readonly db: Kysely<MainDB>,
@@ -234,6 +238,25 @@ export class AuditLog implements SecurityEventSink {
     if (prevHash !== head.hash) return result({ seq: head.seq, id: null, reason: 'the last event does not match the recorded head hash' });
     if (options.orgId !== undefined) count = await this.#repo.countForOrg(options.orgId, head.first_seq, head.seq);
     return result(null);
+  }
+
+  /**
+   * The API's verification (`/audit/verify`): one full walk at a time per
+   * instance, and its result reused for VERIFY_REUSE_MS, so that callers cannot
+   * make the server walk a long chain over and over. The org's count covers the
+   * verified range. (`rampart audit verify` always walks the chain itself.)
+   */
+  async verifyShared(orgId: string): Promise<VerifyResult> {
+    const now = this.clock.now();
+    if (!this.#shared || now - this.#shared.at >= VERIFY_REUSE_MS || now < this.#shared.at) {
+      const result = this.verify();
+      this.#shared = { at: now, result };
+      result.catch(() => {
+        if (this.#shared?.result === result) this.#shared = null;
+      });
+    }
+    const result = await this.#shared.result;
+    return { ...result, count: await this.#repo.countForOrg(orgId, result.firstSeq, result.headSeq) };
   }
 
   /**

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import { type AuditEvent, chainHash } from '../../src/audit/chain.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { createOrgWithRoles, type OrgFixture } from '../helpers/orgs.js';
@@ -136,5 +137,25 @@ describe('org audit API and the security-events feed', () => {
     assert.equal(rest.body.events[0].id, events[1]!.id);
     const outsiderFeed = (await outsider.client.get('/v1/me/security-events')).body.events as Array<{ id: string }>;
     assert.ok(!outsiderFeed.some((e) => events.some((own) => own.id === e.id)), "no one sees another user's events");
+  });
+
+  test('the API verification walks the chain at most once a minute, and shows a tampered row', async () => {
+    const client = org.users.auditor.client;
+    const path = `/v1/orgs/${org.orgId}/audit/verify`;
+    const first = (await client.get(path)).body;
+    await t.server.services.events.record({ action: 'session.revoked', orgId: org.orgId, actor: { type: 'system', id: null }, outcome: 'success' });
+    const reused = (await client.get(path)).body;
+    assert.deepEqual(reused, first, 'within a minute the last walk answers, for the range it covered');
+
+    // Someone with database access removes the triggers and edits an event of this org.
+    const db = t.server.services.stores.main.db;
+    await sql`drop trigger audit_events_no_update`.execute(db);
+    const victim = (await client.get(`/v1/orgs/${org.orgId}/audit?limit=1`)).body.events[0] as AuditEvent;
+    await db.updateTable('audit_events').set({ outcome: 'failure' }).where('seq', '=', victim.seq).execute();
+    t.clock.advance(60_000);
+    const tampered = (await client.get(path)).body;
+    assert.equal(tampered.headSeq > first.headSeq, true, 'a minute later the chain is walked again');
+    assert.equal(tampered.valid, false);
+    assert.equal(tampered.brokenAt, victim.seq);
   });
 });

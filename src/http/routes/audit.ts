@@ -119,7 +119,7 @@ export async function auditRoutes(app: FastifyInstance, services: Services): Pro
   }, async (request) => {
     const { orgId } = request.params;
     await services.orgs.assertAllowed(callerAuth(request), orgId, 'audit.read', requestMeta(request));
-    const result = await services.audit.verify({ orgId });
+    const result = await services.audit.verifyShared(orgId);
     return { valid: result.valid, count: result.count, headHash: result.headHash, headSeq: result.headSeq, brokenAt: result.broken?.seq ?? null };
   });
 
