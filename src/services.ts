@@ -333,7 +333,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     passwordExpiry,
     passwordTokens,
     mfa,
-    mfaLogin: new MfaLoginFlow(mfa, login),
+    // The second step re-checks the org IP allowlists: the mfaToken may travel to another address.
+    mfaLogin: new MfaLoginFlow(mfa, login, [(user, meta) => orgs.assertLoginAllowed(user.id, meta)]),
     mfaNotifier,
     staff: new StaffService({
       db: stores.main.db, repo: new StaffRepository(stores.main.db), users, pii, sessions, accounts, events, clock,

@@ -125,15 +125,27 @@ export const QUESTIONNAIRE: readonly Item[] = [
     answer: () => ({ status: 'yes', text: 'Yes: TOTP authenticator apps (RFC 6238, replay-protected), passkeys and security keys (WebAuthn), and ten single-use recovery codes stored hashed. Removing a factor needs a fresh re-authentication.' }),
     evidence: [
       T('test/integration/step-up-and-lock.test.ts', 'the step-up window is 10 minutes and never counts a future time'),
+      T('test/integration/mfa-totp-flow.test.ts', 'enroll → logout → login with TOTP → recovery code → regenerate'),
+      T('src/auth/mfa/totp.test.ts', 'RFC 6238 Appendix B: every vector generates, verifies and maps to its time step'),
+      T('test/security/totp-replay.test.ts', 'a code that logged in once is refused for a second login, within its window'),
+      T('test/integration/mfa-webauthn.test.ts', 'register two named credentials, log in with one, counters checked, remove them'),
+      T('test/security/webauthn-forgery.test.ts', 'assertion: phishing origin, no UV, wrong key, tampered signature, foreign challenge, expired token'),
+      T('test/security/recovery-code-double-spend.test.ts', '20 parallel logins with one recovery code: exactly one succeeds'),
+      T('test/security/mfa-brute-force.test.ts', 'five failures lock the user; the right code is refused until the wait is over; the wait doubles'),
+      T('test/integration/mfa-step-up.test.ts', 'without a reauth in the last 10 minutes every factor change answers 403 reauth_required'),
+      T('test/security/mfa-secrets-leak.test.ts', 'no canary in any log line (trace level)'),
     ],
   },
   {
     id: 'mfa-org',
     section: 'Product',
     question: 'Can an organization enforce 2 factor login for all users?',
-    answer: (_c, f) => ({ status: 'yes', text: `Yes: mfa.required in the organization policy, with a grace period during which a member can only enroll a factor; afterwards login is refused until a factor exists. The organization can limit which methods count.${orgs(f, 'orgsRequiringMfa', 'require a second factor')}` }),
+    answer: (_c, f) => ({ status: 'yes', text: `Yes: mfa.required in the organization policy, with a grace period during which a member can only enroll a factor; afterwards login is refused until an administrator of the service resets the member's second factor, which restarts their grace period. Members without a factor are mailed when the requirement starts; members with one must use it. The organization can limit which methods count.${orgs(f, 'orgsRequiringMfa', 'require a second factor')}` }),
     evidence: [
       T('test/integration/orgs.test.ts', 'mfa.required records when it was turned on, keeps it while on, clears it when off'),
+      T('test/integration/mfa-org-enforcement.test.ts', 'during the grace period a member without a factor may only enroll; enrolling opens the session'),
+      T('test/integration/mfa-org-enforcement.test.ts', 'after the grace period login is refused until staff reset the member'),
+      T('test/integration/mfa-org-enforcement.test.ts', 'mfa.methods decides which factors count; the last counting factor cannot be removed'),
     ],
   },
   {

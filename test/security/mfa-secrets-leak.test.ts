@@ -14,13 +14,22 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { type Kysely, sql } from 'kysely';
 import { Secret } from 'otpauth';
 import { normalizeRecoveryCode } from '../../src/auth/mfa/recovery-codes.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { nextStep, passwordStep, stepUp, totpNow } from '../helpers/mfa.js';
 import { SoftwareAuthenticator } from '../helpers/software-authenticator.js';
 
-describe('second-factor secrets never in logs or in the database in clear', () => {
+/** Every row of every table of a PostgreSQL store, as text. */
+async function dumpPostgres(db: Kysely<any>): Promise<string> {
+  const tables = await sql<{ table_name: string }>`select table_name from information_schema.tables where table_schema = current_schema()`.execute(db);
+  let out = '';
+  for (const { table_name: table } of tables.rows) out += JSON.stringify((await sql`select * from ${sql.table(table)}`.execute(db)).rows);
+  return out;
+}
+
+for (const store of ['sqlite', 'postgres'] as const) describe(`second-factor secrets never in logs or in the database in clear (${store})`, () => {
   let t: TestServer;
   const canaries = new Set<string>();
 
@@ -35,7 +44,7 @@ describe('second-factor secrets never in logs or in the database in clear', () =
   }
 
   before(async () => {
-    t = await startTestServer({ env: { LOG_LEVEL: 'trace' } });
+    t = await startTestServer({ store, env: { LOG_LEVEL: 'trace' } });
     const { client, email, password } = await signUp(t, 'canary');
     await stepUp(client, password);
     const start = await client.post('/v1/me/mfa/totp');
@@ -66,12 +75,11 @@ describe('second-factor secrets never in logs or in the database in clear', () =
     await client.post('/v1/me/mfa/webauthn', { name: 'Canary Kestrel phone', response: key.register(options) });
     canaries.add('Canary Kestrel phone');
 
-    // A pending enrollment left behind (a second user).
+    // A login left waiting at its second step, and a pending enrollment (a second user).
+    canaries.add((await passwordStep(t.client(), email, password)).mfaToken);
     const other = await signUp(t, 'canary2');
     await stepUp(other.client, other.password);
     addSecret((await other.client.post('/v1/me/mfa/totp')).body.secret);
-    // Checkpoint the WAL so both the main file and the log hold recent pages.
-    await t.server.services.stores.main.db.selectFrom('users').select('id').execute();
   });
   after(async () => {
     await t.close();
@@ -89,7 +97,7 @@ describe('second-factor secrets never in logs or in the database in clear', () =
     for (const line of t.logs) for (const code of codes) assert.ok(!line.includes(`"${code}"`) && !line.includes(`=${code}`), 'a TOTP code in the log');
   });
 
-  test('no canary in any byte of the SQLite files, WAL included', () => {
+  test('no canary in any byte of the SQLite files, WAL included', { skip: store !== 'sqlite' }, () => {
     const files = readdirSync(t.dataDir).filter((name) => /\.db(-wal|-shm)?$/.test(name));
     assert.ok(files.includes('rampart.db') && files.includes('pii.db'));
     for (const file of files) {
@@ -102,10 +110,20 @@ describe('second-factor secrets never in logs or in the database in clear', () =
     }
   });
 
+  test('no canary in any row of any table of either PostgreSQL store', { skip: store !== 'postgres' }, async () => {
+    const dump = (await dumpPostgres(t.server.services.stores.main.db)) + (await dumpPostgres(t.server.services.stores.pii.db));
+    assert.ok(dump.includes('mfa_') || dump.length > 1000, 'the dump has content');
+    for (const canary of canaries) {
+      if (/^[0-9]{6}$/.test(canary)) continue;
+      assert.ok(!dump.includes(canary), 'a secret is stored in clear');
+    }
+  });
+
   test('the stored forms are a sealed seed, hashed codes and tokens', async () => {
     const db = t.server.services.stores.main.db;
     const totp = await db.selectFrom('mfa_totp').selectAll().execute();
     assert.equal(totp.length, 2);
+    assert.ok((await db.selectFrom('mfa_login_tokens').select('token_hash').execute()).every((row) => /^[0-9a-f]{64}$/.test(row.token_hash)));
     for (const row of totp) assert.match(row.secret_enc, /^[A-Za-z0-9_-]{60,}$/, 'AES-GCM ciphertext');
     const codes = await db.selectFrom('mfa_recovery_codes').select('code_hash').execute();
     assert.equal(codes.length, 10);

@@ -1,4 +1,5 @@
 import type { MfaProof, MfaService } from '../mfa/mfa-service.js';
+import type { UserRow } from '../../store/repositories/users.js';
 import type { CompletedLogin, LoginGate, LoginService } from './login.js';
 import type { RequestMeta } from './request-meta.js';
 
@@ -24,15 +25,24 @@ export function mfaLoginGate(mfa: MfaService): LoginGate {
   };
 }
 
+/**
+ * Re-checks, at the second step, what the password step's gates checked about
+ * the request (the address may differ): throws to refuse.
+ */
+export type MfaStepAdmission = (user: UserRow, meta: RequestMeta) => Promise<void>;
+
 /** `POST /v1/login/mfa`: proves the second factor, consumes the mfaToken, makes the session. */
 export class MfaLoginFlow {
   constructor(
     private readonly mfa: MfaService,
     private readonly login: LoginService,
+    private readonly admissions: readonly MfaStepAdmission[] = [],
   ) {}
 
   async complete(mfaToken: string, proof: MfaProof, meta: RequestMeta): Promise<CompletedLogin> {
-    const verified = await this.mfa.verifyLoginFactor(mfaToken, proof, meta);
+    const verified = await this.mfa.verifyLoginFactor(mfaToken, proof, meta, async (user) => {
+      for (const admit of this.admissions) await admit(user, meta);
+    });
     return this.login.completeLogin({
       user: verified.user,
       profile: verified.profile,

@@ -250,7 +250,7 @@ export class MfaService {
    * is reserved on the token (at most 3) and on the user (5 free, then a doubling
    * wait) before the factor is checked, so parallel guesses gain nothing.
    */
-  async verifyLoginFactor(mfaToken: string, proof: MfaProof, meta: RequestMeta): Promise<VerifiedFactor> {
+  async verifyLoginFactor(mfaToken: string, proof: MfaProof, meta: RequestMeta, admit: (user: UserRow) => Promise<void> = async () => {}): Promise<VerifiedFactor> {
     const now = this.#d.clock.now();
     const tokenHash = sha256Hex(mfaToken);
     const token = await this.#d.repo.reserveLoginTokenAttempt(tokenHash, now, MFA_TOKEN_MAX_ATTEMPTS);
@@ -265,6 +265,8 @@ export class MfaService {
       await this.#d.repo.deleteLoginToken(tokenHash);
       throw new RampartError('account_locked');
     }
+    // The login's other gates (the IP allowlist) hold at this step too, before any factor is checked.
+    await admit(user);
     const base = { actor: { type: 'user' as const, id: user.id }, target: { type: 'user', id: user.id }, ip: meta.ip, userAgent: meta.userAgent };
     await this.#reserveAttempt(user.id, { ...base, details: { method: proof.method, stage: 'login' } });
 
