@@ -5,7 +5,7 @@
  * generated test certificate is self-signed (as ASVS checklist §9.1 gates it).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,11 +20,21 @@ test('testssl.sh finds nothing LOW or worse beyond the self-signed test certific
   try {
     const out = mkdtempSync(join(tmpdir(), 'testssl-'));
     const json = join(out, 'testssl.json');
-    const result = spawnSync(TESTSSL, [
+    // Asynchronous: the server under scan lives in this process and must keep serving.
+    const args = [
       '--quiet', '--color', '0', '--warnings', 'off', '--nodns', 'none', '--connect-timeout', '30', '--openssl-timeout', '30',
       '-p', '-s', '-f', '-S', '-h', '-U', '--jsonfile', json, '--ip', '127.0.0.1', `https://localhost:${t.server.port}/`,
-    ], { encoding: 'utf8', timeout: 540_000 });
-    assert.ok(result.status !== null, `testssl did not finish: ${result.error?.message}`);
+    ];
+    const status = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(TESTSSL, args, { stdio: 'ignore' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 540_000);
+      child.once('error', reject);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+    assert.ok(status !== null, 'testssl did not finish in time');
     const findings = JSON.parse(readFileSync(json, 'utf8')) as Array<{ id: string; severity: string; finding: string }>;
     const bad = findings.filter((f) => ['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'].includes(f.severity) && !CERTIFICATE_ONLY.has(f.id));
     assert.deepEqual(bad.map((f) => `${f.severity} ${f.id}: ${f.finding}`), []);
