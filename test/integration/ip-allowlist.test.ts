@@ -82,6 +82,17 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal(forged.status, 403, 'X-Forwarded-For from a client is not believed');
     });
 
+    test('every org route, present and future, answers ip_not_allowed from outside', async () => {
+      const routes = t.server.app.rampart.routes.filter((route) => route.url.includes(':orgId'));
+      assert.ok(routes.length >= 7);
+      for (const route of routes) {
+        const path = route.url.replace(/:([A-Za-z]+)/g, (_, name: string) => (name === 'orgId' ? org.orgId : org.users.member.userId));
+        const response = await org.users.owner.client.request(route.method, path, route.method === 'GET' || route.method === 'DELETE' ? {} : { json: {} });
+        assert.equal(response.status, 403, `${route.method} ${route.url}`);
+        assert.equal(response.body.code, 'ip_not_allowed', `${route.method} ${route.url}`);
+      }
+    });
+
     test('login: refused from outside when no org of the user admits the address', async () => {
       const { member } = org.users;
       const outside = await loginFrom(t, member, BLOCKED);
