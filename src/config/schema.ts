@@ -284,12 +284,12 @@ export const OPTIONS = [
     },
   }),
   def<number>({
-    key: 'rateLimitAnonPerMinute', env: 'RATE_LIMIT_ANON_PER_MINUTE', type: 'int', default: 30, min: 1, max: 1_000_000,
-    doc: 'Requests per minute per client address (IPv6: per /64) without a valid credential: signup, login, MFA completion, password reset, public pages. Low, because this is where guessing and stuffing happen; health probes are exempt.',
+    key: 'rateLimitAnonPerMinute', env: 'RATE_LIMIT_ANON_PER_MINUTE', type: 'int', default: 120, min: 1, max: 1_000_000,
+    doc: 'Requests per minute per client address (IPv6: per /64) without a valid credential: signup, login, MFA completion, password reset, public pages. Far below the authenticated tier, because this is where guessing and stuffing happen, yet high enough that a customer office behind one NAT address can sign in at the start of the day (guessing at one account is capped separately by RATE_LIMIT_ACCOUNT_PER_MINUTE and the login back-off); health probes are exempt.',
   }),
   def<number>({
-    key: 'rateLimitAuthPerMinute', env: 'RATE_LIMIT_AUTH_PER_MINUTE', type: 'int', default: 600, min: 1, max: 1_000_000,
-    doc: 'Requests per minute per session or API token. Twenty times the anonymous limit: an authenticated caller is accountable, and apps poll.',
+    key: 'rateLimitAuthPerMinute', env: 'RATE_LIMIT_AUTH_PER_MINUTE', type: 'int', default: 1200, min: 1, max: 1_000_000,
+    doc: 'Requests per minute per session or API token. Ten times the anonymous limit: an authenticated caller is accountable, and apps poll.',
   }),
   def<number>({
     key: 'rateLimitAccountPerMinute', env: 'RATE_LIMIT_ACCOUNT_PER_MINUTE', type: 'int', default: 10, min: 1, max: 1_000_000,

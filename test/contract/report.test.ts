@@ -9,6 +9,7 @@ import { buildReport, QUESTIONNAIRE } from '../../src/report/questionnaire.js';
 
 test('every answer of the report names tests that exist', () => {
   for (const item of QUESTIONNAIRE) {
+    assert.ok(item.evidence.length > 0, `${item.id}: an answer without evidence`);
     for (const evidence of item.evidence) {
       assert.ok(existsSync(evidence.file), `${item.id}: ${evidence.file} does not exist`);
       const source = readFileSync(evidence.file, 'utf8');
