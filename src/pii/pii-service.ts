@@ -3,6 +3,7 @@ import { decryptString, encrypt } from '../crypto/aead.js';
 import { hmacSha256 } from '../crypto/hash.js';
 import type { KeyProvider } from '../crypto/key-provider.js';
 import type { Keyring } from '../crypto/keyring.js';
+import { OpenedCache } from '../crypto/opened-cache.js';
 import type { Clock } from '../clock.js';
 import { PiiUserRepository } from '../store/repositories/pii-users.js';
 import type { Store } from '../store/db.js';
@@ -24,8 +25,14 @@ export interface Profile {
  * holds no searchable plaintext. Deleting the row destroys the data key
  * (crypto-shredding): copies in backups can no longer be decrypted.
  */
+/** How long an opened data key or field may stay in memory, and how many at most. */
+const OPENED_TTL_MS = 60_000;
+const OPENED_MAX_ENTRIES = 20_000;
+
 export class PiiService {
   readonly #repo: PiiUserRepository;
+  readonly #dataKeys: OpenedCache<Buffer>;
+  readonly #fields: OpenedCache<string>;
 
   constructor(
     store: Store<PiiDB>,
@@ -34,6 +41,9 @@ export class PiiService {
     private readonly clock: Clock,
   ) {
     this.#repo = new PiiUserRepository(store.db);
+    const now = () => this.clock.now();
+    this.#dataKeys = new OpenedCache(OPENED_MAX_ENTRIES, OPENED_TTL_MS, now);
+    this.#fields = new OpenedCache(OPENED_MAX_ENTRIES * 4, OPENED_TTL_MS, now);
   }
 
   /** The blind index of an email address. */
@@ -70,11 +80,11 @@ export class PiiService {
   async getProfile(userId: string): Promise<Profile | null> {
     const row = await this.#repo.findByUserId(userId);
     if (!row) return null;
-    const dataKey = await this.keys.unwrap(row.wrapped_dek, `dek:${userId}`);
+    const dataKey = await this.#unwrapDataKey(row.wrapped_dek, userId);
     if (!dataKey) throw new Error(`the data key of ${userId} does not unwrap`);
-    const email = decryptString(dataKey, row.email_enc, `${userId}:email`);
+    const email = this.#open(dataKey, row.email_enc, `${userId}:email`);
     if (email === null) throw new Error(`the email of ${userId} does not decrypt`);
-    const name = row.name_enc === null ? null : decryptString(dataKey, row.name_enc, `${userId}:name`);
+    const name = row.name_enc === null ? null : this.#open(dataKey, row.name_enc, `${userId}:name`);
     return { userId, email, name, dataKey };
   }
 
@@ -88,7 +98,22 @@ export class PiiService {
   }
 
   openForUser(profile: Pick<Profile, 'userId' | 'dataKey'>, sealed: string | null, field: string): string | null {
-    return sealed === null ? null : decryptString(profile.dataKey, sealed, `${profile.userId}:${field}`);
+    return sealed === null ? null : this.#open(profile.dataKey, sealed, `${profile.userId}:${field}`);
+  }
+
+  async #unwrapDataKey(wrapped: string, userId: string): Promise<Buffer | null> {
+    const aad = `dek:${userId}`;
+    const hit = this.#dataKeys.get(wrapped, aad);
+    if (hit) return hit;
+    const dataKey = await this.keys.unwrap(wrapped, aad);
+    if (dataKey) this.#dataKeys.set(wrapped, aad, dataKey);
+    return dataKey;
+  }
+
+  /** Decrypts a field; the same ciphertext under the same key and place opens from memory for a minute. */
+  #open(dataKey: Buffer, sealed: string, aad: string): string | null {
+    // The data key is part of the entry's identity: a ciphertext only opens to the value it opened to under this key.
+    return this.#fields.open(sealed, `${dataKey.toString('base64url')}:${aad}`, () => decryptString(dataKey, sealed, aad));
   }
 }
 

@@ -39,6 +39,7 @@ export interface RateLimitsOptions {
 }
 
 const WINDOW_SECONDS = 60;
+const HASHED_MEMO_MAX = 50_000;
 export const RATE_LIMIT_KEY_PURPOSE = 'rate-limit';
 
 /**
@@ -51,6 +52,8 @@ export class RateLimits {
   readonly #limiters: Record<RateLimitTier, RateLimiterAbstract>;
   readonly #perMinute: Record<RateLimitTier, number>;
   #key: Buffer | null = null;
+  /** tier:subject → its HMAC: the same callers come back many times a minute. */
+  readonly #hashedMemo = new Map<string, string>();
 
   constructor(private readonly options: RateLimitsOptions) {
     this.#perMinute = options.perMinute;
@@ -111,7 +114,15 @@ export class RateLimits {
 
   #hashed(tier: RateLimitTier, subject: string): string {
     if (!this.#key) throw new Error('RateLimits.init() was not awaited');
-    return hmacSha256(this.#key, `${tier}:${subject}`).slice(0, 22);
+    const input = `${tier}:${subject}`;
+    let hashed = this.#hashedMemo.get(input);
+    if (hashed === undefined) {
+      // Bounded: a flood of distinct subjects only costs the HMAC again.
+      if (this.#hashedMemo.size >= HASHED_MEMO_MAX) this.#hashedMemo.clear();
+      hashed = hmacSha256(this.#key, input).slice(0, 22);
+      this.#hashedMemo.set(input, hashed);
+    }
+    return hashed;
   }
 }
 
