@@ -334,7 +334,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     passwordTokens,
     mfa,
     // The second step re-checks the org IP allowlists: the mfaToken may travel to another address.
-    mfaLogin: new MfaLoginFlow(mfa, login, [(user, meta) => orgs.assertLoginAllowed(user.id, meta)]),
+    mfaLogin: new MfaLoginFlow(mfa, login, passwordExpiry, [(user, meta) => orgs.assertLoginAllowed(user.id, meta)]),
     mfaNotifier,
     staff: new StaffService({
       db: stores.main.db, repo: new StaffRepository(stores.main.db), users, pii, sessions, accounts, events, clock,

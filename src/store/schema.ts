@@ -122,6 +122,11 @@ export interface MfaLoginTokenTable {
   attempts: number;
   created_at: number;
   expires_at: number;
+  /**
+   * argon2id hash of the new password chosen for an expired one: it becomes the
+   * password only when this step's factor is proved (null: an ordinary login).
+   */
+  pending_password_hash: string | null;
 }
 
 /** Outstanding WebAuthn challenges: single use, expiring, bound to a session or an mfaToken. */

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Clock } from '../../clock.js';
 import { RampartError } from '../../errors.js';
 import type { SecurityEvents } from '../../events/security-events.js';
@@ -20,6 +20,23 @@ export interface LoginGateInput {
    * body (e.g. `enrollmentRequired` for an org-MFA enrollment-only session).
    */
   responseExtras: Record<string, unknown>;
+  /**
+   * A new password chosen for an expired one (resumed logins only). It is not
+   * the password yet: a gate that interrupts this login must `hold` it on what
+   * it stores (the MFA step does), and a login that reaches the session
+   * `commit`s it in the session's transaction.
+   */
+  pendingPassword?: PendingPassword;
+}
+
+/** See `LoginGateInput.pendingPassword` and `PasswordExpiryFlow`. */
+export interface PendingPassword {
+  /** argon2id hash of the new password; policy and history are already checked. */
+  readonly hash: string;
+  /** Runs in the transaction that stores the interruption holding `hash` (consumes the change token). */
+  hold(trx: Transaction<MainDB>): Promise<void>;
+  /** Runs first in the transaction that creates the session: makes `hash` the password. */
+  commit(trx: Transaction<MainDB>): Promise<void>;
 }
 
 /**
@@ -69,6 +86,8 @@ export interface CompleteLoginInput {
   meta: RequestMeta;
   mfaVerified: boolean;
   mfaMethod: string | null;
+  /** Runs first in the session's transaction (a pending password's commit): both happen or neither. */
+  beforeSession?: (trx: Transaction<MainDB>) => Promise<void>;
 }
 
 /**
@@ -101,8 +120,9 @@ export class LoginService {
 
   /**
    * Continues an interrupted login after the step that interrupted it (an
-   * expired password now changed): the gates after `gateName` run (the second
-   * factor among them), then the session is created.
+   * expired password given a replacement): the gates after `gateName` run (the
+   * second factor among them), then the session is created. A pending password
+   * goes to the gates; when none interrupts, it is committed with the session.
    */
   async resume(gateName: string, input: Omit<LoginGateInput, 'responseExtras'>): Promise<LoginResult> {
     const index = this.#gates.findIndex((gate) => gate.name === gateName);
@@ -112,7 +132,13 @@ export class LoginService {
       const body = await gate.check({ ...input, responseExtras });
       if (body) return { kind: 'interrupted', body };
     }
-    const completed = await this.completeLogin({ ...input, mfaVerified: false, mfaMethod: null });
+    const { pendingPassword, ...login } = input;
+    const completed = await this.completeLogin({
+      ...login,
+      mfaVerified: false,
+      mfaMethod: null,
+      ...(pendingPassword ? { beforeSession: (trx: Transaction<MainDB>) => pendingPassword.commit(trx) } : {}),
+    });
     return Object.keys(responseExtras).length > 0 ? { ...completed, responseExtras } : completed;
   }
 
@@ -178,6 +204,7 @@ export class LoginService {
   async completeLogin(input: CompleteLoginInput): Promise<CompletedLogin> {
     const policy = await this.policies.forUser(input.user.id);
     const issued = await this.db.transaction().execute(async (trx) => {
+      await input.beforeSession?.(trx);
       const created = await this.sessions.create({
         userId: input.user.id,
         profile: input.profile,

@@ -1,6 +1,7 @@
 import type { MfaProof, MfaService } from '../mfa/mfa-service.js';
 import type { UserRow } from '../../store/repositories/users.js';
 import type { CompletedLogin, LoginGate, LoginService } from './login.js';
+import type { PasswordExpiryFlow } from './password-expiry.js';
 import type { RequestMeta } from './request-meta.js';
 
 /**
@@ -31,18 +32,29 @@ export function mfaLoginGate(mfa: MfaService): LoginGate {
  */
 export type MfaStepAdmission = (user: UserRow, meta: RequestMeta) => Promise<void>;
 
-/** `POST /v1/login/mfa`: proves the second factor, consumes the mfaToken, makes the session. */
+/** Commits a new password an MFA step held (the expired-password flow). */
+export type HeldPasswords = Pick<PasswordExpiryFlow, 'prepareHeldCommit' | 'heldCommitted'>;
+
+/**
+ * `POST /v1/login/mfa`: proves the second factor, consumes the mfaToken (and
+ * commits the new password it held, if any), makes the session.
+ */
 export class MfaLoginFlow {
   constructor(
     private readonly mfa: MfaService,
     private readonly login: LoginService,
+    private readonly heldPasswords: HeldPasswords,
     private readonly admissions: readonly MfaStepAdmission[] = [],
   ) {}
 
   async complete(mfaToken: string, proof: MfaProof, meta: RequestMeta): Promise<CompletedLogin> {
-    const verified = await this.mfa.verifyLoginFactor(mfaToken, proof, meta, async (user) => {
-      for (const admit of this.admissions) await admit(user, meta);
+    const verified = await this.mfa.verifyLoginFactor(mfaToken, proof, meta, {
+      admit: async (user) => {
+        for (const admit of this.admissions) await admit(user, meta);
+      },
+      commitHeldPassword: (user, passwordHash) => this.heldPasswords.prepareHeldCommit(user, passwordHash, meta),
     });
+    if (verified.passwordChanged) this.heldPasswords.heldCommitted(verified.profile);
     return this.login.completeLogin({
       user: verified.user,
       profile: verified.profile,

@@ -49,6 +49,30 @@ export interface MfaChallengeInput {
   user: UserRow;
   profile: Profile;
   meta: RequestMeta;
+  /** A new password for an expired one, to hold on the mfaToken until the factor is proved. */
+  pendingPassword?: HeldPassword;
+}
+
+/** A password that becomes the user's only when the login's second factor is proved. */
+export interface HeldPassword {
+  /** argon2id hash of the new password. */
+  readonly hash: string;
+  /** Runs in the transaction that stores the mfaToken holding `hash`. */
+  hold(trx: Transaction<MainDB>): Promise<void>;
+}
+
+/**
+ * Prepares (outside any transaction: SQLite has one connection) the commit of
+ * a password an mfaToken held; the returned function makes it the password
+ * inside the transaction that consumes the token.
+ */
+export type HeldPasswordCommitter = (user: UserRow, passwordHash: string) => Promise<(trx: Transaction<MainDB>) => Promise<void>>;
+
+export interface LoginFactorHooks {
+  /** Re-checks the password step's gates (the IP allowlist) before any factor is checked; throws to refuse. */
+  admit?: (user: UserRow) => Promise<void>;
+  /** Commits a password the token held; a token holding one without this hook is refused. */
+  commitHeldPassword?: HeldPasswordCommitter;
 }
 
 /** The login continues to a session (`enrollBefore`: the session may only enroll a factor until then). */
@@ -62,6 +86,8 @@ export interface VerifiedFactor {
   method: LoginMethod;
   /** false when the factor proved does not satisfy an org's `mfa.methods` (enrollment-only session). */
   mfaVerified: boolean;
+  /** The step held a new password (expired-password change) and it is now the password. */
+  passwordChanged: boolean;
 }
 
 export interface MfaStatus {
@@ -204,7 +230,7 @@ export class MfaService {
         if ((await this.#d.repo.countUnusedRecoveryCodes(user.id)) > 0) methods.push('recovery_code');
         const token = randomToken(32);
         await this.#d.repo.deleteExpired(now);
-        await this.#d.repo.insertLoginToken({
+        const row = {
           token_hash: sha256Hex(token),
           user_id: user.id,
           methods: JSON.stringify(methods),
@@ -212,7 +238,19 @@ export class MfaService {
           attempts: 0,
           created_at: now,
           expires_at: now + MFA_TOKEN_TTL_MS,
-        });
+          pending_password_hash: input.pendingPassword?.hash ?? null,
+        };
+        const held = input.pendingPassword;
+        if (held) {
+          // The new password of an expired one waits on this step, taken over in one
+          // transaction (its change token consumed); it is committed only when the factor is proved.
+          await this.#d.db.transaction().execute(async (trx) => {
+            await held.hold(trx);
+            await this.#d.repo.insertLoginToken(row, trx);
+          });
+        } else {
+          await this.#d.repo.insertLoginToken(row);
+        }
         return { kind: 'challenge', body: { mfaRequired: true, mfaToken: token, methods } };
       }
     }
@@ -248,9 +286,12 @@ export class MfaService {
   /**
    * Checks the second factor of a login and consumes the mfaToken. Each attempt
    * is reserved on the token (at most 3) and on the user (5 free, then a doubling
-   * wait) before the factor is checked, so parallel guesses gain nothing.
+   * wait) before the factor is checked, so parallel guesses gain nothing. A
+   * password the token held is committed in the transaction that consumes it;
+   * a token that dies unproved takes it along, and the old password stays.
    */
-  async verifyLoginFactor(mfaToken: string, proof: MfaProof, meta: RequestMeta, admit: (user: UserRow) => Promise<void> = async () => {}): Promise<VerifiedFactor> {
+  async verifyLoginFactor(mfaToken: string, proof: MfaProof, meta: RequestMeta, hooks: LoginFactorHooks = {}): Promise<VerifiedFactor> {
+    const { admit = async () => {}, commitHeldPassword } = hooks;
     const now = this.#d.clock.now();
     const tokenHash = sha256Hex(mfaToken);
     const token = await this.#d.repo.reserveLoginTokenAttempt(tokenHash, now, MFA_TOKEN_MAX_ATTEMPTS);
@@ -289,13 +330,27 @@ export class MfaService {
       throw new RampartError('invalid_mfa');
     }
     // Single use: of two requests that both proved a factor, one logs in.
-    if (!(await this.#d.repo.deleteLoginToken(tokenHash))) throw new RampartError('mfa_token_expired');
+    let commitHeld: ((trx: Transaction<MainDB>) => Promise<void>) | null = null;
+    if (token.pending_password_hash !== null) {
+      if (!commitHeldPassword) throw new TypeError('an mfaToken holding a password needs commitHeldPassword');
+      commitHeld = await commitHeldPassword(user, token.pending_password_hash);
+    }
+    const consumed = await this.#d.db.transaction().execute(async (trx) => {
+      if (!(await this.#d.repo.deleteLoginToken(tokenHash, trx))) return false;
+      if (commitHeld) {
+        await commitHeld(trx);
+        // Other second steps were begun with the old password (and may hold other new ones): they end with it.
+        await this.#d.repo.deleteLoginTokensOf(user.id, trx);
+      }
+      return true;
+    });
+    if (!consumed) throw new RampartError('mfa_token_expired');
     await this.#d.repo.resetFailures(user.id, now);
     if (proof.method === 'recovery_code') {
       const left = await this.#d.repo.countUnusedRecoveryCodes(user.id);
       await this.#d.events.record({ ...base, action: 'recovery_code.used', outcome: 'success', details: { left } });
     }
-    return { user, profile, method: proof.method, mfaVerified: token.enrollment_only === 0 };
+    return { user, profile, method: proof.method, mfaVerified: token.enrollment_only === 0, passwordChanged: commitHeld !== null };
   }
 
   /** The step-up verifier for `{totp}` (POST /v1/me/reauth): throttled and replay-proof like login. */
