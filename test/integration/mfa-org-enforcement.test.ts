@@ -61,6 +61,13 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`org-enforced MFA 
     const org = await requiringOrg('grace', mfaPolicy());
     const member = org.users.member;
 
+    // Turning the requirement on is audited with the change, before and after.
+    const turnedOn = events.findLast((e) => e.action === 'policy.updated' && e.orgId === org.orgId)!;
+    assert.equal(turnedOn.inTransaction, true);
+    assert.equal(turnedOn.actor.id, org.users.owner.userId);
+    assert.equal((turnedOn.details?.['before'] as OrgPolicy).mfa.required, false);
+    assert.deepEqual((turnedOn.details?.['after'] as OrgPolicy).mfa, mfaPolicy().mfa);
+
     // Turning the requirement on mails every member without a factor, with the deadline; not the owner.
     await t.server.services.mfaNotifier.settled();
     const mails = outbox().slice(mailBefore);

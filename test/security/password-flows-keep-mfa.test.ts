@@ -176,6 +176,9 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(Object.keys(changed.body).sort(), ['methods', 'mfaRequired', 'mfaToken']);
       assert.deepEqual(changed.setCookies, [], 'no session before the factor');
       assert.equal(await pendingHashes(u.userId), 1, 'the new password waits on the MFA step');
+      const held = await t.server.services.stores.main.db.selectFrom('mfa_login_tokens').select('pending_password_hash')
+        .where('user_id', '=', u.userId).executeTakeFirstOrThrow();
+      assert.match(held.pending_password_hash!, /^\$argon2id\$/, 'held as an argon2id hash, never in clear');
       await assertPasswordUnchanged(u, newPassword);
 
       const replay = await t.client().post('/v1/password/change-expired', { changeToken: u.changeToken, password: strongPassword() });
