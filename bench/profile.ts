@@ -13,7 +13,7 @@ import { TestClient } from '../test/helpers/client.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'prof-'));
 const args = process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
 const child = spawn(process.execPath, [...args, resolve('bin/rampart.js'), 'serve', '--port', '0', '--data-dir', dataDir], {
-  env: { ...process.env, LOG_LEVEL: 'info', RATE_LIMIT_ANON_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_PER_MINUTE: '1000000', RATE_LIMIT_ACCOUNT_PER_MINUTE: '1000000', METRICS_PORT: '0' },
+  env: { ...process.env, LOG_LEVEL: 'info', RATE_LIMIT_ANON_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_PER_MINUTE: '1000000', RATE_LIMIT_ACCOUNT_PER_MINUTE: '1000000', LOGIN_BACKOFF_AFTER_FAILURES: '1000000', LOGIN_ACCOUNT_BACKOFF_AFTER_FAILURES: '1000000', METRICS_PORT: '0' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const url = await new Promise<string>((ok) => { let b = ''; const on = (c: Buffer) => { b += c; const m = /listening on (\S+)/.exec(b); if (m) { child.stdout!.off('data', on); child.stdout!.resume(); ok(m[1]!); } }; child.stdout!.on('data', on); });
@@ -22,13 +22,21 @@ const signup = await client.post('/v1/signup', { email: 'bench.user@example.com'
 if (signup.status !== 201) throw new Error(String(signup.status));
 const cookie = `__Host-rampart_session=${client.cookies.get('__Host-rampart_session')}`;
 const path = process.env.ROUTE ?? '/v1/session';
-const cpu = () => { const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
-const warm = await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, headers: { cookie }, connections: 10, durationSeconds: 2 });
+const ticks = (path: string) => { const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
+const cpu = () => ticks(`/proc/${child.pid}/stat`);
+const mainCpu = () => ticks(`/proc/${child.pid}/task/${child.pid}/stat`);
+const login = process.env.ROUTE === '/v1/login';
+const request = login
+  ? { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench.user@example.com', password: 'violet-Tractor-marble-harbor-Quill' }), connections: 6 }
+  : { headers: { cookie }, connections: 10 };
+const warm = await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, ...request, durationSeconds: 2 });
 void warm;
 const c0 = cpu();
-const r = await load({ url: `${url}${path}`, headers: { cookie }, connections: 10, durationSeconds: Number(process.env.SECS ?? 8) });
+const m0 = mainCpu();
+const r = await load({ url: `${url}${path}`, ...request, durationSeconds: Number(process.env.SECS ?? 8) });
 const used = cpu() - c0;
-console.log(path, 'rps', Math.round(r.requestsPerSecond), 'non2xx', r.non2xx, 'server CPU µs/request', Math.round(used * 1000 / (r.requestsPerSecond * Number(process.env.SECS ?? 8))));
+const usedMain = mainCpu() - m0;
+console.log(path, 'rps', Math.round(r.requestsPerSecond), 'ok/s', Math.round(r.okPerSecond), 'non2xx', r.non2xx, 'server CPU µs/request', Math.round(used * 1000 / (r.requestsPerSecond * Number(process.env.SECS ?? 8))), 'of which main thread', Math.round(usedMain * 1000 / (r.requestsPerSecond * Number(process.env.SECS ?? 8))));
 client.close();
 child.kill('SIGINT');
 await new Promise((ok) => child.once('exit', ok));
