@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { load } from './lib.js';
+import { load, type LoadOptions } from './lib.js';
 import { TestClient } from '../test/helpers/client.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'prof-'));
 const args = process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
@@ -26,7 +26,7 @@ const ticks = (path: string) => { const f = readFileSync(path, 'utf8').split(') 
 const cpu = () => ticks(`/proc/${child.pid}/stat`);
 const mainCpu = () => ticks(`/proc/${child.pid}/task/${child.pid}/stat`);
 const login = process.env.ROUTE === '/v1/login';
-const request = login
+const request: Omit<LoadOptions, 'url' | 'durationSeconds'> = login
   ? { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench.user@example.com', password: 'violet-Tractor-marble-harbor-Quill' }), connections: 6 }
   : { headers: { cookie }, connections: 10 };
 const warm = await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, ...request, durationSeconds: 2 });

@@ -1,3 +1,4 @@
+import { lowerHelperThreadPriority } from './auth/password/thread-priority.js';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -21,12 +22,17 @@ export interface RunningServer {
 
 const SWEEP_INTERVAL_MS = 10 * 60_000;
 
+/** Nice value of helper threads: argon2id hashes soak up idle CPU but never starve request handling. */
+const HELPER_THREAD_NICENESS = 10;
+
 /** Opens the stores (migrating them), builds the app and listens. */
 export async function startServer(config: Config, logger: Logger, options: { clock?: Clock } = {}): Promise<RunningServer> {
   const tls = config.insecurePlainHttpOnLoopback
     ? null
     : await loadTlsMaterial({ dataDir: config.dataDir, certFile: config.tlsCertFile, keyFile: config.tlsKeyFile });
   const services = await createServices(config, logger, { clock: options.clock });
+  // The hasher's pool threads exist now (start-up computed the dummy hash): let them yield to the event loop.
+  lowerHelperThreadPriority(HELPER_THREAD_NICENESS);
   let app: FastifyInstance;
   try {
     app = await buildApp(services, { tls });
