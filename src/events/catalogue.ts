@@ -51,6 +51,7 @@ export const EVENT_CATALOGUE = {
   'mfa_requirement.notified': 'Members of an org who lack a counting second factor were mailed that the org now requires one (details.count).',
   'recovery_code.used': 'A recovery code completed a login (details.left: unused codes remaining).',
   'user.deleted': 'An account was deleted by its owner (step-up): credentials revoked (details.revoked), personal data crypto-shredded, account row removed; the id is never reused.',
+  'user.data_exported': 'A user downloaded their own data (`GET /v1/me/export`; details.securityEvents: how many events it held).',
   'user.imported': 'A `rampart users import` run finished (details: imported, skipped, failed counts); each account it created also has its user.created event.',
   'password.changed': 'A password was changed (details.via: change | expired); other sessions and session-derived credentials were revoked (details.revoked).',
   'password.change_failed': 'A password change was refused because the current password was wrong.',

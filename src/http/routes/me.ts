@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
+import { RampartError } from '../../errors.js';
 import type { Services } from '../../services.js';
+import { exportUserData } from '../../users/data-export.js';
 import { sessionAuth, setSessionCookie } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
-import { passwordSchema } from '../schemas.js';
+import { passwordSchema, userSchema } from '../schemas.js';
 
 export async function meRoutes(app: FastifyInstance, services: Services): Promise<void> {
   /**
@@ -27,5 +29,43 @@ export async function meRoutes(app: FastifyInstance, services: Services): Promis
     const rotated = await services.stepUp.reauthenticate(session, method, value, requestMeta(request));
     setSessionCookie(reply, rotated.secret, session.expires_at);
     return reply.code(204).send();
+  });
+
+  const nullableString = { type: ['string', 'null'] };
+  const object = (properties: Record<string, unknown>) => ({ type: 'object', required: Object.keys(properties), properties });
+  /** The user's own data as one JSON document (a download): no credential of any kind is in it. */
+  app.get('/v1/me/export', {
+    // A bulk read of everything personal: a signed-in person only, not an API token.
+    config: { auth: 'session' },
+    schema: {
+      response: {
+        200: object({
+          format: { type: 'string' },
+          exportedAt: { type: 'string' },
+          user: userSchema,
+          sessions: { type: 'array', items: object({ id: { type: 'string' }, createdAt: { type: 'string' }, lastSeenAt: { type: 'string' }, expiresAt: { type: 'string' }, mfaVerified: { type: 'boolean' }, ip: nullableString, userAgent: nullableString }) },
+          organizations: { type: 'array', items: object({ id: { type: 'string' }, name: { type: 'string' }, slug: { type: 'string' }, role: { type: 'string' } }) },
+          secondFactors: object({
+            totp: { type: 'boolean' },
+            webauthn: { type: 'array', items: object({ id: { type: 'string' }, name: { type: 'string' }, createdAt: { type: 'string' } }) },
+            recoveryCodesLeft: { type: 'integer' },
+          }),
+          apiTokens: { type: 'array', items: object({ id: { type: 'string' }, name: { type: 'string' }, prefix: { type: 'string' }, scopes: { type: 'array', items: { type: 'string' } }, orgId: nullableString, createdAt: { type: 'string' }, expiresAt: nullableString, lastUsedAt: nullableString, lastUsedIp: nullableString }) },
+          securityEvents: { type: 'array', items: object({ id: { type: 'string' }, time: { type: 'string' }, action: { type: 'string' }, outcome: { type: 'string' }, ip: nullableString, userAgent: nullableString, details: { type: 'object', additionalProperties: true } }) },
+          securityEventsTruncated: { type: 'boolean' },
+        }),
+      },
+    },
+  }, async (request, reply) => {
+    const { userId } = sessionAuth(request);
+    const meta = requestMeta(request);
+    const data = await exportUserData(services, userId);
+    if (!data) throw new RampartError('unauthenticated');
+    await services.events.record({
+      action: 'user.data_exported', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
+      ip: meta.ip, userAgent: meta.userAgent, outcome: 'success', details: { securityEvents: data.securityEvents.length },
+    });
+    void reply.header('content-disposition', 'attachment; filename="rampart-export.json"');
+    return data;
   });
 }
