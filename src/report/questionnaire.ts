@@ -266,7 +266,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
       T('test/integration/account-deletion.test.ts', 'deletes the account: sessions end, personal data is unrecoverable, the audit trail keeps the id'),
       T('test/security/data-at-rest-and-logs.test.ts', 'no table of either store holds the secrets in clear'),
       T('test/integration/master-key-rotation.test.ts', 'master key rotation re-wraps every data key while the server keeps serving, then retires the old key'),
-      T('test/integration/data-export.test.ts', "the user's own data, decrypted, with no credential in it; audited"),
+      T('test/integration/data-export.test.ts', 'everything held about the user, decrypted, with no credential in it; audited'),
     ],
   },
   {

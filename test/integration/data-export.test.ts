@@ -13,7 +13,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
       await t.close();
     });
 
-    test("the user's own data, decrypted, with no credential in it; audited", async () => {
+    test('everything held about the user, decrypted, with no credential in it; audited', async () => {
       const { client, email, password, userId } = await signUp(t, 'export');
       const { secret, recoveryCodes } = await enrollTOTP(t, client, password);
       const org = await client.post('/v1/orgs', { name: 'Export Org', slug: `export-${Date.now()}` });
