@@ -33,12 +33,14 @@ const DAY_MS = 86_400_000;
 const HMAC_PURPOSE = 'api-token';
 
 /**
- * What the token feature needs of organizations (issue 6's `services.orgs`
- * provides it): membership and policy. Until it exists no org exists, so an
- * org binding is refused as an unknown org.
+ * What the token feature needs of organizations (`services.orgs` provides it):
+ * the request gate every org route passes (membership, else `not_found` like a
+ * missing org; the org's IP allowlist, else `ip_not_allowed` and an
+ * `ip.blocked` event) and the org policy. Without it no org exists, so an org
+ * binding is refused as an unknown org.
  */
 export interface TokenOrgDirectory {
-  roleOf(orgId: string, userId: string): Promise<string | null>;
+  assertRequestAllowed(caller: { kind: 'session'; userId: string; scopes: null }, orgId: string, meta: RequestMeta): Promise<void>;
   getPolicy(orgId: string): Promise<OrgPolicy>;
 }
 
@@ -96,6 +98,14 @@ export class ApiTokenService {
       throw new RampartError('invalid_request', { publicDetail: `scopes must be a non-empty subset of ${API_TOKEN_SCOPES.join(', ')}.` });
     }
     const orgId = input.orgId ?? null;
+    if (orgId !== null) {
+      const orgs = this.orgs();
+      if (!orgs) throw new RampartError('not_found');
+      // Binding a token to an org is a request that touches the org: the same gate
+      // as every org route. Tokens are made by their user's session (no token can
+      // make one), so the caller is a session.
+      await orgs.assertRequestAllowed({ kind: 'session', userId: input.userId, scopes: null }, orgId, meta);
+    }
     const expiresAt = await this.#expiryFor(input.userId, orgId, input.expiresInDays);
     const token = formatApiToken(randomBytes(32));
     const now = this.clock.now();
@@ -139,11 +149,8 @@ export class ApiTokenService {
     let capDays = policy.tokens.maxLifetimeDays;
     let orgPolicyApplies = policy.orgIds.length > 0;
     if (orgId !== null) {
-      const orgs = this.orgs();
-      // Non-members and unknown orgs look the same: 404 (no org enumeration).
-      const role = orgs ? await orgs.roleOf(orgId, userId) : null;
-      if (!orgs || !role) throw new RampartError('not_found', { publicDetail: 'No such organization.' });
-      capDays = Math.min(capDays, (await orgs.getPolicy(orgId)).tokens.maxLifetimeDays);
+      // `create` passed the org gate: the caller is a member of an org that exists.
+      capDays = Math.min(capDays, (await this.orgs()!.getPolicy(orgId)).tokens.maxLifetimeDays);
       orgPolicyApplies = true;
     }
     if (expiresInDays === null) {

@@ -155,6 +155,26 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal(refused.status, 404, 'non-members cannot bind a token to an org');
     });
 
+    // Threat: org enumeration through token creation. A stranger who guesses or
+    // learns an org id must not learn from POST /v1/me/tokens that it exists:
+    // the answer for a real org they are not in is byte for byte the one for an
+    // id that was never issued, and no token is made.
+    test('binding a token to an org the caller is not in answers exactly like a missing org', async () => {
+      const org = (await owner.client.post('/v1/orgs', { name: 'Hidden Org', slug: `hid-${store}-${Date.now()}` })).body.org;
+      const stranger = await signUp(t, 'prober');
+      const before = (await stranger.client.get('/v1/me/tokens')).body.tokens.length;
+      const body = (orgId: string) => ({ name: 'probe', scopes: ['org:read'], orgId });
+      const real = await stranger.client.post('/v1/me/tokens', body(org.id));
+      const missing = await stranger.client.post('/v1/me/tokens', body(`org_${'x'.repeat(22)}`));
+      assert.equal(real.status, 404);
+      assert.equal(real.headers['content-type'], missing.headers['content-type']);
+      assert.deepEqual(real.body, missing.body);
+      assert.equal((await stranger.client.get('/v1/me/tokens')).body.tokens.length, before, 'no token was made');
+      const denied = await t.server.services.stores.main.db.selectFrom('audit_events').select(['action', 'outcome'])
+        .where('actor_id', '=', stranger.userId).where('target_id', '=', org.id).execute();
+      assert.deepEqual(denied, [{ action: 'access.denied', outcome: 'denied' }], 'the probe is in the audit log');
+    });
+
     test('a bad checksum is refused as malformed; a typo never reaches a lookup', async () => {
       const { body } = await create({ name: 'typo', scopes: ['profile:read'] });
       const typo = body.token.slice(0, 20) + (body.token[20] === 'a' ? 'b' : 'a') + body.token.slice(21);

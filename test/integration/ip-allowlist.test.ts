@@ -82,6 +82,26 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal(forged.status, 403, 'X-Forwarded-For from a client is not believed');
     });
 
+    // Threat: a session from outside the list mints a token bound to the org and
+    // so touches the org from an address the org refuses (the org id rides in
+    // the body, not the path, so the path guard alone would not see it).
+    test('binding a token to the org from outside is refused like any org request; unbound tokens are the user\'s', async () => {
+      const { member } = org.users;
+      const outside = await member.client.post('/v1/me/tokens', { name: 'bound', scopes: ['org:read'], orgId: org.orgId });
+      assert.equal(outside.status, 403);
+      assert.equal(outside.body.code, 'ip_not_allowed');
+      const event = events.findLast((e) => e.action === 'ip.blocked' && e.actor.id === member.userId)!;
+      assert.equal(event.orgId, org.orgId);
+      assert.equal(event.ip, BLOCKED);
+      assert.equal(event.details?.['via'], 'request');
+      assert.ok(!events.some((e) => e.action === 'api_token.created' && e.actor.id === member.userId), 'no token was made');
+      assert.equal((await member.client.post('/v1/me/tokens', { name: 'unbound', scopes: ['profile:read'] })).status, 201);
+      const inside = (await loginFrom(t, member, ALLOWED)).client;
+      const bound = await inside.post('/v1/me/tokens', { name: 'bound', scopes: ['org:read'], orgId: org.orgId });
+      assert.equal(bound.status, 201, bound.text);
+      assert.equal(bound.body.orgId, org.orgId);
+    });
+
     test('every org route, present and future, answers ip_not_allowed from outside', async () => {
       const routes = t.server.app.rampart.routes.filter((route) => route.url.includes(':orgId'));
       assert.ok(routes.length >= 7);
