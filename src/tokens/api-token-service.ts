@@ -243,6 +243,23 @@ export class ApiTokenService {
     }
   }
 
+  /**
+   * Revokes the user's tokens bound to an org whose membership just ended, inside
+   * the transaction that ended it. Membership is checked at every use anyway; this
+   * makes the end final, so taking the person back later does not revive a token
+   * the org's admins saw go.
+   */
+  async revokeForEndedMembership(orgId: string, userId: string, transaction: Transaction<MainDB>): Promise<number> {
+    const ids = await this.repository.revokeAllForUserInOrg(userId, orgId, this.clock.now(), 'membership_ended', transaction);
+    for (const id of ids) {
+      await this.events.record({
+        action: 'api_token.revoked', orgId, actor: { type: 'system', id: null }, target: { type: 'api_token', id },
+        outcome: 'success', details: { reason: 'membership_ended', userId },
+      }, transaction);
+    }
+    return ids.length;
+  }
+
   /** The credential revoker: tokens are separate credentials that survive a password change, not a lock or deletion. */
   revoker(): CredentialRevoker {
     return {

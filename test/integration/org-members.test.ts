@@ -140,10 +140,20 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal((await admin.client.delete(`/v1/orgs/${fresh.orgId}/members/${member.userId}`)).status, 204);
       assert.equal((await member.client.get(`/v1/orgs/${fresh.orgId}`)).status, 404, 'the live session lost the org');
       assert.deepEqual((await member.client.get('/v1/session')).body.orgs, []);
-      assert.equal((await t.client().get(`/v1/orgs/${fresh.orgId}`, { headers: bearer })).status, 404, 'the org-bound token lost the org');
+      assert.equal((await t.client().get(`/v1/orgs/${fresh.orgId}`, { headers: bearer })).status, 401, 'the org-bound token ended with the membership');
       assert.equal((await t.client().get('/v1/session', { headers: bearer })).status, 401, 'and is good for nothing else');
       assert.equal((await admin.client.delete(`/v1/orgs/${fresh.orgId}/members/${member.userId}`)).status, 404);
       assert.ok(events.some((e) => e.action === 'member.removed' && e.orgId === fresh.orgId && e.target?.id === member.userId && e.inTransaction));
+      // The removal revoked the bound token: taking the person back later does not revive it.
+      const revoked = events.find((e) => e.action === 'api_token.revoked' && e.target?.id === token.body.id);
+      assert.equal(revoked?.details?.['reason'], 'membership_ended');
+      assert.equal(revoked?.orgId, fresh.orgId);
+      assert.ok(revoked?.inTransaction, 'revoked in the transaction that ended the membership');
+      assert.ok(!(await member.client.get('/v1/me/tokens')).body.tokens.some((x: { id: string }) => x.id === token.body.id));
+      await t.server.services.orgs.addMember(fresh.orgId, member.userId, 'member', { type: 'system', id: null });
+      assert.equal((await member.client.get(`/v1/orgs/${fresh.orgId}`)).status, 200, 'control: the member is back');
+      assert.equal((await t.client().get(`/v1/orgs/${fresh.orgId}`, { headers: bearer })).status, 401, 'the old token stays dead');
+      assert.equal((await admin.client.delete(`/v1/orgs/${fresh.orgId}/members/${member.userId}`)).status, 204);
 
       assert.equal((await admin.client.delete(`/v1/orgs/${fresh.orgId}/members/${owner.userId}`)).status, 403, 'an admin cannot remove an owner');
       assert.equal((await auditor.client.delete(`/v1/orgs/${fresh.orgId}/members/${auditor.userId}`)).status, 204, 'anyone may leave');

@@ -92,6 +92,19 @@ export class ApiTokenRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /** Revokes the user's live tokens bound to one org; returns their ids. */
+  async revokeAllForUserInOrg(userId: string, orgId: string, now: number, reason: string, executor: Executor): Promise<string[]> {
+    const rows = await executor
+      .updateTable('api_tokens')
+      .set({ revoked_at: now, revoked_reason: reason })
+      .where('user_id', '=', userId)
+      .where('org_id', '=', orgId)
+      .where('revoked_at', 'is', null)
+      .returning('id')
+      .execute();
+    return rows.map((row) => row.id);
+  }
+
   async revokeAllForUser(userId: string, now: number, reason: string, executor: Executor = this.db): Promise<number> {
     const result = await executor
       .updateTable('api_tokens')
