@@ -293,6 +293,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     productName: config.productName,
     publicUrl: () => services.publicUrl,
   });
+  revocation.add(mfa.revoker());
   services.stepUp.registerVerifier('totp', (userId, code) => mfa.verifyTOTPForStepUp(userId, code));
   const mfaNotifier = new MfaRequirementNotifier({
     orgs: () => services.orgs,

@@ -14,7 +14,7 @@ import type { MfaRepository, WebAuthnCredentialRow } from '../../store/repositor
 import type { UserRepository, UserRow } from '../../store/repositories/users.js';
 import type { MainDB } from '../../store/schema.js';
 import type { Actor } from '../../users/account-service.js';
-import type { CredentialRevocation } from '../../users/credential-revocation.js';
+import type { CredentialRevocation, CredentialRevoker } from '../../users/credential-revocation.js';
 import type { RequestMeta } from '../flows/request-meta.js';
 import { countingMethods, decideMfa, type FactorMethod, graceEndsAt, type LoginMethod, sessionSatisfiesPolicy } from './enforcement.js';
 import { generateRecoveryCodes, normalizeRecoveryCode, RECOVERY_CODE_COUNT } from './recovery-codes.js';
@@ -260,6 +260,23 @@ export class MfaService {
   async beginChallenge(input: MfaChallengeInput): Promise<Record<string, unknown> | null> {
     const step = await this.startLogin(input);
     return step.kind === 'challenge' ? step.body : null;
+  }
+
+  /**
+   * The credential revoker for half-done logins: an mfaToken was won with the
+   * password of the moment, so it ends, with the WebAuthn challenges bound to
+   * it and any new password it holds, whenever the user's credentials are
+   * revoked (a password change or reset, a lock, a deletion, a factor removed).
+   * Counted as `mfa_login_steps` in the event's `details.revoked`.
+   */
+  revoker(): CredentialRevoker {
+    return {
+      name: 'mfa_login_steps',
+      revokeForUser: async (userId, _reason, transaction) => {
+        await this.#d.repo.deleteLoginChallengesOf(userId, transaction);
+        return this.#d.repo.deleteLoginTokensOf(userId, transaction);
+      },
+    };
   }
 
   /** WebAuthn request options for the second step of a login; the challenge is bound to the mfaToken. */

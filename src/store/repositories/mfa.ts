@@ -230,6 +230,12 @@ export class MfaRepository {
     return Number(result.numDeletedRows);
   }
 
+  /** Removes the user's login challenges (each bound to an mfaToken); enrollment challenges stay. */
+  async deleteLoginChallengesOf(userId: string, executor: Executor = this.db): Promise<number> {
+    const result = await executor.deleteFrom('mfa_webauthn_challenges').where('user_id', '=', userId).where('purpose', '=', 'login').executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Removes expired login tokens and challenges. */
   async deleteExpired(now: number): Promise<number> {
     const tokens = await this.db.deleteFrom('mfa_login_tokens').where('expires_at', '<=', now).executeTakeFirst();
