@@ -20,8 +20,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const SWEEP_INTERVAL_MS = 10 * 60_000;
-
 /** Nice value of helper threads: argon2id hashes soak up idle CPU but never starve request handling. */
 const HELPER_THREAD_NICENESS = 10;
 
@@ -51,11 +49,6 @@ export async function startServer(config: Config, logger: Logger, options: { clo
   }
   const port = (app.server.address() as AddressInfo).port;
   services.publicUrl = resolvePublicUrl(config, port);
-  const sweep = setInterval(() => {
-    services.sessions.sweepExpired().catch((error: unknown) => logger.warn({ err: error }, 'session sweep failed'));
-    services.passwordTokens.sweepExpired().catch((error: unknown) => logger.warn({ err: error }, 'password token sweep failed'));
-  }, SWEEP_INTERVAL_MS);
-  sweep.unref();
   const background = await startBackground(services);
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   return {
@@ -65,7 +58,6 @@ export async function startServer(config: Config, logger: Logger, options: { clo
     port,
     metricsPort: background.metricsPort,
     async close() {
-      clearInterval(sweep);
       await background.stop();
       // Stop accepting, let in-flight requests finish, then close Fastify and the stores.
       const closed = new Promise<void>((resolve) => app.server.close(() => resolve()));

@@ -12,10 +12,36 @@ const RETENTION_INTERVAL_MS = 24 * 3_600_000;
 /** Jobs that gave up stay this long for inspection. */
 const FAILED_JOB_RETENTION_MS = 30 * 86_400_000;
 
+/** What expires and is deleted by the sweep: rows refused anyway, kept from piling up (or lingering, for secrets). */
+const EXPIRY_SWEEPS: ReadonlyArray<readonly [string, (services: Services) => Promise<number>]> = [
+  ['sessions', (services) => services.sessions.sweepExpired()],
+  ['passwordTokens', (services) => services.passwordTokens.sweepExpired()],
+  // Login steps may hold a new password's argon2id hash (expired-password change): it goes with them.
+  ['mfaLoginState', (services) => services.mfa.sweepExpired()],
+];
+
+/**
+ * Deletes expired sessions, reset and change tokens, MFA login steps and
+ * WebAuthn challenges, by the services' clock. One failing sweep is logged and
+ * does not stop the others. Returns how many rows each deleted.
+ */
+export async function sweepExpired(services: Services): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  // One after the other: on SQLite every write waits for the one connection anyway.
+  for (const [name, sweep] of EXPIRY_SWEEPS) {
+    try {
+      counts[name] = await sweep(services);
+    } catch (error) {
+      services.logger.warn({ err: error }, `${name} sweep failed`);
+    }
+  }
+  return counts;
+}
+
 /**
  * The server's background work for issue 7: the job queue (alerts, webhook
- * deliveries), the metrics listener, forgetting finished login back-off streaks
- * and failed jobs, and audit retention when AUDIT_RETENTION_DAYS is set. Every
+ * deliveries), the metrics listener, the expiry sweep, forgetting finished
+ * login back-off streaks and failed jobs, and audit retention when AUDIT_RETENTION_DAYS is set. Every
  * instance runs it; each step is safe to run concurrently (jobs are leased,
  * pruning serializes on the audit head).
  */
@@ -29,6 +55,7 @@ export async function startBackground(services: Services): Promise<Background> {
     timer.unref();
     timers.push(timer);
   };
+  every(SWEEP_INTERVAL_MS, 'expiry sweep', () => sweepExpired(services));
   every(SWEEP_INTERVAL_MS, 'login back-off sweep', () => services.loginBackoff.sweep());
   every(SWEEP_INTERVAL_MS, 'failed job sweep', () => services.jobs.sweepFailed(clock.now() - FAILED_JOB_RETENTION_MS));
   if (config.auditRetentionDays !== null) {

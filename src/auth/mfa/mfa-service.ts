@@ -279,6 +279,15 @@ export class MfaService {
     };
   }
 
+  /**
+   * Deletes expired login steps (with any new password they held, as an
+   * argon2id hash) and expired WebAuthn challenges. They are refused anyway;
+   * the periodic sweep keeps them from lingering when no new challenge comes.
+   */
+  async sweepExpired(): Promise<number> {
+    return this.#d.repo.deleteExpired(this.#d.clock.now());
+  }
+
   /** WebAuthn request options for the second step of a login; the challenge is bound to the mfaToken. */
   async loginWebAuthnOptions(mfaToken: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const now = this.#d.clock.now();
