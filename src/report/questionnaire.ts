@@ -81,13 +81,16 @@ export const QUESTIONNAIRE: readonly Item[] = [
     question: 'Do you have a configurable password expiration policy?',
     answer: (_c, f) => ({
       status: 'yes',
-      text: `Yes, per organization (password.maxAgeDays), off by default as NIST SP 800-63B and OWASP ASVS 5.0 (V6.2.10) advise; an expired password must be changed at the next login, through the second factor when the user has one.${orgs(f, 'orgsWithPasswordExpiry', 'set an expiry')}`,
+      text: `Yes, per organization (password.maxAgeDays), off by default as NIST SP 800-63B and OWASP ASVS 5.0 (V6.2.10) advise; an expired password must be changed at the next login. When the user has a second factor, the new password takes effect only once the factor is proved: knowing the expired password alone changes nothing.${orgs(f, 'orgsWithPasswordExpiry', 'set an expiry')}`,
     }),
     evidence: [
       T('test/integration/orgs.test.ts', 'PUT policy validates strictly: unknown members, missing sections, bounds, CIDRs'),
       T('test/integration/password-expiry.test.ts', 'past maxAgeDays a correct login creates no session and answers a change token'),
       T('test/integration/password-expiry.test.ts', 'change-expired sets the new password and completes the login; the token is single use'),
       T('test/integration/password-expiry.test.ts', 'off by default: years later a correct login just works (ASVS V6.2.10)'),
+      T('test/security/password-flows-keep-mfa.test.ts', 'an abandoned MFA step changes nothing, and the hash dies with the token'),
+      T('test/security/password-flows-keep-mfa.test.ts', 'three wrong factors kill the step: the old password stays, the new one never works'),
+      T('test/security/password-flows-keep-mfa.test.ts', 'the factor proved, the new password is committed with its event, mail and revocation'),
     ],
   },
   {
@@ -106,7 +109,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
     question: 'How can a password be reset when needed?',
     answer: () => ({
       status: 'yes',
-      text: 'Self-service by email: the request always answers the same way whether or not the account exists; the link carries a 256-bit single-use token stored only as a hash, valid 30 minutes and voided by a newer request or any password change. A reset ends every session and never signs the user in, so a second factor is still required at the next login.',
+      text: 'Self-service by email: the request always answers the same way whether or not the account exists; the link carries a 256-bit single-use token stored only as a hash, valid 30 minutes and voided by a newer request or any password change. A reset ends every session and every login half done with the old password, and never signs the user in, so a second factor is still required at the next login.',
     }),
     evidence: [
       T('test/integration/password-reset.test.ts', 'the forgot answer is identical for known and unknown addresses (no enumeration)'),
@@ -114,6 +117,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
       T('test/integration/password-reset.test.ts', 'a token expires after 30 minutes'),
       T('test/integration/password-reset.test.ts', 'a newer request voids the older link'),
       T('test/integration/password-reset.test.ts', 'any password change voids outstanding links'),
+      T('test/security/stale-credentials-after-account-change.test.ts', 'password reset through the mail link voids the step and its WebAuthn challenge'),
       T('test/security/reset-token-race.test.ts', '20 parallel redemptions: exactly one succeeds, and its password is the one in force'),
       T('test/security/reset-enumeration.test.ts', 'same status and body, and similar timing, for known and unknown addresses'),
     ],
@@ -122,7 +126,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
     id: 'mfa-user',
     section: 'Product',
     question: 'Can a user enable a second factor login requirement?',
-    answer: () => ({ status: 'yes', text: 'Yes: TOTP authenticator apps (RFC 6238, replay-protected), passkeys and security keys (WebAuthn), and ten single-use recovery codes stored hashed. Removing a factor needs a fresh re-authentication.' }),
+    answer: () => ({ status: 'yes', text: 'Yes: TOTP authenticator apps (RFC 6238, replay-protected), passkeys and security keys (WebAuthn), and ten single-use recovery codes stored hashed. Removing a factor needs a fresh re-authentication. Neither a password reset nor an expired-password change bypasses the factor.' }),
     evidence: [
       T('test/integration/step-up-and-lock.test.ts', 'the step-up window is 10 minutes and never counts a future time'),
       T('test/integration/mfa-totp-flow.test.ts', 'enroll → logout → login with TOTP → recovery code → regenerate'),
@@ -134,6 +138,8 @@ export const QUESTIONNAIRE: readonly Item[] = [
       T('test/security/mfa-brute-force.test.ts', 'five failures lock the user; the right code is refused until the wait is over; the wait doubles'),
       T('test/integration/mfa-step-up.test.ts', 'without a reauth in the last 10 minutes every factor change answers 403 reauth_required'),
       T('test/security/mfa-secrets-leak.test.ts', 'no canary in any log line (trace level)'),
+      T('test/security/password-flows-keep-mfa.test.ts', 'after a reset, the next login still stops at the MFA step'),
+      T('test/security/password-flows-keep-mfa.test.ts', 'three wrong factors kill the step: the old password stays, the new one never works'),
     ],
   },
   {
