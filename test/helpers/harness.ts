@@ -49,14 +49,24 @@ export const GENEROUS_LIMITS: Readonly<Record<string, string>> = {
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rampart-test-'));
   const schemas: PgSchema[] = [];
+  try {
+    return await startIn(dataDir, schemas, options);
+  } catch (error) {
+    // A start-up that fails leaves nothing behind: no schema, no temporary directory.
+    for (const schema of schemas) await schema.drop().catch(() => undefined);
+    if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function startIn(dataDir: string, schemas: PgSchema[], options: TestServerOptions): Promise<TestServer> {
   // METRICS_PORT 0: every test server gets its own free metrics port.
   const env: Record<string, string> = { RAMPART_PORT: '0', RAMPART_DATA_DIR: dataDir, LOG_LEVEL: 'info', METRICS_PORT: '0', ...GENEROUS_LIMITS, ...options.env };
   if (options.store === 'postgres') {
-    const main = await createPgSchema('main');
-    const pii = await createPgSchema('pii');
-    schemas.push(main, pii);
-    env['DATABASE_URL'] = main.url;
-    env['PII_DATABASE_URL'] = pii.url;
+    schemas.push(await createPgSchema('main'));
+    schemas.push(await createPgSchema('pii'));
+    env['DATABASE_URL'] = schemas[0]!.url;
+    env['PII_DATABASE_URL'] = schemas[1]!.url;
   }
   const logs: string[] = [];
   const sink = new Writable({

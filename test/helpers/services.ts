@@ -19,20 +19,27 @@ export interface TestServices {
 
 /** The composition root without HTTP, on a fresh SQLite dir or fresh PostgreSQL schemas. */
 export async function startTestServices(options: { store?: StoreKind; env?: Record<string, string> } = {}): Promise<TestServices> {
+  const clock = new ManualClock(Date.now());
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-svc-'));
   const schemas: PgSchema[] = [];
   const env: Record<string, string> = { RAMPART_DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...GENEROUS_LIMITS, ...options.env };
-  if (options.store === 'postgres') {
-    const main = await createPgSchema('main');
-    const pii = await createPgSchema('pii');
-    schemas.push(main, pii);
-    env['DATABASE_URL'] = main.url;
-    env['PII_DATABASE_URL'] = pii.url;
+  let services: Services;
+  try {
+    if (options.store === 'postgres') {
+      schemas.push(await createPgSchema('main'));
+      schemas.push(await createPgSchema('pii'));
+      env['DATABASE_URL'] = schemas[0]!.url;
+      env['PII_DATABASE_URL'] = schemas[1]!.url;
+    }
+    const config = loadConfig({ env, flags: {} });
+    const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+    services = await createServices(config, createLogger('silent', sink), { clock });
+  } catch (error) {
+    // A start-up that fails leaves nothing behind: no schema, no temporary directory.
+    for (const schema of schemas) await schema.drop().catch(() => undefined);
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
   }
-  const config = loadConfig({ env, flags: {} });
-  const clock = new ManualClock(Date.now());
-  const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
-  const services = await createServices(config, createLogger('silent', sink), { clock });
   return {
     services,
     clock,

@@ -4,6 +4,7 @@ import { defaultOrgPolicy } from '../../src/policy/org-policy.js';
 import { signUp, startTestServer, strongPassword, type TestServer } from '../helpers/harness.js';
 import { startSmtpSink, waitFor } from '../helpers/mail.js';
 import { createOrgWithRoles, stepUp } from '../helpers/orgs.js';
+import { Resources } from '../helpers/resources.js';
 
 const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0';
 const from = (address: string, agent = FIREFOX) => ({ headers: { 'x-forwarded-for': address, 'user-agent': agent } });
@@ -13,20 +14,18 @@ type Feed = Array<{ action: string; ip: string | null; userAgent: string | null;
 describe('alerts', () => {
   let t: TestServer;
   let smtp: Awaited<ReturnType<typeof startSmtpSink>>;
+  const open = new Resources();
   before(async () => {
-    smtp = await startSmtpSink(null);
-    t = await startTestServer({
+    smtp = open.add(await startSmtpSink(null), (sink) => sink.close());
+    t = open.add(await startTestServer({
       env: {
         TRUSTED_PROXIES: '127.0.0.1/32', SMTP_URL: `smtp://127.0.0.1:${smtp.port}`, RAMPART_INSECURE_SMTP_WITHOUT_TLS: 'true',
         // The tests run the queue themselves (drain), so what they assert has surely been processed.
         JOB_POLL_INTERVAL_MS: '3600000', LOGIN_ACCOUNT_BACKOFF_AFTER_FAILURES: '3',
       },
-    });
+    }), (server) => server.close());
   });
-  after(async () => {
-    await t.close();
-    await smtp.close();
-  });
+  after(() => open.close());
 
   const mailsTo = (email: string) => smtp.messages.filter((m) => m.to.includes(email));
   const drain = () => t.server.services.jobs.drain();
@@ -137,11 +136,12 @@ describe('alerts', () => {
 });
 
 test('the background worker sends the new-address mail by itself', async () => {
-  const smtp = await startSmtpSink(null);
-  const t = await startTestServer({
-    env: { TRUSTED_PROXIES: '127.0.0.1/32', SMTP_URL: `smtp://127.0.0.1:${smtp.port}`, RAMPART_INSECURE_SMTP_WITHOUT_TLS: 'true', JOB_POLL_INTERVAL_MS: '20' },
-  });
+  const open = new Resources();
   try {
+    const smtp = open.add(await startSmtpSink(null), (sink) => sink.close());
+    const t = open.add(await startTestServer({
+      env: { TRUSTED_PROXIES: '127.0.0.1/32', SMTP_URL: `smtp://127.0.0.1:${smtp.port}`, RAMPART_INSECURE_SMTP_WITHOUT_TLS: 'true', JOB_POLL_INTERVAL_MS: '20' },
+    }), (server) => server.close());
     const user = await signUp(t, 'worker');
     // The signup's own evaluation runs first (it makes 127.0.0.1 the first known address): wait for an empty queue.
     const pending = async () => (await t.server.services.stores.main.db.selectFrom('jobs').select('id').execute()).length;
@@ -151,7 +151,6 @@ test('the background worker sends the new-address mail by itself', async () => {
     const mail = await waitFor(() => smtp.messages.find((m) => m.to.includes(user.email)), 'the alert mail', 10_000);
     assert.match(mail.body, /203\.0\.113\.200/);
   } finally {
-    await t.close();
-    await smtp.close();
+    await open.close();
   }
 });

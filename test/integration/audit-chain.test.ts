@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import type { SecurityEventInput } from '../../src/events/security-events.js';
 import type { Services } from '../../src/services.js';
 import { signUp, startTestServer, strongPassword, type StoreKind, type TestServer } from '../helpers/harness.js';
+import { Resources } from '../helpers/resources.js';
 import { startTestServices, type TestServices } from '../helpers/services.js';
 
 const BIN = new URL('../../bin/rampart.js', import.meta.url).pathname;
@@ -40,12 +41,13 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
   describe(`audit chain on ${store}`, () => {
     let t: TestServer;
     let s: TestServices;
+    const open = new Resources();
     before(async () => {
-      [t, s] = await Promise.all([startTestServer({ store }), startTestServices({ store })]);
+      // One after the other: with Promise.all, a failure of one start would leave the other unclosed.
+      t = open.add(await startTestServer({ store }), (server) => server.close());
+      s = open.add(await startTestServices({ store }), (services) => services.close());
     });
-    after(async () => {
-      await Promise.all([t.close(), s.close()]);
-    });
+    after(() => open.close());
 
     test('events from concurrent requests chain in order and verify', async () => {
       const { email, password } = await signUp(t, 'audit');
@@ -110,10 +112,15 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
 }
 
 test('two server instances on one PostgreSQL append one valid chain', async () => {
-  const a = await startTestServer({ store: 'postgres' });
-  const { databaseUrl, piiDatabaseUrl } = a.server.services.config;
-  const b = await startTestServer({ dataDir: a.dataDir, env: { DATABASE_URL: databaseUrl!, PII_DATABASE_URL: piiDatabaseUrl! } });
+  // Registered as soon as each exists: if B fails to start, A is still closed (else the file hangs).
+  const open = new Resources();
   try {
+    const a = open.add(await startTestServer({ store: 'postgres' }), (server) => server.close());
+    const { databaseUrl, piiDatabaseUrl } = a.server.services.config;
+    const b = open.add(
+      await startTestServer({ dataDir: a.dataDir, env: { DATABASE_URL: databaseUrl!, PII_DATABASE_URL: piiDatabaseUrl! } }),
+      (server) => server.close({ keepData: true }),
+    );
     const { email } = await signUp(a, 'two');
     const failures = [a, b, a, b, a, b].map((server) => server.client().post('/v1/login', { email, password: strongPassword() }));
     await Promise.all([...failures, recordConcurrently(a.server.services, 60), recordConcurrently(b.server.services, 60)]);
@@ -124,8 +131,7 @@ test('two server instances on one PostgreSQL append one valid chain', async () =
     assert.equal(fromA.valid, true, JSON.stringify(fromA.broken));
     assert.deepEqual(fromB, fromA);
   } finally {
-    await b.close({ keepData: true });
-    await a.close();
+    await open.close();
   }
 });
 

@@ -39,11 +39,16 @@ describe('the command line', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-cli-'));
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  test('serve prints one "listening on" line first, answers over TLS, and stops cleanly on SIGTERM', async () => {
+  test('serve prints one "listening on" line first, answers over TLS, and stops cleanly on SIGTERM', async (t) => {
     const { child, firstLine, output } = await serve(dataDir);
+    // A failed assertion before the SIGTERM below must not leave the server running (the file would hang).
+    t.after(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     const match = /^listening on (https:\/\/127\.0\.0\.1:(\d+))$/.exec(firstLine);
     assert.ok(match, firstLine);
     const client = new TestClient(match[1]!, readFileSync(join(dataDir, 'tls', 'cert.pem'), 'utf8'));
+    t.after(() => client.close());
     assert.equal((await client.get('/healthz')).status, 200);
     // A login in flight when the signal arrives still gets its answer.
     const inFlight = client.post('/v1/login', { email: 'nobody@example.com', password: 'some long password here' });

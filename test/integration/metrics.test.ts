@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { test } from 'node:test';
 import { signUp, startTestServer, strongPassword } from '../helpers/harness.js';
+import { Resources } from '../helpers/resources.js';
 
 function scrape(port: number, path = '/metrics'): Promise<{ status: number; type: string; text: string }> {
   return new Promise((resolve, reject) => {
@@ -42,14 +43,14 @@ test('Prometheus metrics on their own loopback listener, never on the public one
 });
 
 test('a taken metrics port does not stop the server', async () => {
-  const first = await startTestServer();
-  const second = await startTestServer({ env: { METRICS_PORT: String(first.server.metricsPort) } });
+  const open = new Resources();
   try {
+    const first = open.add(await startTestServer(), (server) => server.close());
+    const second = open.add(await startTestServer({ env: { METRICS_PORT: String(first.server.metricsPort) } }), (server) => server.close());
     assert.equal(second.server.metricsPort, null);
     assert.ok(second.logs.some((line) => line.includes('metrics listener could not bind')));
     assert.equal((await second.client().get('/healthz')).status, 200);
   } finally {
-    await second.close();
-    await first.close();
+    await open.close();
   }
 });

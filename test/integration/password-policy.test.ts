@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { defaultOrgPolicy } from '../../src/policy/org-policy.js';
 import { toEffectivePolicy } from '../../src/policy/effective-policy.js';
 import { startTestServer, strongPassword, type TestServer, uniqueEmail } from '../helpers/harness.js';
+import { Resources } from '../helpers/resources.js';
 
 const BREACHED = 'harbor-violet-quill-tractor-mango';
 
@@ -17,6 +18,7 @@ describe('password policy at signup (weak_password reasons)', () => {
   let t: TestServer;
   let range: Server;
   let rangeUp = true;
+  const open = new Resources();
   before(async () => {
     // A local service speaking the k-anonymity range protocol; it knows one breached password.
     range = createServer((request, response) => {
@@ -26,14 +28,14 @@ describe('password policy at signup (weak_password reasons)', () => {
       response.end(digest.startsWith(prefix) ? `${digest.slice(5)}:3861493\r\n${'A'.repeat(35)}:0` : `${'B'.repeat(35)}:0`);
     });
     await new Promise<void>((resolve) => range.listen(0, '127.0.0.1', resolve));
+    open.add(range, async (server) => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
     const url = `http://127.0.0.1:${(range.address() as AddressInfo).port}/range/`;
-    t = await startTestServer({ env: { BREACHED_PASSWORD_API_URL: url, BREACHED_PASSWORD_TIMEOUT_MS: '500', PRODUCT_NAME: 'Rampart' } });
+    t = open.add(await startTestServer({ env: { BREACHED_PASSWORD_API_URL: url, BREACHED_PASSWORD_TIMEOUT_MS: '500', PRODUCT_NAME: 'Rampart' } }), (server) => server.close());
   });
-  after(async () => {
-    await t.close();
-    range.closeAllConnections();
-    await new Promise((resolve) => range.close(resolve));
-  });
+  after(() => open.close());
 
   async function signup(password: string, email = uniqueEmail('policy'), name = 'Dana Scully') {
     return t.client().post('/v1/signup', { email, password, name });

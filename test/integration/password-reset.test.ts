@@ -8,6 +8,7 @@ import { SESSION_COOKIE } from '../../src/http/auth.js';
 import { loadTlsMaterial } from '../../src/tls/certificate.js';
 import { readOutbox, resetTokenFrom, startSmtpSink, type ReceivedMail } from '../helpers/mail.js';
 import { signUp, startTestServer, strongPassword, type TestServer, uniqueEmail } from '../helpers/harness.js';
+import { Resources } from '../helpers/resources.js';
 
 /** Asks for a reset link and returns the token from the newest mail to `email`. */
 async function requestResetToken(t: TestServer, email: string, mails: () => ReceivedMail[] = () => readOutbox(t.dataDir)): Promise<string> {
@@ -140,22 +141,19 @@ describe('reset mail through a real SMTP listener with STARTTLS', () => {
   let t: TestServer;
   let sink: Awaited<ReturnType<typeof startSmtpSink>>;
   let dataDir: string;
+  const open = new Resources();
   before(async () => {
     // The listener presents the server's own self-signed certificate; Rampart trusts
     // exactly that certificate (SMTP_CA_FILE) and requires STARTTLS.
-    dataDir = mkdtempSync(join(tmpdir(), 'rampart-smtp-'));
+    dataDir = open.add(mkdtempSync(join(tmpdir(), 'rampart-smtp-')), (dir) => rmSync(dir, { recursive: true, force: true }));
     const tls = await loadTlsMaterial({ dataDir, certFile: null, keyFile: null });
-    sink = await startSmtpSink({ key: tls.key, cert: tls.cert });
-    t = await startTestServer({
+    sink = open.add(await startSmtpSink({ key: tls.key, cert: tls.cert }), (smtp) => smtp.close());
+    t = open.add(await startTestServer({
       dataDir,
       env: { SMTP_URL: `smtp://127.0.0.1:${sink.port}`, SMTP_CA_FILE: tls.certPath },
-    });
+    }), (server) => server.close());
   });
-  after(async () => {
-    await t.close();
-    await sink.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  after(() => open.close());
 
   test('the reset link arrives over an encrypted SMTP session and works', async () => {
     const { email } = await signUp(t, 'smtp');

@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket, connect } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { signUp, startTestServer, strongPassword, type TestServer, uniqueEmail } from '../helpers/harness.js';
+import { Resources } from '../helpers/resources.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -94,10 +95,11 @@ describe('request rate limits in Redis', () => {
   test('two server instances on one Redis share their counters; keys hold no address or email', async () => {
     const prefix = uniquePrefix();
     const env = { RATE_LIMIT_ANON_PER_MINUTE: '5', REDIS_URL, REDIS_KEY_PREFIX: prefix };
-    const a = await startTestServer({ env });
-    const b = await startTestServer({ env, dataDir: a.dataDir });
-    const redis = new Redis(REDIS_URL);
+    const open = new Resources();
     try {
+      const a = open.add(await startTestServer({ env }), (server) => server.close());
+      const b = open.add(await startTestServer({ env, dataDir: a.dataDir }), (server) => server.close({ keepData: true }));
+      const redis = open.add(new Redis(REDIS_URL), (client) => client.disconnect());
       const email = uniqueEmail('shared');
       const statuses: number[] = [];
       for (const server of [a, b, a, b, a]) statuses.push((await server.client().post('/v1/login', { email, password: strongPassword() })).status);
@@ -113,15 +115,14 @@ describe('request rate limits in Redis', () => {
         assert.match(key, /^rampart-test-\d+-[0-9a-f]{8}:rl:(anon|auth|account|badauth):[A-Za-z0-9_-]{22}$/);
       }
     } finally {
-      redis.disconnect();
-      await b.close({ keepData: true });
-      await a.close();
+      await open.close();
     }
   });
 
   test('Redis down: credential routes fail closed, the rest fail open and are counted', async () => {
     // A TCP relay in front of Redis that the test can cut, to simulate an outage.
     const sockets = new Set<Socket>();
+    const open = new Resources();
     const relay: Server = createServer((inbound) => {
       const outbound = connect(6379, '127.0.0.1');
       for (const socket of [inbound, outbound]) {
@@ -131,10 +132,15 @@ describe('request rate limits in Redis', () => {
       }
       inbound.pipe(outbound).pipe(inbound);
     });
-    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-    const port = (relay.address() as { port: number }).port;
-    const s = await startTestServer({ env: { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_KEY_PREFIX: uniquePrefix() } });
     try {
+      await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+      // Cut below (the outage); if the test fails first, closed here with its connections.
+      open.defer(async () => {
+        for (const socket of sockets) socket.destroy();
+        if (relay.listening) await new Promise<void>((resolve) => relay.close(() => resolve()));
+      });
+      const port = (relay.address() as { port: number }).port;
+      const s = open.add(await startTestServer({ env: { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_KEY_PREFIX: uniquePrefix() } }), (server) => server.close());
       const { client, email, password } = await signUp(s, 'outage');
       assert.equal((await client.get('/v1/session')).status, 200);
 
@@ -155,7 +161,7 @@ describe('request rate limits in Redis', () => {
       assert.match(metric, /decision="refused"[^\n]*\} [1-9]/);
       assert.match(metric, /decision="allowed"[^\n]*\} [1-9]/);
     } finally {
-      await s.close();
+      await open.close();
     }
   });
 });

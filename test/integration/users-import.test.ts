@@ -7,7 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import { hash as argon2Hash } from '@node-rs/argon2';
 import bcrypt from 'bcrypt';
 import { startTestServer, type TestServer } from '../helpers/harness.js';
-import { createPgSchema, type PgSchema } from '../helpers/pg.js';
+import { createPgSchema } from '../helpers/pg.js';
+import { Resources } from '../helpers/resources.js';
 
 const BIN = resolve('bin/rampart.js');
 
@@ -33,7 +34,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
     const dataDir = mkdtempSync(join(tmpdir(), 'rampart-import-'));
     const file = join(dataDir, 'users.jsonl');
     const env: Record<string, string> = { RAMPART_DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
-    const schemas: PgSchema[] = [];
+    const open = new Resources();
+    open.defer(() => rmSync(dataDir, { recursive: true, force: true }));
     const stamp = `${process.pid}.${Date.now()}.${store}`;
     const email = (label: string) => `${label}.${stamp}@example.com`;
     let result: ReturnType<typeof spawnSync>;
@@ -42,9 +44,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
 
     before(async () => {
       if (store === 'postgres') {
-        const main = await createPgSchema('imain');
-        const pii = await createPgSchema('ipii');
-        schemas.push(main, pii);
+        const main = open.add(await createPgSchema('imain'), (schema) => schema.drop());
+        const pii = open.add(await createPgSchema('ipii'), (schema) => schema.drop());
         env['DATABASE_URL'] = main.url;
         env['PII_DATABASE_URL'] = pii.url;
       }
@@ -66,13 +67,12 @@ for (const store of ['sqlite', 'postgres'] as const) {
       ];
       writeFileSync(file, lines.join('\n'));
       result = spawnSync(process.execPath, [BIN, 'users', 'import', file], { env: cleanEnv(env), encoding: 'utf8', timeout: 120_000 });
-      t = await startTestServer({ dataDir, env: store === 'postgres' ? { DATABASE_URL: env['DATABASE_URL']!, PII_DATABASE_URL: env['PII_DATABASE_URL']! } : {} });
+      t = open.add(
+        await startTestServer({ dataDir, env: store === 'postgres' ? { DATABASE_URL: env['DATABASE_URL']!, PII_DATABASE_URL: env['PII_DATABASE_URL']! } : {} }),
+        (server) => server.close(),
+      );
     });
-    after(async () => {
-      await t.close();
-      for (const schema of schemas) await schema.drop();
-      rmSync(dataDir, { recursive: true, force: true });
-    });
+    after(() => open.close());
 
     test('imports the good lines, skips known addresses, reports bad lines by number without their hash', () => {
       assert.equal(result.status, 1, `exit code (stderr: ${String(result.stderr)})`);

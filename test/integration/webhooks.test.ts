@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -7,6 +8,7 @@ import { ManualClock } from '../../src/clock.js';
 import { verifyWebhookSignature } from '../../src/webhooks/signature.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { stepUp, uniqueSlug } from '../helpers/orgs.js';
+import { Resources } from '../helpers/resources.js';
 
 interface Delivery {
   headers: IncomingMessage['headers'];
@@ -48,16 +50,16 @@ describe('webhooks', () => {
   let t: TestServer;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   let owner: Awaited<ReturnType<typeof signUp>> & { orgId: string };
+  const open = new Resources();
   before(async () => {
-    [t, receiver] = await Promise.all([startTestServer({ env: LOOPBACK_RECEIVERS }), startReceiver()]);
+    receiver = open.add(await startReceiver(), (r) => r.close());
+    t = open.add(await startTestServer({ env: LOOPBACK_RECEIVERS }), (server) => server.close());
     const user = await signUp(t, 'hooks');
     const org = await user.client.post('/v1/orgs', { name: 'Hooks', slug: uniqueSlug('hooks') });
     owner = { ...user, orgId: org.body.org.id };
     await stepUp(owner);
   });
-  after(async () => {
-    await Promise.all([t.close(), receiver.close()]);
-  });
+  after(() => open.close());
 
   async function createHook(events: string[], url = receiver.url) {
     const response = await owner.client.post(`/v1/orgs/${owner.orgId}/webhooks`, { url, events });
@@ -144,10 +146,14 @@ describe('webhooks', () => {
 
 test('deliveries survive a server restart', async () => {
   const clock = new ManualClock(Date.now());
-  const receiver = await startReceiver();
-  let t = await startTestServer({ env: LOOPBACK_RECEIVERS, clock });
-  const dataDir = t.dataDir;
+  const open = new Resources();
   try {
+    const receiver = open.add(await startReceiver(), (r) => r.close());
+    let t: TestServer | null = await startTestServer({ env: LOOPBACK_RECEIVERS, clock });
+    const dataDir = t.dataDir;
+    open.defer(() => rmSync(dataDir, { recursive: true, force: true }));
+    // Whichever server is running when the test ends (the first, or the one after the restart).
+    open.defer(() => t?.close({ keepData: true }));
     const user = await signUp(t, 'restart');
     const orgId = (await user.client.post('/v1/orgs', { name: 'Restart', slug: uniqueSlug('restart') })).body.org.id as string;
     await stepUp(user);
@@ -157,15 +163,13 @@ test('deliveries survive a server restart', async () => {
     assert.equal(receiver.deliveries.length, 1, 'the first attempt failed (503)');
 
     await t.close({ keepData: true });
+    t = null;
     t = await startTestServer({ env: LOOPBACK_RECEIVERS, clock, dataDir });
     clock.advance(10_000);
     await t.server.services.jobs.drain();
     assert.equal(receiver.deliveries.length, 2, 'the new process delivered it');
     assert.equal(verified(receiver.deliveries[1]!, hook.secret, Math.floor(clock.now() / 1000)).type, 'webhook.created');
   } finally {
-    await t.close({ keepData: true });
-    await receiver.close();
-    const { rmSync } = await import('node:fs');
-    rmSync(dataDir, { recursive: true, force: true });
+    await open.close();
   }
 });

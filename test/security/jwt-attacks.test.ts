@@ -22,6 +22,7 @@ import { createRampartVerifier, RampartAuthError, type RampartVerifier } from '.
 import { caFetch } from '../helpers/ca-fetch.js';
 import type { TestClient } from '../helpers/client.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
+import { Resources } from '../helpers/resources.js';
 
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
@@ -39,12 +40,13 @@ describe('JWT attacks are refused by the server, introspection and the SDK', () 
   const attacker = generateKeyPairSync('ed25519');
   const attackerJwk = { ...(attacker.publicKey.export({ format: 'jwk' }) as JsonWebKey), kid: 'attacker', alg: 'EdDSA', use: 'sig' };
 
+  const open = new Resources();
   before(async () => {
-    t = await startTestServer();
+    t = open.add(await startTestServer(), (server) => server.close());
     owner = await signUp(t, 'jwtattack');
     anon = t.client();
     introspector = (await owner.client.post('/v1/me/tokens', { name: 'backend', scopes: ['introspect'] })).body.token;
-    fetcher = caFetch(t.ca!);
+    fetcher = open.add(caFetch(t.ca!), (f) => f.close());
     sdk = createRampartVerifier({ issuer: t.server.services.publicUrl, introspectionToken: introspector, fetch: fetcher, now: () => t.clock.now(), jwksRefetchFloorMs: 0 });
     genuine = (await owner.client.post('/v1/token/access', {})).body.accessToken;
     attackerServer = createServer((_request, response) => {
@@ -53,13 +55,10 @@ describe('JWT attacks are refused by the server, introspection and the SDK', () 
       response.end(JSON.stringify({ keys: [attackerJwk] }));
     });
     await new Promise<void>((resolve) => attackerServer.listen(0, '127.0.0.1', resolve));
+    open.add(attackerServer, (server) => server.close());
     attackerUrl = `http://127.0.0.1:${(attackerServer.address() as AddressInfo).port}/jwks.json`;
   });
-  after(async () => {
-    fetcher.close();
-    attackerServer.close();
-    await t.close();
-  });
+  after(() => open.close());
 
   const acceptedByServer = async (token: string) => (await anon.get('/v1/session', { headers: { authorization: `Bearer ${token}` }, noCookies: true })).status === 200;
   const activeInIntrospection = async (token: string) =>

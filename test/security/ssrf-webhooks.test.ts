@@ -12,28 +12,35 @@ import type { AddressInfo } from 'node:net';
 import { rmSync } from 'node:fs';
 import { test } from 'node:test';
 import { ManualClock } from '../../src/clock.js';
-import { signUp, startTestServer } from '../helpers/harness.js';
+import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { stepUp, uniqueSlug } from '../helpers/orgs.js';
+import { Resources } from '../helpers/resources.js';
 
 test('webhook URLs into private, loopback or link-local space are refused, and checked again at delivery', async () => {
   let hits = 0;
-  const listener = createServer((_req, res) => {
-    hits++;
-    res.end('ok');
-  });
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-  const port = (listener.address() as AddressInfo).port;
-  const clock = new ManualClock(Date.now());
-  // First with the loudly named option on, to plant a loopback webhook as if DNS had changed since.
-  let t = await startTestServer({ clock, env: { RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: 'true', JOB_POLL_INTERVAL_MS: '3600000' } });
-  const dataDir = t.dataDir;
+  const open = new Resources();
   try {
+    const listener = createServer((_req, res) => {
+      hits++;
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    open.add(listener, (server) => server.close());
+    const port = (listener.address() as AddressInfo).port;
+    const clock = new ManualClock(Date.now());
+    // First with the loudly named option on, to plant a loopback webhook as if DNS had changed since.
+    let t: TestServer | null = await startTestServer({ clock, env: { RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: 'true', JOB_POLL_INTERVAL_MS: '3600000' } });
+    const dataDir = t.dataDir;
+    open.defer(() => rmSync(dataDir, { recursive: true, force: true }));
+    // Whichever server is running when the test ends.
+    open.defer(() => t?.close({ keepData: true }));
     const user = await signUp(t, 'ssrf');
     const orgId = (await user.client.post('/v1/orgs', { name: 'SSRF', slug: uniqueSlug('ssrf') })).body.org.id as string;
     await stepUp(user);
     const planted = await user.client.post(`/v1/orgs/${orgId}/webhooks`, { url: `http://127.0.0.1:${port}/`, events: ['*'] });
     assert.equal(planted.status, 201);
     await t.close({ keepData: true });
+    t = null;
 
     // Now with the option off (the default).
     t = await startTestServer({ clock, dataDir, env: { JOB_POLL_INTERVAL_MS: '3600000' } });
@@ -56,8 +63,6 @@ test('webhook URLs into private, loopback or link-local space are refused, and c
     const jobs = await t.server.services.stores.main.db.selectFrom('jobs').select(['last_error']).where('kind', '=', 'webhook.deliver').execute();
     assert.ok(jobs.length > 0 && jobs.every((job) => /destination refused/.test(job.last_error ?? '')), JSON.stringify(jobs));
   } finally {
-    await t.close({ keepData: true });
-    rmSync(dataDir, { recursive: true, force: true });
-    listener.close();
+    await open.close();
   }
 });
