@@ -53,6 +53,8 @@ export interface RouteEntry {
   url: string;
   auth: AuthMode;
   scope: string | readonly string[] | undefined;
+  /** Where the request names an org by an `orgId` member (path param, body or query string), per the route's schema. */
+  orgIdIn: ReadonlyArray<'path' | 'body' | 'query'>;
 }
 
 export interface HttpExtensions {
@@ -91,7 +93,7 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat() as string[]) {
       if (method === 'HEAD') continue;
-      extensions.routes.push({ method, url: route.url, auth: route.config?.auth ?? 'none', scope: route.config?.scope });
+      extensions.routes.push({ method, url: route.url, auth: route.config?.auth ?? 'none', scope: route.config?.scope, orgIdIn: orgIdPlaces(route) });
     }
   });
 
@@ -119,6 +121,17 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     request.auth = auth;
     for (const guard of app.rampart.authGuards) await guard(request, auth);
   });
+}
+
+/** Where a route takes an `orgId`: its path, or a property of its body or query-string schema. */
+function orgIdPlaces(route: { url: string; schema?: { body?: unknown; querystring?: unknown } }): Array<'path' | 'body' | 'query'> {
+  const hasOrgId = (schema: unknown) => typeof schema === 'object' && schema !== null
+    && Object.hasOwn((schema as { properties?: object }).properties ?? {}, 'orgId');
+  const places: Array<'path' | 'body' | 'query'> = [];
+  if (/:orgId(?![A-Za-z0-9_])/.test(route.url)) places.push('path');
+  if (hasOrgId(route.schema?.body)) places.push('body');
+  if (hasOrgId(route.schema?.querystring)) places.push('query');
+  return places;
 }
 
 async function authenticate(app: FastifyInstance, services: Services, request: FastifyRequest): Promise<AuthContext | null> {

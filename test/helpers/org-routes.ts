@@ -1,9 +1,10 @@
 /**
  * THE list of org-scoped routes the tenant-isolation walk drives
- * (test/security/cross-tenant-access.test.ts). Every route whose path has
- * `:orgId` must have a sample here: the walk discovers the registered routes
- * and fails, naming the route, until it has one. When you add an org route
- * (audit, webhooks…), add its sample with the roles API.md gives it.
+ * (test/security/cross-tenant-access.test.ts). Every route that names an org
+ * by an `orgId` (in its path, body or query string, as the app's route table
+ * reports it) must have a sample here: the walk discovers the registered
+ * routes and fails, naming the route, until it has one. When you add an org
+ * route (audit, webhooks…), add its sample with the roles API.md gives it.
  *
  * `allowed` is written from API.md, not derived from src/orgs/permissions.ts,
  * so that the walk checks the table rather than repeating it.
@@ -96,6 +97,33 @@ export const ORG_ROUTE_SAMPLES: readonly OrgRouteSample[] = [
     foreign: (ctx) => ({ params: { id: foreignWebhooks.get(ctx.foreign.orgId) ?? randomId('whk') } }),
   },
 ];
+
+/**
+ * Routes that name an org in the BODY (or query string) rather than the path:
+ * the path guard cannot see that org, so the route must pass the org gate
+ * itself. The walk replays each with another org's id.
+ */
+export interface BodyOrgRouteSample {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  /** Roles that may name their own org here, per API.md. */
+  allowed: readonly OrgRole[];
+  ok: number;
+  build(orgId: string): OrgRouteRequest;
+}
+
+export const BODY_ORG_ROUTE_SAMPLES: readonly BodyOrgRouteSample[] = [
+  // API.md: any member may bind a token to the org (it never grants more than the member's role).
+  { method: 'POST', url: '/v1/me/tokens', allowed: ALL, ok: 201, build: (orgId) => ({ body: { name: 'walk', scopes: ['org:read'], orgId } }) },
+];
+
+/**
+ * Routes that take an `orgId` but are not a tenant's door, each with the reason.
+ * Keep this short: anything here is outside the walk.
+ */
+export const NOT_TENANT_ROUTES: Readonly<Record<string, string>> = {
+  'GET /v1/admin/audit': 'staff only (an assumed auditor or security role reads every org, API.md "Staff"); orgId is a filter',
+};
 
 const WALK_WEBHOOK_URL = 'https://93.184.216.34/walk';
 /** A webhook of the other org per walk, created by the first build (foreign() is synchronous). */

@@ -11,6 +11,7 @@ import { defaultOrgPolicy } from '../../src/policy/org-policy.js';
 import { SESSION_COOKIE } from '../../src/http/auth.js';
 import type { TestClient } from '../helpers/client.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
+import { BODY_ORG_ROUTE_SAMPLES, NOT_TENANT_ROUTES } from '../helpers/org-routes.js';
 import { captureEvents, createOrgWithRoles, createToken, invitationTokenFor, type OrgFixture, type OrgUser, stepUp } from '../helpers/orgs.js';
 
 const ALLOWED = '127.0.0.2';
@@ -103,11 +104,23 @@ for (const store of ['sqlite', 'postgres'] as const) {
     });
 
     test('every org route, present and future, answers ip_not_allowed from outside', async () => {
-      const routes = t.server.app.rampart.routes.filter((route) => route.url.includes(':orgId'));
+      const routes = t.server.app.rampart.routes.filter((route) => route.orgIdIn.includes('path'));
       assert.ok(routes.length >= 7);
       for (const route of routes) {
         const path = route.url.replace(/:([A-Za-z]+)/g, (_, name: string) => (name === 'orgId' ? org.orgId : org.users.member.userId));
         const response = await org.users.owner.client.request(route.method, path, route.method === 'GET' || route.method === 'DELETE' ? {} : { json: {} });
+        assert.equal(response.status, 403, `${route.method} ${route.url}`);
+        assert.equal(response.body.code, 'ip_not_allowed', `${route.method} ${route.url}`);
+      }
+      // Routes that name the org in the body are held to the same list (their samples are valid requests).
+      const naming = t.server.app.rampart.routes.filter((route) => route.orgIdIn.length > 0 && !route.orgIdIn.includes('path'))
+        .filter((route) => !(`${route.method} ${route.url}` in NOT_TENANT_ROUTES));
+      assert.ok(naming.some((route) => route.url === '/v1/me/tokens'), 'control: POST /v1/me/tokens is discovered');
+      for (const route of naming) {
+        const sample = BODY_ORG_ROUTE_SAMPLES.find((s) => s.method === route.method && s.url === route.url);
+        assert.ok(sample, `no sample for ${route.method} ${route.url} in test/helpers/org-routes.ts`);
+        const request = sample.build(org.orgId);
+        const response = await org.users.owner.client.request(route.method, request.query ? `${route.url}?${request.query}` : route.url, { json: request.body });
         assert.equal(response.status, 403, `${route.method} ${route.url}`);
         assert.equal(response.body.code, 'ip_not_allowed', `${route.method} ${route.url}`);
       }

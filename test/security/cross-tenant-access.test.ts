@@ -10,6 +10,8 @@
  *
  * The routes are discovered from the running app, so a route added later is
  * walked too, and its missing sample (test/helpers/org-routes.ts) fails the test.
+ * That includes routes that name the org in the body (POST /v1/me/tokens with
+ * `orgId`), where the path guard of org routes cannot see it.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +19,10 @@ import { randomId } from '../../src/crypto/random.js';
 import { ORG_ROLES } from '../../src/orgs/permissions.js';
 import type { TestClient } from '../helpers/client.js';
 import { startTestServer, type TestServer } from '../helpers/harness.js';
-import { fillPath, ORG_ROUTE_SAMPLES, type OrgRouteContext, type OrgRouteRequest } from '../helpers/org-routes.js';
+import type { RouteEntry } from '../../src/http/auth.js';
+import {
+  BODY_ORG_ROUTE_SAMPLES, fillPath, NOT_TENANT_ROUTES, ORG_ROUTE_SAMPLES, type OrgRouteContext, type OrgRouteRequest,
+} from '../helpers/org-routes.js';
 import { createBareUser, createOrgWithRoles, createToken, type OrgFixture, stepUp } from '../helpers/orgs.js';
 
 const ALL_ORG_SCOPES = ['org:read', 'org:admin', 'audit:read', 'profile:read'];
@@ -28,13 +33,21 @@ function send(client: TestClient, sample: { method: string; url: string }, orgId
   });
 }
 
+/** A route that names the org in its body or query string (no path params). */
+function sendNamed(client: TestClient, sample: { method: string; url: string }, request: OrgRouteRequest, headers: Record<string, string> = {}) {
+  return client.request(sample.method, request.query ? `${sample.url}?${request.query}` : sample.url, {
+    headers, ...(request.body !== undefined ? { json: request.body } : {}),
+  });
+}
+
 for (const store of ['sqlite', 'postgres'] as const) {
   describe(`tenant isolation: every org route, every role (${store})`, () => {
     let t: TestServer;
     let a: OrgFixture;
     let b: OrgFixture;
     let ctx: OrgRouteContext;
-    let orgRoutes: Array<{ method: string; url: string; auth: string }>;
+    let orgRoutes: RouteEntry[];
+    let namingRoutes: RouteEntry[];
     const tokens: Record<string, string> = {};
 
     before(async () => {
@@ -56,7 +69,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
       tokens['attacker'] = await createToken(b.users.owner, ALL_ORG_SCOPES);
       tokens['attackerBound'] = await createToken(b.users.owner, ALL_ORG_SCOPES, b.orgId);
       tokens['ownerNoOrgScope'] = await createToken(a.users.owner, ['profile:read']);
-      orgRoutes = t.server.app.rampart.routes.filter((route) => route.url.includes(':orgId'));
+      orgRoutes = t.server.app.rampart.routes.filter((route) => route.orgIdIn.includes('path'));
+      namingRoutes = t.server.app.rampart.routes.filter((route) => route.orgIdIn.length > 0 && !route.orgIdIn.includes('path'));
     });
     after(async () => {
       await t.close();
@@ -67,6 +81,52 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const missing = orgRoutes.filter((route) => !ORG_ROUTE_SAMPLES.some((s) => s.method === route.method && s.url === route.url));
       assert.deepEqual(missing.map((r) => `${r.method} ${r.url}`), [], 'add a sample for each of these routes to test/helpers/org-routes.ts');
       for (const route of orgRoutes) assert.notEqual(route.auth, 'none', `${route.method} ${route.url} must authenticate`);
+    });
+
+    test('every route that names an org in its body or query is walked, or listed as not a tenant\'s with a reason', () => {
+      const names = namingRoutes.map((route) => `${route.method} ${route.url}`);
+      // Control: the discovery reads schemas, so it does see the one such route API.md has.
+      assert.ok(names.includes('POST /v1/me/tokens'), names.join(', '));
+      const missing = names.filter((name) => !BODY_ORG_ROUTE_SAMPLES.some((s) => `${s.method} ${s.url}` === name) && !(name in NOT_TENANT_ROUTES));
+      assert.deepEqual(missing, [], 'add a BODY_ORG_ROUTE_SAMPLES entry (or a reason in NOT_TENANT_ROUTES) to test/helpers/org-routes.ts');
+      const stale = [...BODY_ORG_ROUTE_SAMPLES.map((s) => `${s.method} ${s.url}`), ...Object.keys(NOT_TENANT_ROUTES)].filter((name) => !names.includes(name));
+      assert.deepEqual(stale, [], 'samples for routes the app no longer has');
+      for (const route of namingRoutes) assert.notEqual(route.auth, 'none', `${route.method} ${route.url} must authenticate`);
+    });
+
+    test('naming another org in the body answers exactly like naming a missing org, and changes nothing', async () => {
+      const attacker = b.users.owner.client;
+      for (const sample of BODY_ORG_ROUTE_SAMPLES) {
+        const route = namingRoutes.find((r) => r.method === sample.method && r.url === sample.url)!;
+        const credentials: Array<[string, TestClient, Record<string, string>]> = [
+          ['session', attacker, {}],
+          ['token with every scope', t.client(), { authorization: `Bearer ${tokens['attacker']}` }],
+          ['token bound to the attacker\'s org', t.client(), { authorization: `Bearer ${tokens['attackerBound']}` }],
+        ];
+        for (const [label, client, headers] of credentials) {
+          const foreign = await sendNamed(client, sample, sample.build(a.orgId), headers);
+          const missing = await sendNamed(client, sample, sample.build(randomId('org')), headers);
+          const what = `${sample.method} ${sample.url} with ${label}: ${foreign.text.slice(0, 200)}`;
+          if (route.auth === 'user' || label === 'session') assert.equal(foreign.status, 404, what);
+          assert.equal(foreign.status, missing.status, what);
+          assert.deepEqual(foreign.body, missing.body, what);
+        }
+        // Control: the same request naming the attacker's own org works, so the 404 above is the org check.
+        assert.equal((await sendNamed(attacker, sample, sample.build(b.orgId))).status, sample.ok, `${sample.method} ${sample.url} own org`);
+      }
+      const bound = await t.server.services.stores.main.db.selectFrom('api_tokens').select('id')
+        .where('org_id', '=', a.orgId).where('user_id', '=', b.users.owner.userId).execute();
+      assert.deepEqual(bound, [], 'no token of the attacker is bound to org A');
+    });
+
+    test('each role names its own org in the body as API.md allows', async () => {
+      for (const sample of BODY_ORG_ROUTE_SAMPLES) {
+        for (const role of ORG_ROLES) {
+          const response = await sendNamed(a.users[role].client, sample, sample.build(a.orgId));
+          const what = `${role} ${sample.method} ${sample.url}: ${response.text.slice(0, 200)}`;
+          assert.equal(response.status, sample.allowed.includes(role) ? sample.ok : 403, what);
+        }
+      }
     });
 
     test('a member of another org gets exactly the answer for a missing org, on every route', async () => {
