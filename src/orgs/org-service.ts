@@ -19,6 +19,14 @@ import { assertValidPolicy, parseStoredPolicy } from './policy-document.js';
 
 /** API.md: invitation links live 7 days. */
 export const INVITATION_TTL_MS = 7 * 24 * 3_600_000;
+/**
+ * Most members in one page of GET /members, and the default: each member costs a
+ * PII read and decryption, so the list is bounded; an org up to this size still
+ * comes in one page, as before paging existed.
+ */
+export const MAX_MEMBERS_PAGE = 1000;
+/** A members cursor: `<joinedAt ms>.<userId>` (the position of the last member of the previous page). */
+const MEMBERS_CURSOR = /^([0-9]{1,15})\.([A-Za-z0-9_-]{1,64})$/;
 const INVITATION_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 /**
@@ -115,9 +123,33 @@ export class OrgService {
     return rows.map((row) => ({ id: row.org_id, name: row.name, slug: row.slug, role: row.role }));
   }
 
-  /** Members with their email and name, decrypted from the PII store under each member's data key. */
+  /** Every member with their email and name, decrypted from the PII store under each member's data key (for notifications). */
   async listMembers(orgId: string): Promise<OrgMember[]> {
-    const rows = await this.repo.listMembers(orgId);
+    return this.#withProfiles(await this.repo.listMembers(orgId));
+  }
+
+  /**
+   * One page of members (GET /v1/orgs/{orgId}/members): at most `limit`, after
+   * the cursor `after` (the `next` of the previous page); `next` is null on the
+   * last page. A malformed cursor is `invalid_request`.
+   */
+  async listMembersPage(orgId: string, options: { after?: string; limit?: number } = {}): Promise<{ members: OrgMember[]; next: string | null }> {
+    const limit = options.limit ?? MAX_MEMBERS_PAGE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_MEMBERS_PAGE) throw new RangeError(`limit must be 1..${MAX_MEMBERS_PAGE}`);
+    let after: { joinedAt: number; userId: string } | null = null;
+    if (options.after !== undefined) {
+      const match = MEMBERS_CURSOR.exec(options.after);
+      if (!match) throw new RampartError('invalid_request', { publicDetail: 'after is not a cursor from this list.' });
+      after = { joinedAt: Number(match[1]), userId: match[2]! };
+    }
+    // One row more than asked tells whether another page follows.
+    const rows = await this.repo.listMembersPage(orgId, after, limit + 1);
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return { members: await this.#withProfiles(page), next: rows.length > limit && last ? `${last.joined_at}.${last.user_id}` : null };
+  }
+
+  async #withProfiles(rows: ReadonlyArray<{ user_id: string; role: string; mfa_enabled: number }>): Promise<OrgMember[]> {
     const members: OrgMember[] = [];
     for (const row of rows) {
       const profile = await this.pii.getProfile(row.user_id);
@@ -387,7 +419,8 @@ export class OrgService {
         userAgent: meta.userAgent, outcome: 'success', details: { from: target.role, to: role },
       }, trx);
     });
-    const member = (await this.listMembers(orgId)).find((m) => m.userId === targetUserId);
+    const row = await this.repo.findMember(orgId, targetUserId);
+    const [member] = row ? await this.#withProfiles([row]) : [];
     if (!member) throw new RampartError('not_found');
     return member;
   }

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { defaultOrgPolicy, type OrgPolicy } from '../../src/policy/org-policy.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { enrollTOTP } from '../helpers/mfa.js';
-import { captureEvents, createOrgWithRoles, type OrgFixture, stepUp, uniqueSlug } from '../helpers/orgs.js';
+import { captureEvents, createBareUser, createOrgWithRoles, type OrgFixture, stepUp, uniqueSlug } from '../helpers/orgs.js';
 
 function policyWith(change: (policy: OrgPolicy) => void): OrgPolicy {
   const policy = defaultOrgPolicy();
@@ -65,6 +65,38 @@ for (const store of ['sqlite', 'postgres'] as const) {
           assert.equal(typeof byRole[expected].name, 'string');
         }
       }
+    });
+
+    test('members page with limit and after (the audit log\'s style); without them the body is as before', async () => {
+      const fresh = await createOrgWithRoles(t, 'paged');
+      // Members joining in the same millisecond still page in a stable order (joinedAt, then userId).
+      for (let i = 0; i < 3; i++) {
+        await t.server.services.orgs.addMember(fresh.orgId, await createBareUser(t, `paged-${i}`), 'member', { type: 'system', id: null });
+      }
+      const { client } = fresh.users.member;
+      const whole = await client.get(`/v1/orgs/${fresh.orgId}/members`);
+      assert.equal(whole.status, 200);
+      assert.equal(whole.body.members.length, 7);
+      assert.equal(whole.body.next, null, 'one page holds a small org: unpaged clients see every member');
+      const seen: string[] = [];
+      let after: string | null = null;
+      let pages = 0;
+      do {
+        const query: string = `limit=3${after ? `&after=${encodeURIComponent(after)}` : ''}`;
+        const page = await client.get(`/v1/orgs/${fresh.orgId}/members?${query}`);
+        assert.equal(page.status, 200, page.text);
+        assert.ok(page.body.members.length <= 3);
+        seen.push(...page.body.members.map((m: { userId: string }) => m.userId));
+        after = page.body.next;
+        pages++;
+      } while (after !== null && pages < 10);
+      assert.equal(pages, 3);
+      assert.deepEqual(seen, whole.body.members.map((m: { userId: string }) => m.userId), 'every member once, in the same order');
+      for (const bad of ['limit=0', 'limit=1001', 'limit=x', 'after=%27%20or%201%3D1', `after=${'9'.repeat(16)}.usr_x`, 'cursor=abc']) {
+        assert.equal((await client.get(`/v1/orgs/${fresh.orgId}/members?${bad}`)).status, 400, bad);
+      }
+      const outsider = await client.get(`/v1/orgs/${org.orgId}/members?limit=1`);
+      assert.equal(outsider.status, 404, 'paging does not open another org');
     });
 
     test('an unknown org and another org answer the same 404', async () => {

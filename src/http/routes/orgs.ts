@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { MAX_MEMBERS_PAGE } from '../../orgs/org-service.js';
 import { ORG_ROLES, type OrgRole } from '../../orgs/permissions.js';
 import { orgPolicySchema, type OrgPolicy } from '../../policy/org-policy.js';
 import type { Services } from '../../services.js';
@@ -67,16 +68,32 @@ export async function orgRoutes(app: FastifyInstance, services: Services): Promi
     return { org: { ...org, role } };
   });
 
-  app.get<{ Params: { orgId: string } }>('/v1/orgs/:orgId/members', {
+  // Paged like the audit log (`limit`, `after` = the previous page's `next`); the default page
+  // holds MAX_MEMBERS_PAGE members, so a client that never pages sees every member of an org that size.
+  app.get<{ Params: { orgId: string }; Querystring: { after?: string; limit: number } }>('/v1/orgs/:orgId/members', {
     config: { auth: 'user', scope: 'org:read' },
     schema: {
       params: orgParams,
-      response: { 200: { type: 'object', required: ['members'], properties: { members: { type: 'array', items: memberSchema } } } },
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          after: { type: 'string', maxLength: 80, pattern: '^[0-9]{1,15}\\.[A-Za-z0-9_-]{1,64}$' },
+          limit: { type: 'integer', minimum: 1, maximum: MAX_MEMBERS_PAGE, default: MAX_MEMBERS_PAGE },
+        },
+      },
+      response: {
+        200: {
+          type: 'object',
+          required: ['members', 'next'],
+          properties: { members: { type: 'array', items: memberSchema }, next: { type: ['string', 'null'] } },
+        },
+      },
     },
   }, async (request) => {
     const { orgId } = request.params;
     await services.orgs.assertAllowed(callerAuth(request), orgId, 'members.read', requestMeta(request));
-    return { members: await services.orgs.listMembers(orgId) };
+    return services.orgs.listMembersPage(orgId, request.query);
   });
 
   app.post<{ Params: { orgId: string }; Body: { email: string; role: OrgRole } }>('/v1/orgs/:orgId/invitations', {

@@ -89,6 +89,42 @@ export class OrgRepository {
       .execute();
   }
 
+  /**
+   * One page of an org's members in the order of `listMembers` (joined_at, then
+   * user_id), starting after the given position (keyset paging: a member who
+   * joins or leaves meanwhile never shifts a page).
+   */
+  async listMembersPage(
+    orgId: string,
+    after: { joinedAt: number; userId: string } | null,
+    limit: number,
+  ): Promise<Array<MembershipRow & { mfa_enabled: number }>> {
+    let query = this.db
+      .selectFrom('org_memberships')
+      .innerJoin('users', 'users.id', 'org_memberships.user_id')
+      .selectAll('org_memberships')
+      .select('users.mfa_enabled')
+      .where('org_memberships.org_id', '=', orgId);
+    if (after) {
+      query = query.where((eb) => eb.or([
+        eb('org_memberships.joined_at', '>', after.joinedAt),
+        eb.and([eb('org_memberships.joined_at', '=', after.joinedAt), eb('org_memberships.user_id', '>', after.userId)]),
+      ]));
+    }
+    return query.orderBy('org_memberships.joined_at', 'asc').orderBy('org_memberships.user_id', 'asc').limit(limit).execute();
+  }
+
+  async findMember(orgId: string, userId: string, executor: Executor = this.db): Promise<(MembershipRow & { mfa_enabled: number }) | undefined> {
+    return executor
+      .selectFrom('org_memberships')
+      .innerJoin('users', 'users.id', 'org_memberships.user_id')
+      .selectAll('org_memberships')
+      .select('users.mfa_enabled')
+      .where('org_memberships.org_id', '=', orgId)
+      .where('org_memberships.user_id', '=', userId)
+      .executeTakeFirst();
+  }
+
   async countOwners(orgId: string, executor: Executor = this.db): Promise<number> {
     const row = await executor
       .selectFrom('org_memberships')
