@@ -49,7 +49,17 @@ export async function startServer(config: Config, logger: Logger, options: { clo
   }
   const port = (app.server.address() as AddressInfo).port;
   services.publicUrl = resolvePublicUrl(config, port);
-  const background = await startBackground(services);
+  let background: Awaited<ReturnType<typeof startBackground>>;
+  try {
+    background = await startBackground(services);
+  } catch (error) {
+    // Nothing may keep the process alive after a failed start (a taken metrics port, say).
+    app.server.close();
+    app.server.closeAllConnections();
+    await app.close().catch(() => {});
+    await services.close();
+    throw error;
+  }
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   return {
     app,

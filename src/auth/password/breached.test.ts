@@ -76,14 +76,17 @@ describe('breached-password check (k-anonymity range protocol)', () => {
   test('fails open after the short timeout when the service is slow', async () => {
     const silent = createServer(() => undefined); // accepts, never answers
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const checker = new BreachedPasswordChecker({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/range/`, timeoutMs: 150, logger });
-    const started = Date.now();
-    const before = await failures('timeout');
-    assert.equal(await checker.isBreached(BREACHED), null);
-    assert.ok(Date.now() - started < 1500, 'the timeout bounds the wait');
-    assert.equal(await failures('timeout'), before + 1);
-    silent.closeAllConnections();
-    await new Promise((resolve) => silent.close(resolve));
+    try {
+      const checker = new BreachedPasswordChecker({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/range/`, timeoutMs: 150, logger });
+      const started = Date.now();
+      const before = await failures('timeout');
+      assert.equal(await checker.isBreached(BREACHED), null);
+      assert.ok(Date.now() - started < 1500, 'the timeout bounds the wait');
+      assert.equal(await failures('timeout'), before + 1);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
 
