@@ -64,9 +64,13 @@ async function main(): Promise<void> {
     if (signup.status !== 201) throw new Error(`signup failed: ${signup.status} ${signup.text}`);
     const sessionCookie = `__Host-rampart_session=${client.cookies.get('__Host-rampart_session')}`;
 
+    // Each server gets the same short warm-up (JIT, caches, TLS session set-up) before it is measured.
+    const warmUpSeconds = Math.min(3, Math.max(1, SECONDS / 4));
     console.error('# hello-world baseline…');
+    await load({ url: hello.url, connections: 10, durationSeconds: warmUpSeconds });
     const helloWorld = await load({ url: hello.url, connections: 10, durationSeconds: SECONDS });
     console.error('# GET /v1/session…');
+    await load({ url: `${rampart.url}/v1/session`, headers: { cookie: sessionCookie }, connections: 10, durationSeconds: warmUpSeconds });
     const session = await load({ url: `${rampart.url}/v1/session`, headers: { cookie: sessionCookie }, connections: 10, durationSeconds: SECONDS });
     if (session.non2xx > 0) throw new Error(`GET /v1/session answered ${session.non2xx} non-2xx`);
     rows.push({ name: 'GET /v1/session', value: session.requestsPerSecond, unit: 'req/s', baselineName: 'Fastify hello-world (same TLS)', baselineValue: helloWorld.requestsPerSecond, ratio: ratio(session.requestsPerSecond, helloWorld.requestsPerSecond), target: '>= 0.5' });
