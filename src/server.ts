@@ -28,7 +28,7 @@ export async function startServer(config: Config, logger: Logger, options: { clo
   const tls = config.insecurePlainHttpOnLoopback
     ? null
     : await loadTlsMaterial({ dataDir: config.dataDir, certFile: config.tlsCertFile, keyFile: config.tlsKeyFile });
-  const services = await createServices(config, logger, { clock: options.clock });
+  const services = await createServices(config, logger, { clock: options.clock, recordDeploymentSettings: true });
   // The hasher's pool threads exist now (start-up computed the dummy hash): let them yield to the event loop.
   lowerHelperThreadPriority(HELPER_THREAD_NICENESS);
   let app: FastifyInstance;

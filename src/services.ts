@@ -29,10 +29,12 @@ import { createMailer, type Mailer } from './mail/mailer.js';
 import { PiiService } from './pii/pii-service.js';
 import { OrgService } from './orgs/org-service.js';
 import { OrgPolicyResolver } from './orgs/policy-resolver.js';
+import { deploymentMfaSince } from './policy/deployment-mfa.js';
 import type { PolicyResolver } from './policy/effective-policy.js';
 import { SessionService } from './sessions/session-service.js';
 import { openStores, type Stores } from './store/db.js';
 import { migrateStores } from './store/migrate.js';
+import { ServerSettingRepository } from './store/repositories/server-settings.js';
 import { OrgRepository } from './store/repositories/orgs.js';
 import { MfaRepository } from './store/repositories/mfa.js';
 import { PasswordHistoryRepository } from './store/repositories/password-history.js';
@@ -138,6 +140,11 @@ export interface ServiceOverrides {
   keys?: KeyProvider;
   /** Skip migrations (the CLI's `migrate` runs them itself). */
   migrate?: boolean;
+  /**
+   * Record (or, with the option off, forget) when MFA_REQUIRED_FOR_ALL took
+   * effect: only the server does; other commands only read it.
+   */
+  recordDeploymentSettings?: boolean;
 }
 
 export async function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
@@ -315,11 +322,21 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       }
     }
   });
+  // MFA_REQUIRED_FOR_ALL: the instant it took effect is stored once; existing accounts' grace runs from there.
+  const mfaSwitchedOnAt = await deploymentMfaSince(config, new ServerSettingRepository(stores.main.db), clock, { record: overrides.recordDeploymentSettings === true });
+  if (mfaSwitchedOnAt !== null && overrides.recordDeploymentSettings === true) {
+    logger.info({ since: new Date(mfaSwitchedOnAt).toISOString(), graceHours: config.mfaRequiredGraceHours }, 'MFA_REQUIRED_FOR_ALL: every account needs a second factor');
+  }
+  const deploymentMfa = mfaSwitchedOnAt === null ? null : {
+    switchedOnAt: mfaSwitchedOnAt,
+    createdAt: async (userId: string) => (await users.findById(userId))?.created_at ?? null,
+    clock,
+  };
   Object.assign(services, {
     apiTokens,
     orgs,
-    // The strictest policy of the user's orgs over the server defaults.
-    policies: new OrgPolicyResolver(config, orgRepository),
+    // The strictest policy of the user's orgs over the server defaults (with MFA_REQUIRED_FOR_ALL, a second factor for everyone).
+    policies: new OrgPolicyResolver(config, orgRepository, deploymentMfa),
     orgsOfUser: (userId: string) => orgs.orgsOfUser(userId),
     signingKeys,
     accessTokens,

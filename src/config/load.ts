@@ -31,6 +31,9 @@ export interface Config {
   readonly sessionAbsoluteTimeoutHours: number;
   readonly passwordMinLength: number;
   readonly passwordMinStrength: number;
+  /** Every account needs a second factor (a platform baseline under the org policies). */
+  readonly mfaRequiredForAll: boolean;
+  readonly mfaRequiredGraceHours: number;
   readonly argon2MemoryKiB: number;
   readonly argon2Iterations: number;
   readonly passwordHashConcurrency: number;

@@ -185,6 +185,14 @@ export const OPTIONS = [
     key: 'passwordMinStrength', env: 'PASSWORD_MIN_STRENGTH', type: 'int', default: 3, min: 2, max: 4,
     doc: 'Minimum zxcvbn score (0-4), computed with the user\'s email and name as known words.',
   }),
+  def<boolean>({
+    key: 'mfaRequiredForAll', env: 'MFA_REQUIRED_FOR_ALL', type: 'bool', default: false,
+    doc: 'Require a second factor (TOTP or WebAuthn) of every account, as if every user were in an org with mfa.required (ASVS 5.0 V6.3.3, level 2). Off by default because self-service signup would otherwise start every new account in an enrollment-only session; with it off, MFA is required only where an org policy requires it. Existing accounts get MFA_REQUIRED_GRACE_HOURS from the first start with it on; new accounts from their creation. Org policies may still be stricter.',
+  }),
+  def<number>({
+    key: 'mfaRequiredGraceHours', env: 'MFA_REQUIRED_GRACE_HOURS', type: 'int', default: 72, min: 1, max: 720,
+    doc: 'With MFA_REQUIRED_FOR_ALL: how long an account without a second factor may still log in, to an enrollment-only session, before login is refused (403 mfa_enrollment_required) until staff reset its MFA. An org with a shorter grace period wins for its members.',
+  }),
   def<number>({
     key: 'argon2MemoryKiB', env: 'ARGON2_MEMORY_KIB', type: 'int', default: 19456, min: 7168, max: 1048576,
     doc: 'argon2id memory cost (OWASP: 19 MiB with t=2). Combinations weaker than the OWASP table refuse start-up.',

@@ -75,6 +75,14 @@ export function checkControls(config: Config): ControlCheck[] {
   add('Imported password hashes', 'ok', 'bcrypt ($2a$/$2b$/$2y$, never past 72 bytes) and argon2 verify; re-hashed with argon2id at the next login');
   add('Sessions', 'ok', `server-side, 256-bit ids stored as SHA-256; idle ${config.sessionIdleTimeoutMinutes} min, absolute ${config.sessionAbsoluteTimeoutHours} h; __Host- cookie, SameSite=Strict, CSRF token`);
 
+  // Off by default (self-service signup would otherwise start every account enrollment-only): a
+  // warning, not a failure, so doctor still passes on the defaults.
+  if (config.mfaRequiredForAll) {
+    add('Second factor', 'ok', `required of every account (MFA_REQUIRED_FOR_ALL): TOTP or WebAuthn, ${config.mfaRequiredGraceHours} h grace from account creation or the switch-on; org policies may tighten`);
+  } else {
+    add('Second factor', 'warn', 'required only where an org policy requires it (ASVS 5.0 V6.3.3 L2 relaxation); set MFA_REQUIRED_FOR_ALL=true to require it of every account');
+  }
+
   if (config.insecureAllowEternalApiTokens) {
     add('API tokens', 'warn', 'INSECURE option RAMPART_INSECURE_ALLOW_ETERNAL_API_TOKENS: tokens without expiry may be created (where no org policy limits them)');
   } else {

@@ -4,7 +4,7 @@ import type { AuthGuard } from './auth.js';
 
 /**
  * Org MFA enforcement on every session request: when an org the user belongs to
- * requires a second factor and this session has not proved one that counts,
+ * (or MFA_REQUIRED_FOR_ALL) requires a second factor and this session has not proved one that counts,
  * only routes marked `allowDuringMfaEnrollment` (reading the session and the
  * factor list, enrolling, step-up, logout) answer; every other route says
  * `403 mfa_enrollment_required`. Bearer credentials are not sessions and are
@@ -16,7 +16,7 @@ export function mfaEnrollmentGuard(services: Services): AuthGuard {
     if (request.routeOptions.config?.allowDuringMfaEnrollment === true) return;
     if (await services.mfa.sessionSatisfiesPolicy(auth.session)) return;
     throw new RampartError('mfa_enrollment_required', {
-      publicDetail: 'An organization you belong to requires a second factor: enroll one (or sign in again with it) to continue.',
+      publicDetail: 'A second factor is required of this account (by an organization you belong to, or by this service for every account): enroll one (or sign in again with it) to continue.',
     });
   };
 }

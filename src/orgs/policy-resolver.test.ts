@@ -39,3 +39,27 @@ test('a stored policy missing a newer member reads it as its secure default', ()
   assert.equal(policy.password.blockCommon, true);
   assert.equal(policy.tokens.maxLifetimeDays, 90);
 });
+
+test('MFA_REQUIRED_FOR_ALL: a baseline under the orgs; the earliest deadline applies, a stricter org wins', () => {
+  const H = 3_600_000;
+  const on = loadConfig({ env: { RAMPART_DATA_DIR: '/nonexistent-rampart-test', MFA_REQUIRED_FOR_ALL: 'true', MFA_REQUIRED_GRACE_HOURS: '72' }, flags: {} });
+  const alone = resolvePolicy(on, [], 1_000 * H);
+  assert.deepEqual(alone.mfa, { required: true, methods: ['totp', 'webauthn'], gracePeriodHours: 72 });
+  assert.equal(alone.mfaRequiredSince, 1_000 * H);
+  assert.equal(alone.mfaRequiredByDeployment, true);
+  // No start known: the requirement fails closed.
+  assert.equal(resolvePolicy(on, []).mfaRequiredSince, null);
+  // An org that is stricter (fewer methods, shorter grace, earlier deadline) wins.
+  const strict = resolvePolicy(on, [membership('s', 0, 990 * H, (p) => { p.mfa = { required: true, methods: ['webauthn'], gracePeriodHours: 24 }; })], 1_000 * H);
+  assert.deepEqual(strict.mfa.methods, ['webauthn']);
+  assert.equal(strict.mfa.gracePeriodHours, 24);
+  assert.equal(strict.mfaRequiredSince! + 24 * H, 1_014 * H, 'the org deadline (990 h + 24 h)');
+  // An older org requirement with a longer grace does not cut short the grace the switch-on gives.
+  const lax = resolvePolicy(on, [membership('l', 0, 900 * H, (p) => { p.mfa = { required: true, methods: ['totp', 'webauthn'], gracePeriodHours: 720 }; })], 1_000 * H);
+  assert.equal(lax.mfa.gracePeriodHours, 72);
+  assert.equal(lax.mfaRequiredSince! + 72 * H, 1_072 * H, 'the deployment deadline (1000 h + 72 h) is the earlier one');
+  // Off: no baseline, whatever start is passed.
+  const off = resolvePolicy(config, [], 1_000 * H);
+  assert.equal(off.mfa.required, false);
+  assert.equal(off.mfaRequiredByDeployment, false);
+});

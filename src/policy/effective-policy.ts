@@ -23,6 +23,8 @@ export interface EffectivePolicy {
    * The grace period runs from here.
    */
   mfaRequiredSince: number | null;
+  /** MFA_REQUIRED_FOR_ALL: the deployment itself requires a second factor of this user. */
+  mfaRequiredByDeployment: boolean;
 }
 
 export interface PolicyResolver {
@@ -30,9 +32,14 @@ export interface PolicyResolver {
   forUser(userId: string | null): Promise<EffectivePolicy>;
 }
 
-/** The server-wide base policy: API.md defaults with the configured password and session settings. */
+/**
+ * The server-wide base policy: API.md defaults with the configured password and
+ * session settings, and with MFA_REQUIRED_FOR_ALL a second factor (TOTP or
+ * WebAuthn) required of everyone, as if by an org: orgs may only tighten it.
+ */
 export function basePolicy(config: Config): OrgPolicy {
   const policy = defaultOrgPolicy();
+  if (config.mfaRequiredForAll) policy.mfa = { required: true, methods: ['totp', 'webauthn'], gracePeriodHours: config.mfaRequiredGraceHours };
   policy.password.minLength = config.passwordMinLength;
   policy.password.minStrength = config.passwordMinStrength;
   policy.session.idleTimeoutMinutes = config.sessionIdleTimeoutMinutes;
@@ -40,9 +47,12 @@ export function basePolicy(config: Config): OrgPolicy {
   return policy;
 }
 
-export function toEffectivePolicy(policy: OrgPolicy, contextWords: string[], orgIds: string[], mfaRequiredSince: number | null = null): EffectivePolicy {
+export function toEffectivePolicy(
+  policy: OrgPolicy, contextWords: string[], orgIds: string[], mfaRequiredSince: number | null = null, mfaRequiredByDeployment = false,
+): EffectivePolicy {
   return {
     mfaRequiredSince: policy.mfa.required ? mfaRequiredSince : null,
+    mfaRequiredByDeployment: policy.mfa.required && mfaRequiredByDeployment,
     password: { ...policy.password },
     session: { ...policy.session },
     mfa: { ...policy.mfa, methods: [...policy.mfa.methods] },
@@ -52,7 +62,11 @@ export function toEffectivePolicy(policy: OrgPolicy, contextWords: string[], org
   };
 }
 
-/** Server defaults only; the orgs feature replaces this with the strictest-of-orgs resolver. */
+/**
+ * Server defaults only; the orgs feature replaces this with the strictest-of-orgs
+ * resolver (which also knows when MFA_REQUIRED_FOR_ALL reached each user: here a
+ * deployment-wide requirement has no start and so fails closed).
+ */
 export class ConfigPolicyResolver implements PolicyResolver {
   constructor(private readonly config: Config) {}
 

@@ -146,12 +146,16 @@ export const QUESTIONNAIRE: readonly Item[] = [
     id: 'mfa-org',
     section: 'Product',
     question: 'Can an organization enforce 2 factor login for all users?',
-    answer: (_c, f) => ({ status: 'yes', text: `Yes: mfa.required in the organization policy, with a grace period during which a member can only enroll a factor; afterwards login is refused until an administrator of the service resets the member's second factor, which restarts their grace period. Members without a factor are mailed when the requirement starts; members with one must use it. The organization can limit which methods count.${orgs(f, 'orgsRequiringMfa', 'require a second factor')}` }),
+    answer: (c, f) => ({ status: 'yes', text: `Yes: mfa.required in the organization policy, with a grace period during which a member can only enroll a factor; afterwards login is refused until an administrator of the service resets the member's second factor, which restarts their grace period. Members without a factor are mailed when the requirement starts; members with one must use it. The organization can limit which methods count. The operator can also require a second factor of every account with MFA_REQUIRED_FOR_ALL (ASVS 5.0 V6.3.3), through the same enforcement, with a grace period of MFA_REQUIRED_GRACE_HOURS from account creation or from the first start with the option on; ${c.mfaRequiredForAll ? `it is on here (${c.mfaRequiredGraceHours} h grace).` : 'it is off here, so a second factor is required only where an organization requires it.'}${orgs(f, 'orgsRequiringMfa', 'require a second factor')}` }),
     evidence: [
       T('test/integration/orgs.test.ts', 'mfa.required records when it was turned on, keeps it while on, clears it when off'),
       T('test/integration/mfa-org-enforcement.test.ts', 'during the grace period a member without a factor may only enroll; enrolling opens the session'),
       T('test/integration/mfa-org-enforcement.test.ts', 'after the grace period login is refused until staff reset the member'),
       T('test/integration/mfa-org-enforcement.test.ts', 'mfa.methods decides which factors count; the last counting factor cannot be removed'),
+      T('test/integration/mfa-required-for-all.test.ts', 'a new account starts enrollment-only; enrolling TOTP opens the session and later logins need the factor'),
+      T('test/integration/mfa-required-for-all.test.ts', 'after the grace period an account without a factor is refused at login until staff reset it'),
+      T('test/integration/mfa-required-for-all.test.ts', 'an account created before the switch-on gets its grace from the first start with the option on'),
+      T('src/orgs/policy-resolver.test.ts', 'MFA_REQUIRED_FOR_ALL: a baseline under the orgs; the earliest deadline applies, a stricter org wins'),
     ],
   },
   {

@@ -32,6 +32,7 @@ export interface MainDB {
   login_throttle: LoginThrottleTable;
   jobs: JobTable;
   webhooks: WebhookTable;
+  server_settings: ServerSettingTable;
 }
 
 export interface UserTable {
@@ -174,6 +175,13 @@ export interface PasswordTokenTable {
   /** Set while one redemption is in progress (parallel redemptions fail fast). */
   claim_id: string | null;
   claim_expires_at: number | null;
+}
+
+/** Facts about the deployment shared by every instance (e.g. when MFA_REQUIRED_FOR_ALL took effect). */
+export interface ServerSettingTable {
+  name: string;
+  value: string;
+  updated_at: number;
 }
 
 /** Random purpose keys (CSRF, token HMAC, signing keys…), each wrapped by the master key. */

@@ -30,6 +30,9 @@ test('every product item of the guide is answered, and answers follow the live c
     const secure = buildReport(loadConfig({ env: { RAMPART_DATA_DIR: dir }, flags: {} }), null);
     assert.equal(secure.find((i) => i.id === 'secure-defaults')?.status, 'yes');
     assert.match(secure.find((i) => i.id === 'password-storage')!.answer, /19456 KiB, 2 iterations/);
+    assert.match(secure.find((i) => i.id === 'mfa-org')!.answer, /MFA_REQUIRED_FOR_ALL .*it is off here/);
+    const everyone = buildReport(loadConfig({ env: { RAMPART_DATA_DIR: dir, MFA_REQUIRED_FOR_ALL: 'true' }, flags: {} }), null);
+    assert.match(everyone.find((i) => i.id === 'mfa-org')!.answer, /it is on here \(72 h grace\)/);
     const loose = buildReport(loadConfig({ env: { RAMPART_DATA_DIR: dir, RAMPART_INSECURE_PLAIN_HTTP_ON_LOOPBACK: 'true', ARGON2_MEMORY_KIB: '47104', ARGON2_ITERATIONS: '1' }, flags: {} }), null);
     assert.equal(loose.find((i) => i.id === 'secure-defaults')?.status, 'partial');
     assert.equal(loose.find((i) => i.id === 'tls')?.status, 'partial');

@@ -9,6 +9,7 @@ import type { UserRepository, UserRow } from '../../store/repositories/users.js'
 import type { MainDB } from '../../store/schema.js';
 import { isUniqueViolation } from '../../store/errors.js';
 import { toPublicUser } from '../../users/public-user.js';
+import { graceEndsAt } from '../mfa/enforcement.js';
 import type { PasswordHasher } from '../password/hasher.js';
 import type { PasswordRules } from '../password/password-rules.js';
 import type { CompletedLogin } from './login.js';
@@ -83,12 +84,15 @@ export class SignupService {
       await this.pii.deleteProfile(userId).catch(() => undefined);
       throw error;
     }
+    // MFA_REQUIRED_FOR_ALL: the new account starts in an enrollment-only session, as a login in the grace period would.
+    const enrollBefore = graceEndsAt({ mfa: policy.mfa, mfaRequiredSince: now }, null);
     return {
       kind: 'session',
       user: toPublicUser(user, profile),
       issued,
       csrfToken: await this.sessions.csrfToken(issued.row.public_id),
       profile,
+      ...(enrollBefore === null ? {} : { responseExtras: { enrollmentRequired: true, enrollBefore: new Date(enrollBefore).toISOString() } }),
     };
   }
 

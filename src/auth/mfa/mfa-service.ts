@@ -223,7 +223,7 @@ export class MfaService {
           ip: meta.ip, userAgent: meta.userAgent, outcome: 'denied', details: { reason: 'mfa_enrollment_required' },
         });
         throw new RampartError('mfa_enrollment_required', {
-          publicDetail: 'An organization requires a second factor and the grace period to enroll one is over; ask an administrator to reset your second factor.',
+          publicDetail: `${policy.mfaRequiredByDeployment ? 'This service requires a second factor of every account' : 'An organization requires a second factor'} and the grace period to enroll one is over; ask an administrator to reset your second factor.`,
         });
       case 'challenge': {
         const methods: LoginMethod[] = [...decision.methods];
@@ -691,7 +691,11 @@ export class MfaService {
       if (!(await remove(trx))) throw new RampartError('not_found');
       const after = await this.methodsOf(userId, trx);
       if (policy.mfa.required && countingMethods(before, policy).length > 0 && countingMethods(after, policy).length === 0) {
-        throw new RampartError('mfa_required_by_org', { publicDetail: 'An organization you belong to requires a second factor; add another one before removing this one.' });
+        throw new RampartError('mfa_required_by_org', {
+          publicDetail: policy.mfaRequiredByDeployment
+            ? 'This service requires a second factor of every account; add another one (of a kind your organizations accept) before removing this one.'
+            : 'An organization you belong to requires a second factor; add another one before removing this one.',
+        });
       }
       if (after.length === 0) {
         await this.#d.repo.deleteRecoveryCodes(userId, trx);
