@@ -132,6 +132,45 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`org-enforced MFA 
     assert.equal(admin.body.code, 'mfa_enrollment_required', 'the others are still refused');
   });
 
+  test('API tokens of a member without a factor work during the grace period and stop after it, like the login', async () => {
+    // The member makes an org-bound token before the org requires MFA.
+    const org = await createOrgWithRoles(t, 'tokens');
+    const member = org.users.member;
+    await stepUp(member.client, member.password);
+    const created = await member.client.post('/v1/me/tokens', { name: 'ci', scopes: ['profile:read', 'org:read'], orgId: org.orgId });
+    assert.equal(created.status, 201, created.text);
+    const bearer = { noCookies: true, headers: { authorization: `Bearer ${created.body.token}` } };
+    const admin = org.users.admin;
+    await enrollTOTP(t, admin.client, admin.password);
+    await stepUp(admin.client, admin.password);
+    const adminToken = await admin.client.post('/v1/me/tokens', { name: 'ci', scopes: ['org:read'], orgId: org.orgId });
+    const adminBearer = { noCookies: true, headers: { authorization: `Bearer ${adminToken.body.token}` } };
+    const introspector = await admin.client.post('/v1/me/tokens', { name: 'backend', scopes: ['introspect'] });
+    const { secret } = await enrollTOTP(t, org.users.owner.client, org.users.owner.password);
+    void secret;
+    await stepUp(org.users.owner.client, org.users.owner.password);
+    assert.equal((await org.users.owner.client.put(`/v1/orgs/${org.orgId}/policy`, mfaPolicy(['totp', 'webauthn'], 24))).status, 200);
+
+    t.clock.advance(23 * HOUR);
+    assert.equal((await t.client().get(`/v1/orgs/${org.orgId}`, bearer)).status, 200, 'within the grace period the token still works');
+    t.clock.advance(HOUR);
+    for (const path of [`/v1/orgs/${org.orgId}`, '/v1/session']) {
+      const refused = await t.client().get(path, bearer);
+      assert.equal(refused.status, 403, path);
+      assert.equal(refused.body.code, 'mfa_enrollment_required', path);
+    }
+    // A member with a factor keeps using their tokens.
+    assert.equal((await t.client().get(`/v1/orgs/${org.orgId}`, adminBearer)).status, 200);
+    // A product backend asking about the member's token hears that it is not active.
+    const asked = (token: string) => t.client().post('/v1/introspect', { token }, { noCookies: true, headers: { authorization: `Bearer ${introspector.body.token}` } });
+    assert.deepEqual((await asked(created.body.token)).body, { active: false });
+    assert.equal((await asked(adminToken.body.token)).body.active, true);
+    // Staff reset restarts the grace: the token works again while the member can enroll.
+    await t.server.services.mfa.reset(member.userId, { type: 'staff', id: org.users.owner.userId }, null);
+    assert.equal((await t.client().get(`/v1/orgs/${org.orgId}`, bearer)).status, 200);
+    assert.equal((await asked(created.body.token)).body.active, true);
+  });
+
   test('mfa.methods decides which factors count; the last counting factor cannot be removed', async () => {
     const org = await requiringOrg('methods', mfaPolicy(['webauthn']));
     const member: OrgUser = org.users.member;

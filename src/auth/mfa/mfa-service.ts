@@ -186,9 +186,22 @@ export class MfaService {
    * grace period, possibly already past), or null when no org requires one they lack.
    */
   async enrollmentDeadline(userId: string): Promise<number | null> {
-    const [own, policy, state] = await Promise.all([this.methodsOf(userId), this.#d.policies.forUser(userId), this.#d.repo.findUserState(userId)]);
-    if (!policy.mfa.required || countingMethods(own, policy).length > 0) return null;
+    // The policy first: where no factor is required (the common case) that is the only read.
+    const policy = await this.#d.policies.forUser(userId);
+    if (!policy.mfa.required) return null;
+    const [own, state] = await Promise.all([this.methodsOf(userId), this.#d.repo.findUserState(userId)]);
+    if (countingMethods(own, policy).length > 0) return null;
     return graceEndsAt(policy, state?.grace_restarted_at ?? null);
+  }
+
+  /**
+   * Whether a second factor is required of the user, they have none that counts,
+   * and the grace period to enroll one is over: their login is refused, and so is
+   * every bearer credential they own (API tokens, access JWTs, introspection).
+   */
+  async isPastEnrollmentDeadline(userId: string): Promise<boolean> {
+    const deadline = await this.enrollmentDeadline(userId);
+    return deadline !== null && deadline <= this.#d.clock.now();
   }
 
   /** Whether a session may do more than enroll a factor (org MFA enforcement). */

@@ -77,6 +77,8 @@ export async function introspectionRoutes(app: FastifyInstance, services: Servic
     reply.header('cache-control', 'no-store');
     const result = await introspect(services, request.body.token);
     if (!result.active) return INACTIVE;
+    // The owner's login is refused (a second factor is required and the grace is over): so is the token.
+    if (await services.mfa.isPastEnrollmentDeadline(result.sub!)) return INACTIVE;
     if (caller.orgId) {
       const sameOrg = (result.orgId ?? null) === null || result.orgId === caller.orgId;
       if (!sameOrg || !(await services.orgs.roleOf(caller.orgId, result.sub!))) return INACTIVE;
