@@ -5,7 +5,6 @@ import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import helmet, { type HelmetOptions } from 'helmet';
-import { eventContext } from './events/context.js';
 import { registerAuth } from './http/auth.js';
 import { registerRateLimitsAfterAuth, registerRateLimitsBeforeAuth } from './http/rate-limit.js';
 import { registerRequestMetrics } from './http/request-metrics.js';
@@ -75,10 +74,6 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     });
   }
 
-  // First hook: the rest of the request runs inside its event context (request id in audit events).
-  app.addHook('onRequest', (request, _reply, done) => {
-    eventContext.run({ requestId: request.id }, done);
-  });
   const securityHeaders = { ...SECURITY_HEADERS };
   app.addHook('onRequest', (request, reply, done) => {
     // Credentials and personal data flow through almost every route; nothing is cacheable

@@ -301,7 +301,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     publicUrl: () => services.publicUrl,
   });
   revocation.add(mfa.revoker());
-  services.stepUp.registerVerifier('totp', (userId, code) => mfa.verifyTOTPForStepUp(userId, code));
+  services.stepUp.registerVerifier('totp', (userId, code, meta) => mfa.verifyTOTPForStepUp(userId, code, meta));
   const mfaNotifier = new MfaRequirementNotifier({
     orgs: () => services.orgs,
     enrollmentDeadline: (userId) => mfa.enrollmentDeadline(userId),

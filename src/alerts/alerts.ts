@@ -127,7 +127,7 @@ export class Alerts {
 
   async #raise(source: AuditEvent, rule: AlertRule, target: { type: string; id: string }, orgId: string | null, details: Record<string, unknown>): Promise<void> {
     const alert: SecurityEventInput = {
-      action: 'alert.raised', orgId, actor: { type: 'system', id: null }, target, ip: source.ip, userAgent: source.userAgent,
+      action: 'alert.raised', orgId, actor: { type: 'system', id: null }, target, ip: source.ip, userAgent: source.userAgent, requestId: source.requestId ?? null,
       outcome: 'success', details: { rule, ...details, sourceEventId: source.id },
     };
     await this.events.record(alert);

@@ -9,6 +9,7 @@ export function requestMeta(request: FastifyRequest): RequestMeta {
   return {
     ip: normalizeIp(request.ip),
     userAgent: typeof agent === 'string' && agent.length > 0 ? agent.slice(0, MAX_USER_AGENT) : null,
+    requestId: request.id,
   };
 }
 

@@ -210,7 +210,7 @@ export class OrgService {
     if (!(error instanceof AccessDenied)) return error;
     await this.events.record({
       action: 'access.denied', orgId: error.orgId, actor: actorOf(error.auth), target: { type: 'org', id: error.orgId }, ip: error.meta?.ip ?? null,
-      userAgent: error.meta?.userAgent ?? null, outcome: 'denied', details: { action: error.action, role: error.role },
+      userAgent: error.meta?.userAgent ?? null, requestId: error.meta?.requestId ?? null, outcome: 'denied', details: { action: error.action, role: error.role },
     });
     return error;
   }
@@ -227,7 +227,7 @@ export class OrgService {
       const membership = await this.repo.findMembershipWithOrg(orgId, auth.userId);
       if (!membership || (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId)) {
         await this.events.record({
-          action: 'access.denied', actor: actorOf(auth), target: { type: 'org', id: orgId }, ip: meta.ip, userAgent: meta.userAgent,
+          action: 'access.denied', actor: actorOf(auth), target: { type: 'org', id: orgId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId,
           outcome: 'denied', details: { reason: 'not_a_member' },
         });
         throw new RampartError('not_found');
@@ -257,7 +257,7 @@ export class OrgService {
     for (const membership of blocking) {
       await this.events.record({
         action: 'ip.blocked', orgId: membership.org_id, actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
-        ip: meta.ip, userAgent: meta.userAgent, outcome: 'denied', details: { via: 'login' },
+        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { via: 'login' },
       });
     }
     throw new RampartError('ip_not_allowed');
@@ -275,7 +275,7 @@ export class OrgService {
       await this.db.transaction().execute(async (trx) => {
         await this.repo.insertOrg(row, trx);
         await this.repo.insertMembership({ org_id: row.id, user_id: userId, role: 'owner', joined_at: now }, trx);
-        const base = { orgId: row.id, actor: { type: 'user' as const, id: userId }, ip: meta.ip, userAgent: meta.userAgent, outcome: 'success' as const };
+        const base = { orgId: row.id, actor: { type: 'user' as const, id: userId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success' as const };
         await this.events.record({ ...base, action: 'org.created', target: { type: 'org', id: row.id }, details: { slug: row.slug } }, trx);
         await this.events.record({ ...base, action: 'member.added', target: { type: 'user', id: userId }, details: { role: 'owner', via: 'org_created' } }, trx);
       });
@@ -309,7 +309,7 @@ export class OrgService {
       await this.repo.updatePolicy(orgId, JSON.stringify(after), mfaRequiredSince, now, trx);
       await this.events.record({
         action: 'policy.updated', orgId, actor: actorOf(auth), target: { type: 'org', id: orgId }, ip: options.meta.ip,
-        userAgent: options.meta.userAgent, outcome: 'success',
+        userAgent: options.meta.userAgent, requestId: options.meta.requestId, outcome: 'success',
         details: { before, after, ...(options.force && !isAddressAllowed(allowlist, options.meta.ip) ? { forced: true } : {}) },
       }, trx);
     });
@@ -339,7 +339,7 @@ export class OrgService {
       }, trx);
       await this.events.record({
         action: 'invitation.created', orgId, actor: actorOf(auth), target: { type: 'invitation', id }, ip: meta.ip,
-        userAgent: meta.userAgent, outcome: 'success', details: { role: input.role, expiresAt: iso(expiresAt) },
+        userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { role: input.role, expiresAt: iso(expiresAt) },
       }, trx);
       return (await this.repo.findOrg(orgId, trx))!;
     });
@@ -381,14 +381,14 @@ export class OrgService {
     if (!isAddressAllowed(parseStoredPolicy(org.policy).network.ipAllowlist, meta.ip)) {
       await this.events.record({
         action: 'ip.blocked', orgId: org.id, actor: { type: 'user', id: userId }, target: { type: 'invitation', id: invitation.id },
-        ip: meta.ip, userAgent: meta.userAgent, outcome: 'denied', details: { via: 'invitation' },
+        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { via: 'invitation' },
       });
       throw new RampartError('ip_not_allowed');
     }
     const role = await this.db.transaction().execute(async (trx) => {
       if (!(await this.repo.lockOrg(org.id, now, trx))) throw new RampartError('invalid_token');
       if (!(await this.repo.consumeInvitation(invitation.id, userId, now, trx))) throw new RampartError('invalid_token');
-      const base = { orgId: org.id, actor: { type: 'user' as const, id: userId }, ip: meta.ip, userAgent: meta.userAgent, outcome: 'success' as const };
+      const base = { orgId: org.id, actor: { type: 'user' as const, id: userId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success' as const };
       await this.events.record({ ...base, action: 'invitation.accepted', target: { type: 'invitation', id: invitation.id }, details: { role: invitation.role } }, trx);
       const existing = await this.repo.findMembership(org.id, userId, trx);
       if (existing) return toRole(existing.role);
@@ -416,7 +416,7 @@ export class OrgService {
       await this.repo.updateRole(orgId, targetUserId, role, trx);
       await this.events.record({
         action: 'member.role_changed', orgId, actor: actorOf(auth), target: { type: 'user', id: targetUserId }, ip: meta.ip,
-        userAgent: meta.userAgent, outcome: 'success', details: { from: target.role, to: role },
+        userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { from: target.role, to: role },
       }, trx);
     });
     const row = await this.repo.findMember(orgId, targetUserId);
@@ -445,7 +445,7 @@ export class OrgService {
       await this.repo.deleteMembership(orgId, targetUserId, trx);
       await this.events.record({
         action: 'member.removed', orgId, actor: actorOf(auth), target: { type: 'user', id: targetUserId }, ip: meta.ip,
-        userAgent: meta.userAgent, outcome: 'success', details: { role: target.role, self },
+        userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { role: target.role, self },
       }, trx);
       for (const listener of this.#membershipEnded) await listener(orgId, targetUserId, trx);
     });
@@ -468,7 +468,7 @@ export class OrgService {
     if (isAddressAllowed(allowlist, meta.ip)) return;
     await this.events.record({
       action: 'ip.blocked', orgId: membership.org_id, actor: actorOf(auth), target: { type: 'org', id: membership.org_id },
-      ip: meta.ip, userAgent: meta.userAgent, outcome: 'denied', details: { via, credential: auth.kind },
+      ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { via, credential: auth.kind },
     });
     throw new RampartError('ip_not_allowed');
   }

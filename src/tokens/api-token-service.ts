@@ -131,7 +131,7 @@ export class ApiTokenService {
       await this.repository.insert(row, trx);
       await this.events.record({
         action: 'api_token.created', orgId, actor: { type: 'user', id: input.userId }, target: { type: 'api_token', id: row.id },
-        ip: meta.ip, userAgent: meta.userAgent, outcome: 'success',
+        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success',
         details: { scopes, expiresAt, orgId },
       }, trx);
     });
@@ -178,7 +178,7 @@ export class ApiTokenService {
       if (done) {
         await this.events.record({
           action: 'api_token.revoked', actor: { type: 'user', id: userId }, target: { type: 'api_token', id },
-          ip: meta.ip, userAgent: meta.userAgent, outcome: 'success', details: { reason: 'user' },
+          ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { reason: 'user' },
         }, trx);
       }
       return done;
@@ -204,7 +204,7 @@ export class ApiTokenService {
       if (row) {
         await this.events.record({
           action: 'api_token.rejected', actor: { type: 'user', id: row.user_id }, target: { type: 'api_token', id: row.id }, orgId: row.org_id,
-          ip: meta.ip, userAgent: meta.userAgent, outcome: 'failure', details: { reason: rejection },
+          ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'failure', details: { reason: rejection },
         });
       }
       return null;
@@ -238,7 +238,7 @@ export class ApiTokenService {
     if (await this.repository.touch(row.id, now, ipEnc, LAST_USED_THROTTLE_MS)) {
       await this.events.record({
         action: 'api_token.used', orgId: row.org_id, actor: { type: 'token', id: row.id }, target: { type: 'user', id: row.user_id },
-        ip: meta.ip, userAgent: meta.userAgent, outcome: 'success', details: {},
+        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: {},
       });
     }
   }

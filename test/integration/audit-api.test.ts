@@ -57,6 +57,16 @@ describe('org audit API and the security-events feed', () => {
     assert.ok(!events.some((e) => e.orgId === otherOrgId), 'nothing of the other org');
     assert.ok(!events.some((e) => e.actor.id === outsider.userId), "nothing about a non-member's own events");
     for (const event of events) assert.equal(event.hash, chainHash(event.prevHash, withoutChain(event)), 'each hash recomputes from the event');
+    // Every event caused by a request (it has the client's address) names that request.
+    for (const event of events.filter((e) => e.ip !== null)) assert.match(event.requestId ?? '', /^[0-9a-f-]{36}$/, `${event.action} has its request id`);
+  });
+
+  test('the request id in an event is the x-request-id of the response that caused it', async () => {
+    const client = t.client();
+    const login = await client.post('/v1/login', { email: org.users.admin.email, password: org.users.admin.password });
+    assert.equal(login.status, 200);
+    const { events } = (await org.users.auditor.client.get(`/v1/orgs/${org.orgId}/audit?limit=5&action=login.succeeded&actorId=${org.users.admin.userId}`)).body as { events: AuditEvent[] };
+    assert.equal(events[0]?.requestId, login.headers['x-request-id']);
   });
 
   test('cursor paging walks every event once; filters by action and actor', async () => {

@@ -21,7 +21,7 @@ export function assertRecentReauth(session: Pick<ActiveSession, 'reauth_at'>, cl
 }
 
 /** Checks one proof of the user's identity; the MFA feature registers `totp`. */
-export type ReauthVerifier = (userId: string, value: string) => Promise<boolean>;
+export type ReauthVerifier = (userId: string, value: string, meta: RequestMeta) => Promise<boolean>;
 
 /**
  * Step-up: `POST /v1/me/reauth` proves the user again and marks the session as
@@ -52,8 +52,8 @@ export class StepUpService {
   async reauthenticate(session: ActiveSession, method: string, value: string, meta: RequestMeta): Promise<{ secret: string; idHash: string }> {
     const verifier = this.#verifiers.get(method);
     if (!verifier) throw new RampartError('invalid_request', { publicDetail: `Re-authentication with ${method} is not available.` });
-    const valid = await verifier(session.user_id, value);
-    const base = { actor: { type: 'user' as const, id: session.user_id }, target: { type: 'session', id: session.public_id }, ip: meta.ip, userAgent: meta.userAgent };
+    const valid = await verifier(session.user_id, value, meta);
+    const base = { actor: { type: 'user' as const, id: session.user_id }, target: { type: 'session', id: session.public_id }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
     if (!valid) {
       await this.events.record({ ...base, action: 'reauth.failed', outcome: 'failure', details: { method } });
       throw new RampartError(method === 'password' ? 'invalid_credentials' : 'invalid_mfa');

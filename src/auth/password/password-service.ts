@@ -106,6 +106,7 @@ export class PasswordService {
       target: { type: 'user', id: user.id },
       ip: options.meta?.ip ?? null,
       userAgent: options.meta?.userAgent ?? null,
+      requestId: options.meta?.requestId ?? null,
       outcome: 'success',
       details: { via: options.via, revoked, tokensVoided },
     }, trx);
