@@ -259,7 +259,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     (): TokenOrgDirectory => services.orgs,
   );
   revocation.add(apiTokens.revoker());
-  const orgRepository = new OrgRepository(stores.main.db);
+  const orgRepository = new OrgRepository(stores.main.db, stores.main.dialect === 'postgres');
   const orgs = new OrgService(stores.main.db, orgRepository, pii, events, mailer, clock, {
     productName: config.productName,
     publicUrl: () => services.publicUrl,

@@ -101,6 +101,11 @@ export class OrgService {
     return this.repo.listMembershipsOfUser(userId);
   }
 
+  /** See OrgRepository.holdMembership: true when the member is (still) in the org, held until `trx` ends. */
+  async holdMembership(orgId: string, userId: string, trx: Transaction<MainDB>): Promise<boolean> {
+    return this.repo.holdMembership(orgId, userId, trx);
+  }
+
   async roleOf(orgId: string, userId: string, executor?: Transaction<MainDB>): Promise<OrgRole | null> {
     const row = await this.repo.findMembership(orgId, userId, executor);
     return row ? toRole(row.role) : null;

@@ -42,6 +42,7 @@ const HMAC_PURPOSE = 'api-token';
 export interface TokenOrgDirectory {
   assertRequestAllowed(caller: { kind: 'session'; userId: string; scopes: null }, orgId: string, meta: RequestMeta): Promise<void>;
   getPolicy(orgId: string): Promise<OrgPolicy>;
+  holdMembership(orgId: string, userId: string, trx: Transaction<MainDB>): Promise<boolean>;
 }
 
 export interface CreateTokenInput {
@@ -129,6 +130,9 @@ export class ApiTokenService {
         throw new RampartError('token_limit_reached', { publicDetail: `At most ${MAX_LIVE_TOKENS_PER_USER} live tokens per user; revoke one first.` });
       }
       await this.repository.insert(row, trx);
+      // The member may have been removed since the org gate: a removal revokes bound tokens in its
+      // own transaction, so this one must see it, or make it wait (and then revoke this token).
+      if (orgId !== null && !(await this.orgs()!.holdMembership(orgId, input.userId, trx))) throw new RampartError('not_found');
       await this.events.record({
         action: 'api_token.created', orgId, actor: { type: 'user', id: input.userId }, target: { type: 'api_token', id: row.id },
         ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success',

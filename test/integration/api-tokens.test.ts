@@ -8,6 +8,7 @@ import { hasValidApiTokenChecksum } from '../../src/sdk/api-token-format.js';
 import { LAST_USED_THROTTLE_MS } from '../../src/tokens/api-token-service.js';
 import type { TestClient } from '../helpers/client.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
+import { createOrgWithRoles, stepUp } from '../helpers/orgs.js';
 
 const DAY = 86_400_000;
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` }, noCookies: true });
@@ -252,3 +253,37 @@ describe('eternal API tokens only behind RAMPART_INSECURE_ALLOW_ETERNAL_API_TOKE
     assert.equal(refused.status, 400);
   });
 });
+
+for (const store of ['sqlite', 'postgres'] as const) {
+  describe(`binding a token to an org while the member is removed (${store})`, () => {
+    let t: TestServer;
+    before(async () => {
+      t = await startTestServer({ store });
+    });
+    after(async () => {
+      await t.close();
+    });
+
+    test('a member removed after the org gate but before the insert gets no token', async () => {
+      const org = await createOrgWithRoles(t, 'bind-race');
+      const member = org.users.member;
+      await stepUp(member);
+      const orgs = t.server.services.orgs;
+      const gate = orgs.assertRequestAllowed.bind(orgs);
+      // The removal commits right after the gate let the request through (the race, made deterministic).
+      orgs.assertRequestAllowed = async (caller, orgId, meta) => {
+        await gate(caller, orgId, meta);
+        orgs.assertRequestAllowed = gate;
+        await orgs.removeMember({ kind: 'session', userId: org.users.owner.userId, scopes: null }, org.orgId, member.userId, meta);
+      };
+      try {
+        const response = await member.client.post('/v1/me/tokens', { name: 'late', scopes: ['org:read'], orgId: org.orgId });
+        assert.equal(response.status, 404, response.text);
+      } finally {
+        orgs.assertRequestAllowed = gate;
+      }
+      const rows = await t.server.services.stores.main.db.selectFrom('api_tokens').select(['id', 'revoked_at']).where('user_id', '=', member.userId).where('org_id', '=', org.orgId).execute();
+      assert.deepEqual(rows.filter((row) => row.revoked_at === null), [], 'no live token bound to an org the user left');
+    });
+  });
+}

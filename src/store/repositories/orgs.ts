@@ -23,7 +23,7 @@ export class OrgRepository {
   /** Runs on every GET /v1/session and every policy resolution: built and compiled once. */
   readonly #membershipsOfUser: (userId: string) => Promise<MembershipWithOrg[]>;
 
-  constructor(private readonly db: Kysely<MainDB>) {
+  constructor(private readonly db: Kysely<MainDB>, private readonly postgres = false) {
     this.#membershipsOfUser = preparedQuery<MembershipWithOrg, [string]>(db, 1, (userId) => this.#membershipsQuery(db, userId));
   }
 
@@ -55,6 +55,17 @@ export class OrgRepository {
 
   async findMembership(orgId: string, userId: string, executor: Executor = this.db): Promise<MembershipRow | undefined> {
     return executor.selectFrom('org_memberships').selectAll().where('org_id', '=', orgId).where('user_id', '=', userId).executeTakeFirst();
+  }
+
+  /**
+   * Whether the membership exists, holding it until the transaction ends: on
+   * PostgreSQL a share lock, so a concurrent removal (which revokes the member's
+   * org-bound tokens in its own transaction) waits for this one or is seen by it;
+   * SQLite runs one write transaction at a time, so the read alone suffices.
+   */
+  async holdMembership(orgId: string, userId: string, trx: Transaction<MainDB>): Promise<boolean> {
+    const query = trx.selectFrom('org_memberships').select('user_id').where('org_id', '=', orgId).where('user_id', '=', userId);
+    return (await (this.postgres ? query.forShare() : query).executeTakeFirst()) !== undefined;
   }
 
   /** The membership joined with its org, in one indexed read (every org request makes it). */
