@@ -29,8 +29,7 @@ const login = process.env.ROUTE === '/v1/login';
 const request: Omit<LoadOptions, 'url' | 'durationSeconds'> = login
   ? { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench.user@example.com', password: 'violet-Tractor-marble-harbor-Quill' }), connections: 6 }
   : { headers: { cookie }, connections: 10 };
-const warm = await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, ...request, durationSeconds: 2 });
-void warm;
+await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, ...request, durationSeconds: 2 }); // warm-up
 const c0 = cpu();
 const m0 = mainCpu();
 const r = await load({ url: `${url}${path}`, ...request, durationSeconds: Number(process.env.SECS ?? 8) });

@@ -41,7 +41,7 @@ export class OpenedCache<V> {
   }
 
   /** Opens through `open` on a miss; null results are not kept. */
-  open<T extends V>(sealed: string, aad: string, open: () => T | null): T | V | null {
+  open(sealed: string, aad: string, open: () => V | null): V | null {
     const hit = this.get(sealed, aad);
     if (hit !== undefined) return hit;
     const value = open();

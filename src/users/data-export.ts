@@ -1,8 +1,8 @@
 import type { AuditLog } from '../audit/audit-log.js';
 import type { MfaService } from '../auth/mfa/mfa-service.js';
-import { iso } from '../clock.js';
-import type { Clock } from '../clock.js';
+import { type Clock, iso } from '../clock.js';
 import type { PiiService } from '../pii/pii-service.js';
+import { type PublicSession, toPublicSession } from '../sessions/public-session.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { UserRepository } from '../store/repositories/users.js';
 import { type ApiTokenService, scopesOf } from '../tokens/api-token-service.js';
@@ -28,7 +28,7 @@ export interface UserDataExport {
   format: 'rampart.user-export.v1';
   exportedAt: string;
   user: PublicUser;
-  sessions: Array<{ id: string; createdAt: string; lastSeenAt: string; expiresAt: string; mfaVerified: boolean; ip: string | null; userAgent: string | null }>;
+  sessions: PublicSession[];
   organizations: Array<{ id: string; name: string; slug: string; role: string }>;
   secondFactors: { totp: boolean; webauthn: Array<{ id: string; name: string; createdAt: string }>; recoveryCodesLeft: number };
   apiTokens: Array<{ id: string; name: string; prefix: string; scopes: string[]; orgId: string | null; createdAt: string; expiresAt: string | null; lastUsedAt: string | null; lastUsedIp: string | null }>;
@@ -72,15 +72,7 @@ export async function exportUserData(sources: ExportSources, userId: string): Pr
     format: 'rampart.user-export.v1',
     exportedAt: iso(sources.clock.now()),
     user: toPublicUser(user, profile),
-    sessions: sessions.map((session) => ({
-      id: session.public_id,
-      createdAt: iso(session.created_at),
-      lastSeenAt: iso(session.last_seen_at),
-      expiresAt: iso(sources.sessions.effectiveExpiry(session)),
-      mfaVerified: session.mfa_verified === 1,
-      ip: session.ip,
-      userAgent: session.userAgent,
-    })),
+    sessions: sessions.map((session) => toPublicSession(sources.sessions, session, profile)),
     organizations,
     secondFactors: {
       totp: mfa.totp,

@@ -60,6 +60,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const viaToken = await t.client().get('/v1/me/export', { noCookies: true, headers: { authorization: `Bearer ${created.body.token}` } });
       assert.ok([401, 403].includes(viaToken.status), `status ${viaToken.status}`);
       assert.equal(typeof viaToken.body.code, 'string');
+      assert.equal(viaToken.status, 403);
+      assert.equal(viaToken.body.code, 'insufficient_scope', 'a profile:read token is refused: the export needs a signed-in person');
     });
   });
 }

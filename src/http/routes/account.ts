@@ -4,7 +4,7 @@ import type { Services } from '../../services.js';
 import { clearSessionCookie, sessionAuth, setSessionCookie } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { emailSchema, loginResponseSchema, nameSchema, passwordSchema, sessionSchema, userSchema } from '../schemas.js';
-import { toPublicSession } from '../session-view.js';
+import { toPublicSession } from '../../sessions/public-session.js';
 import { RampartError } from '../../errors.js';
 import type { ActiveSession } from '../../sessions/session-service.js';
 import { toPublicUser } from '../../users/public-user.js';

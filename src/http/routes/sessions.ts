@@ -4,7 +4,7 @@ import type { Services } from '../../services.js';
 import { sessionAuth } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { idParamSchema, sessionSchema } from '../schemas.js';
-import { toPublicSession } from '../session-view.js';
+import { toPublicSession } from '../../sessions/public-session.js';
 
 export async function sessionRoutes(app: FastifyInstance, services: Services): Promise<void> {
   app.get('/v1/me/sessions', {

@@ -1,6 +1,6 @@
 import { iso } from '../clock.js';
 import type { Profile } from '../pii/pii-service.js';
-import type { SessionService } from '../sessions/session-service.js';
+import type { SessionService } from './session-service.js';
 import type { SessionRow } from '../store/repositories/sessions.js';
 
 /** `session` as API.md defines it; `id` is the public handle, never the cookie secret. */
