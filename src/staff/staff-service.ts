@@ -6,7 +6,7 @@ import type { SecurityEvents } from '../events/security-events.js';
 import type { PiiService } from '../pii/pii-service.js';
 import type { ActiveSession, SessionService } from '../sessions/session-service.js';
 import type { StaffRepository } from '../store/repositories/staff.js';
-import type { UserRepository } from '../store/repositories/users.js';
+import type { UserRepository, UserRow } from '../store/repositories/users.js';
 import type { MainDB } from '../store/schema.js';
 import type { AccountService } from '../users/account-service.js';
 import {
@@ -58,11 +58,11 @@ export class StaffService {
   // ---- grants (CLI) ----------------------------------------------------------
 
   async grant(email: string, role: string, via: string): Promise<{ userId: string; granted: boolean }> {
-    const userId = await this.#userIdByEmail(email);
+    const user = await this.#userByEmail(email);
+    const userId = user.id;
     if (!isStaffRole(role)) throw new RampartError('invalid_request', { detail: `unknown staff role "${role}"`, publicDetail: `unknown staff role "${role}"` });
-    const user = await this.d.users.findById(userId);
     // A staff role on an account without a second factor would be one phished password away.
-    if (!user || user.mfa_enabled !== 1) throw new RampartError('staff_mfa_required', { detail: 'the account has no second factor; it must enroll one first' });
+    if (user.mfa_enabled !== 1) throw new RampartError('staff_mfa_required', { detail: 'the account has no second factor; it must enroll one first' });
     const now = this.d.clock.now();
     const granted = await this.d.db.transaction().execute(async (trx) => {
       const inserted = await this.d.repo.grant({ user_id: userId, role, granted_at: now, granted_by: via }, trx);
@@ -78,7 +78,7 @@ export class StaffService {
 
   /** Revokes a grant; a session that assumed the role loses it at once. */
   async revoke(email: string, role: string, via: string): Promise<{ userId: string; revoked: boolean }> {
-    const userId = await this.#userIdByEmail(email);
+    const { id: userId } = await this.#userByEmail(email);
     if (!isStaffRole(role)) throw new RampartError('invalid_request', { detail: `unknown staff role "${role}"`, publicDetail: `unknown staff role "${role}"` });
     const revoked = await this.d.db.transaction().execute(async (trx) => {
       const removed = await this.d.repo.revoke(userId, role, trx);
@@ -224,10 +224,11 @@ export class StaffService {
     });
   }
 
-  async #userIdByEmail(email: string): Promise<string> {
+  async #userByEmail(email: string): Promise<UserRow> {
     const userId = await this.d.pii.findUserIdByEmail(email);
-    if (!userId || !(await this.d.users.findById(userId))) throw new RampartError('not_found', { detail: 'no account with that email' });
-    return userId;
+    const user = userId ? await this.d.users.findById(userId) : undefined;
+    if (!user) throw new RampartError('not_found', { detail: 'no account with that email' });
+    return user;
   }
 }
 

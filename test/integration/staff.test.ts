@@ -178,6 +178,9 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const page = await client.get('/v1/admin/audit?limit=1000');
       assert.equal(page.status, 200);
       assert.ok(page.body.events.some((e: { action: string }) => e.action === 'staff_role.assumed'));
+      const read = events.findLast((e) => e.action === 'staff_action.performed');
+      assert.deepEqual(read?.actor, { type: 'staff', id: staff.userId }, 'the platform-wide read is itself audited');
+      assert.deepEqual(JSON.parse(JSON.stringify(read?.details)), { action: 'audit.read', staffRole: 'auditor', reason: 'quarterly access review Q1', filter: { limit: 1000 } });
       t.clock.advance(5 * 60_000 - 1);
       assert.equal((await client.get('/v1/admin/audit')).status, 200);
       t.clock.advance(1);
@@ -218,6 +221,21 @@ for (const store of ['sqlite', 'postgres'] as const) {
         assert.equal(again.body.code, 'staff_mfa_required');
       } finally {
         await t.server.services.stores.main.db.updateTable('users').set({ mfa_enabled: 1 }).where('id', '=', staff.userId).execute();
+      }
+    });
+
+    test('each staff request re-checks the grant itself, not only the assumption', async () => {
+      const client = await mfaLogin(t, staff);
+      assert.equal((await assume(client, staff, 'support')).status, 200);
+      // The grant row goes without revoke()'s clean-up of assumptions: the check on each request must still see it.
+      const db = t.server.services.stores.main.db;
+      await db.deleteFrom('staff_roles').where('user_id', '=', staff.userId).where('role', '=', 'support').execute();
+      try {
+        const lookup = await client.get(`/v1/admin/users?email=${encodeURIComponent(target.email)}`);
+        assert.equal(lookup.status, 403);
+        assert.ok(events.some((e) => e.action === 'access.denied' && e.actor.id === staff.userId && e.details?.['reason'] === 'staff_role_not_granted'));
+      } finally {
+        await t.server.services.staff.grant(staff.email, 'support', 'test');
       }
     });
 

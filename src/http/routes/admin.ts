@@ -5,7 +5,7 @@ import type { StaffActing } from '../../staff/staff-service.js';
 import { requireStepUp, sessionAuth, setSessionCookie } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { emailSchema, idParamSchema } from '../schemas.js';
-import { auditEventSchema } from './audit.js';
+import { type AuditPageQuery, auditPageFilter, auditPageQueryProperties, auditPageResponse } from './audit.js';
 
 /** Why the role is needed: it goes to the audit log with every action taken under it. */
 const reasonSchema = { type: 'string', minLength: 5, maxLength: 500, pattern: '^[^\\p{Cc}\\u2028\\u2029]+$' } as const;
@@ -86,32 +86,15 @@ export async function adminRoutes(app: FastifyInstance, services: Services): Pro
     });
   }
 
-  app.get<{ Querystring: { after?: string; limit: number; action?: string; actorId?: string; orgId?: string } }>('/v1/admin/audit', {
+  app.get<{ Querystring: AuditPageQuery & { orgId?: string } }>('/v1/admin/audit', {
     config: { auth: 'session' },
     schema: {
-      querystring: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          after: { type: 'string', pattern: '^[0-9]{1,15}$' },
-          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          action: { type: 'string', minLength: 3, maxLength: 64, pattern: '^[a-z_]+\\.[a-z_]+$' },
-          actorId: idParamSchema,
-          orgId: idParamSchema,
-        },
-      },
-      response: {
-        200: {
-          type: 'object',
-          required: ['events', 'next'],
-          properties: { events: { type: 'array', items: auditEventSchema }, next: { type: ['string', 'null'] } },
-        },
-      },
+      querystring: { type: 'object', additionalProperties: false, properties: { ...auditPageQueryProperties, orgId: idParamSchema } },
+      response: auditPageResponse,
     },
   }, async (request) => {
     const staff = await acting(request, 'audit.read');
-    const { after, limit, action, actorId, orgId } = request.query;
-    await services.staff.recordAuditRead(staff, requestMeta(request), { filter: { after, limit, action, actorId, orgId } });
-    return services.audit.list({ after: after === undefined ? undefined : Number(after), limit, action, actorId, orgId });
+    await services.staff.recordAuditRead(staff, requestMeta(request), { filter: request.query });
+    return services.audit.list({ ...auditPageFilter(request.query), orgId: request.query.orgId });
   });
 }

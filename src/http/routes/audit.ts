@@ -35,39 +35,49 @@ const orgParams = { type: 'object', additionalProperties: false, required: ['org
 const cursorSchema = { type: 'string', pattern: '^[0-9]{1,15}$' } as const;
 const actionFilterSchema = { type: 'string', minLength: 3, maxLength: 64, pattern: '^[a-z_]+\\.[a-z_]+$' } as const;
 
+/** The query string of one page of audit events (the org's log here, every org's in admin.ts). */
+export interface AuditPageQuery {
+  after?: string;
+  limit: number;
+  action?: string;
+  actorId?: string;
+}
+export const auditPageQueryProperties = {
+  after: cursorSchema,
+  limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  action: actionFilterSchema,
+  actorId: idParamSchema,
+} as const;
+export const auditPageResponse = {
+  200: {
+    type: 'object',
+    required: ['events', 'next'],
+    properties: { events: { type: 'array', items: auditEventSchema }, next: { type: ['string', 'null'] } },
+  },
+} as const;
+
+/** The page filter for `AuditLog.list` (the cursor is a seq). */
+export function auditPageFilter({ after, limit, action, actorId }: AuditPageQuery): { after?: number; limit: number; action?: string; actorId?: string } {
+  return { after: after === undefined ? undefined : Number(after), limit, action, actorId };
+}
+
 /**
  * An org's audit log (API.md): admin, owner and auditor, through the one
  * permission check (`audit.read`; bearer tokens need `audit:read`). Nothing here
  * or anywhere in the API updates or deletes an event.
  */
 export async function auditRoutes(app: FastifyInstance, services: Services): Promise<void> {
-  app.get<{ Params: { orgId: string }; Querystring: { after?: string; limit: number; action?: string; actorId?: string } }>('/v1/orgs/:orgId/audit', {
+  app.get<{ Params: { orgId: string }; Querystring: AuditPageQuery }>('/v1/orgs/:orgId/audit', {
     config: { auth: 'user', scope: 'audit:read' },
     schema: {
       params: orgParams,
-      querystring: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          after: cursorSchema,
-          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          action: actionFilterSchema,
-          actorId: idParamSchema,
-        },
-      },
-      response: {
-        200: {
-          type: 'object',
-          required: ['events', 'next'],
-          properties: { events: { type: 'array', items: auditEventSchema }, next: { type: ['string', 'null'] } },
-        },
-      },
+      querystring: { type: 'object', additionalProperties: false, properties: auditPageQueryProperties },
+      response: auditPageResponse,
     },
   }, async (request) => {
     const { orgId } = request.params;
     await services.orgs.assertAllowed(callerAuth(request), orgId, 'audit.read', requestMeta(request));
-    const { after, limit, action, actorId } = request.query;
-    return services.audit.list({ orgId, after: after === undefined ? undefined : Number(after), limit, action, actorId });
+    return services.audit.list({ ...auditPageFilter(request.query), orgId });
   });
 
   /**

@@ -11,8 +11,7 @@ export class StaffRepository {
 
   /** Inserts a grant; false when the user already holds the role. */
   async grant(row: StaffRoleRow, executor: Executor = this.db): Promise<boolean> {
-    const existing = await executor.selectFrom('staff_roles').select('role').where('user_id', '=', row.user_id).where('role', '=', row.role).executeTakeFirst();
-    if (existing) return false;
+    if (await this.holds(row.user_id, row.role, executor)) return false;
     await executor.insertInto('staff_roles').values(row).execute();
     return true;
   }
