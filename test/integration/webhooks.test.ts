@@ -129,6 +129,28 @@ describe('webhooks', () => {
     assert.equal((await owner.client.get(`/v1/orgs/${owner.orgId}/webhooks/${hook.id}`)).status, 404);
   });
 
+  test("another org's admin neither sees, deletes nor receives this org's webhooks and events", async () => {
+    const ours = await createHook(['*']);
+    const otherReceiver = open.add(await startReceiver(), (r) => r.close());
+    const other = await signUp(t, 'hooks-other');
+    const otherOrgId = (await other.client.post('/v1/orgs', { name: 'Other', slug: uniqueSlug('other') })).body.org.id as string;
+    await stepUp(other);
+    const theirs = await other.client.post(`/v1/orgs/${otherOrgId}/webhooks`, { url: otherReceiver.url, events: ['*'] });
+    assert.equal(theirs.status, 201, theirs.text);
+    // Our webhook's id through their own org's path: not found, and not deleted.
+    assert.equal((await other.client.get(`/v1/orgs/${otherOrgId}/webhooks/${ours.id}`)).status, 404);
+    assert.equal((await other.client.delete(`/v1/orgs/${otherOrgId}/webhooks/${ours.id}`)).status, 404);
+    assert.ok(!(await other.client.get(`/v1/orgs/${otherOrgId}/webhooks`)).text.includes(ours.id));
+    assert.equal((await owner.client.get(`/v1/orgs/${owner.orgId}/webhooks/${ours.id}`)).status, 200, 'still there');
+    await t.server.services.jobs.drain();
+    const start = otherReceiver.deliveries.length;
+    await createHook(['member.added']); // webhook.created in our org
+    await t.server.services.jobs.drain();
+    const received = otherReceiver.deliveries.slice(start).map((d) => verified(d, (theirs.body as { secret: string }).secret, Math.floor(t.clock.now() / 1000)));
+    assert.ok(received.every((payload) => payload.event.orgId !== owner.orgId), JSON.stringify(received.map((p) => p.event.orgId)));
+    assert.ok(received.length === 0 || received.every((payload) => payload.event.orgId === otherOrgId));
+  });
+
   test('only owners and admins manage webhooks; a session needs a recent step-up to add one', async () => {
     const member = await signUp(t, 'hooks-plain');
     await t.server.services.orgs.addMember(owner.orgId, member.userId, 'member', { type: 'system', id: null });
