@@ -75,18 +75,16 @@ export class Alerts {
       case 'user.created': {
         // The signup address and device are the first known ones: no alert for them.
         const userId = event.target?.type === 'user' ? event.target.id : null;
-        if (userId && event.ip) await this.known.observe(userId, 'ip', event.ip);
-        if (userId && event.userAgent) await this.known.observe(userId, 'device', event.userAgent);
+        if (userId) await this.known.observe(userId, { ip: event.ip, device: event.userAgent });
         return;
       }
       case 'login.succeeded': {
         const userId = event.actor.type === 'user' ? event.actor.id : null;
         if (!userId) return;
-        const address = event.ip ? await this.known.observe(userId, 'ip', event.ip) : null;
-        const device = event.userAgent ? await this.known.observe(userId, 'device', event.userAgent) : null;
+        const seen = await this.known.observe(userId, { ip: event.ip, device: event.userAgent });
         // The first value of its kind is a baseline (accounts older than this feature), not news.
-        const newAddress = Boolean(address?.isNew && !address.firstOfKind);
-        const newDevice = Boolean(device?.isNew && !device.firstOfKind);
+        const newAddress = Boolean(seen?.ip?.isNew && !seen.ip.firstOfKind);
+        const newDevice = Boolean(seen?.device?.isNew && !seen.device.firstOfKind);
         if (!newAddress && !newDevice) return;
         await this.#raise(event, newAddress ? 'new_ip_login' : 'new_device_login', { type: 'user', id: userId }, null,
           { newAddress, newDevice, sessionId: event.target?.id ?? null });
@@ -94,7 +92,7 @@ export class Alerts {
       }
       case 'api_token.created': {
         if (event.actor.type === 'user' && event.actor.id && event.target && event.ip) {
-          await this.known.observe(event.actor.id, `token:${event.target.id}`, event.ip);
+          await this.known.observe(event.actor.id, { [`token:${event.target.id}`]: event.ip });
         }
         return;
       }
@@ -102,7 +100,8 @@ export class Alerts {
         const tokenId = event.actor.type === 'token' ? event.actor.id : null;
         const userId = event.target?.type === 'user' ? event.target.id : null;
         if (!tokenId || !userId || !event.ip) return;
-        const seen = await this.known.observe(userId, `token:${tokenId}`, event.ip);
+        const kind = `token:${tokenId}` as const;
+        const seen = (await this.known.observe(userId, { [kind]: event.ip }))?.[kind];
         if (seen?.isNew && !seen.firstOfKind) await this.#raise(event, 'token_new_ip', { type: 'user', id: userId }, event.orgId, { tokenId });
         return;
       }

@@ -5,6 +5,8 @@ import { addressSubject } from '../ratelimit/rate-limits.js';
 import type { KnownValueRepository } from '../store/repositories/known-values.js';
 
 export type KnownKind = 'ip' | 'device' | `token:${string}`;
+/** Whether a value is new for the user, and whether it is the first of its kind. */
+export type Seen = { isNew: boolean; firstOfKind: boolean };
 
 /**
  * What a user has been seen with, kept as HMACs under a key derived (HKDF) from
@@ -14,13 +16,23 @@ export type KnownKind = 'ip' | 'device' | `token:${string}`;
 export class KnownValues {
   constructor(private readonly repo: KnownValueRepository, private readonly pii: PiiService, private readonly clock: Clock) {}
 
-  /** null when the user has no profile any more (deleted). */
-  async observe(userId: string, kind: KnownKind, value: string): Promise<{ isNew: boolean; firstOfKind: boolean } | null> {
+  /**
+   * Remembers values a user was seen with, in order, reading the user's profile
+   * (their data key) once; null when the user has no profile any more (deleted).
+   * Absent values (null, undefined) are skipped.
+   */
+  async observe<K extends KnownKind>(userId: string, values: Partial<Record<K, string | null>>): Promise<Partial<Record<K, Seen>> | null> {
+    const present = (Object.entries(values) as Array<[K, string | null | undefined]>).filter((entry): entry is [K, string] => Boolean(entry[1]));
+    if (present.length === 0) return {};
     const profile = await this.pii.getProfile(userId);
     if (!profile) return null;
     const key = Buffer.from(hkdfSync('sha256', profile.dataKey, Buffer.alloc(0), `rampart:known-values:${userId}`, 32));
-    const hash = createHmac('sha256', key).update(`${kind}\n${normalize(kind, value)}`).digest('base64url');
-    return this.repo.remember(userId, kind, hash, this.clock.now());
+    const seen: Partial<Record<K, Seen>> = {};
+    for (const [kind, value] of present) {
+      const hash = createHmac('sha256', key).update(`${kind}\n${normalize(kind, value)}`).digest('base64url');
+      seen[kind] = await this.repo.remember(userId, kind, hash, this.clock.now());
+    }
+    return seen;
   }
 }
 
