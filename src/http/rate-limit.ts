@@ -93,8 +93,10 @@ export function registerRateLimitsAfterAuth(app: FastifyInstance, services: Serv
   if (services.config.insecureDisableRateLimits) return;
 
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.auth || rateLimitClassOf(request) === 'exempt') return;
-    const credential = rateLimitClassOf(request) === 'credential';
+    if (!request.auth) return;
+    const kind = rateLimitClassOf(request);
+    if (kind === 'exempt') return;
+    const credential = kind === 'credential';
     await count(services, request, reply, 'auth', credentialSubject(request.auth), credential);
     // Step-up checks a password with a session: its account budget is the user's.
     if (credential) await count(services, request, reply, 'account', `user:${request.auth.userId}`, true);

@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { assertRecentReauth } from '../../auth/flows/step-up.js';
 import { RampartError } from '../../errors.js';
 import { isEventAction } from '../../events/catalogue.js';
+import type { SecurityEventInput } from '../../events/security-events.js';
 import type { Services } from '../../services.js';
-import { callerAuth } from '../auth.js';
+import { type AuthContext, callerAuth } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { idParamSchema } from '../schemas.js';
 
@@ -49,8 +50,7 @@ export async function webhookRoutes(app: FastifyInstance, services: Services): P
     if (auth.kind === 'session') assertRecentReauth(auth.session, services.clock);
     const unknown = request.body.events.filter((event) => event !== '*' && !isEventAction(event));
     if (unknown.length > 0) throw new RampartError('invalid_request', { publicDetail: `Unknown event actions: ${unknown.join(', ')} (see docs/events.md).` });
-    const actor = auth.kind === 'session' ? { type: 'user' as const, id: auth.userId } : { type: 'token' as const, id: auth.credentialId };
-    return reply.code(201).send(await services.webhooks.create(orgId, actor, request.body, meta));
+    return reply.code(201).send(await services.webhooks.create(orgId, actorOf(auth), request.body, meta));
   });
 
   app.get<{ Params: { orgId: string } }>('/v1/orgs/:orgId/webhooks', {
@@ -79,8 +79,12 @@ export async function webhookRoutes(app: FastifyInstance, services: Services): P
     const auth = callerAuth(request);
     const meta = requestMeta(request);
     await services.orgs.assertAllowed(auth, orgId, 'webhooks.manage', meta);
-    const actor = auth.kind === 'session' ? { type: 'user' as const, id: auth.userId } : { type: 'token' as const, id: auth.credentialId };
-    await services.webhooks.remove(orgId, id, actor, meta);
+    await services.webhooks.remove(orgId, id, actorOf(auth), meta);
     return reply.code(204).send();
   });
+}
+
+/** Who the audit names for a webhook change: the user of a session, or the token. */
+function actorOf(auth: AuthContext): SecurityEventInput['actor'] {
+  return auth.kind === 'session' ? { type: 'user', id: auth.userId } : { type: 'token', id: auth.credentialId };
 }
