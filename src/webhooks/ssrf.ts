@@ -20,8 +20,8 @@ const defaultResolver: Resolver = (hostname) => dnsLookup(hostname, { all: true,
  * loopback, private (RFC 1918, ULA), link-local (cloud metadata at
  * 169.254.169.254), carrier-grade NAT, unspecified, broadcast, multicast,
  * documentation and other reserved ranges, and IPv6 forms that embed an IPv4
- * address (mapped, 6to4, Teredo, NAT64) unless the embedded address is itself
- * public. Parsing is ipaddr.js's, so 127.1, 2130706433 and 0x7f.1 are 127.0.0.1.
+ * address (6to4, Teredo, NAT64). An IPv4-mapped IPv6 address is judged by its
+ * IPv4 address. Parsing is ipaddr.js's, so 127.1, 2130706433 and 0x7f.1 are 127.0.0.1.
  */
 export function isPublicAddress(ip: string): boolean {
   if (!ipaddr.isValid(ip)) return false;

@@ -12,6 +12,11 @@ import type { AddressInfo } from 'node:net';
 import { rmSync } from 'node:fs';
 import { test } from 'node:test';
 import { ManualClock } from '../../src/clock.js';
+import { JobQueue } from '../../src/jobs/job-queue.js';
+import { JobRepository } from '../../src/store/repositories/jobs.js';
+import { WebhookRepository } from '../../src/store/repositories/webhooks.js';
+import type { Resolver } from '../../src/webhooks/ssrf.js';
+import { WebhookService } from '../../src/webhooks/webhook-service.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { stepUp, uniqueSlug } from '../helpers/orgs.js';
 import { Resources } from '../helpers/resources.js';
@@ -62,6 +67,38 @@ test('webhook URLs into private, loopback or link-local space are refused, and c
     assert.equal(hits, 0, 'nothing ever reached the loopback listener');
     const jobs = await t.server.services.stores.main.db.selectFrom('jobs').select(['last_error']).where('kind', '=', 'webhook.deliver').execute();
     assert.ok(jobs.length > 0 && jobs.every((job) => /destination refused/.test(job.last_error ?? '')), JSON.stringify(jobs));
+  } finally {
+    await open.close();
+  }
+});
+
+test('a delivery connects to the address that was checked, never to a fresh lookup of the name (DNS rebinding)', async () => {
+  const hosts: string[] = [];
+  const open = new Resources();
+  try {
+    const listener = createServer((req, res) => {
+      hosts.push(String(req.headers.host));
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    open.add(listener, (server) => server.close());
+    const port = (listener.address() as AddressInfo).port;
+    const t = open.add(await startTestServer({ env: { JOB_POLL_INTERVAL_MS: '3600000' } }), (server) => server.close());
+    const services = t.server.services;
+    const user = await signUp(t, 'rebind');
+    const orgId = (await user.client.post('/v1/orgs', { name: 'Rebind', slug: uniqueSlug('rebind') })).body.org.id as string;
+    // The checking resolver answers loopback (allowed here) for a name no system resolver knows (.invalid, RFC 2606):
+    // the listener is reached only if the connection goes to the checked address.
+    const resolver: Resolver = async () => [{ address: '127.0.0.1', family: 4 }];
+    const db = services.stores.main.db;
+    const jobRepo = new JobRepository(db, false);
+    const webhooks = new WebhookService(db, new WebhookRepository(db), jobRepo, services.keyring, services.events,
+      new JobQueue(jobRepo, services.clock, services.logger, 3_600_000), services.audit, services.metrics, services.clock, services.logger,
+      { allowPrivate: true, resolver });
+    const hook = await webhooks.create(orgId, { type: 'user', id: user.userId }, { url: `http://receiver.invalid:${port}/`, events: ['*'] }, { ip: '203.0.113.9', userAgent: null });
+    const [event] = (await services.audit.latest({ limit: 1 })).events;
+    await webhooks.deliver(hook.id, event!.seq, 'dlv_rebind', 1);
+    assert.deepEqual(hosts, [`receiver.invalid:${port}`], 'delivered to the pinned address, under the URL\'s host name');
   } finally {
     await open.close();
   }
