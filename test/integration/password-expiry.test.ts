@@ -11,6 +11,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
   describe(`password expiry (${store})`, () => {
     let t: TestServer;
     let expiring: Set<string>;
+    /** Policy resolutions per user (the resolver is the wrapper below). */
+    const resolutions = new Map<string, number>();
     before(async () => {
       t = await startTestServer({ store });
       // Users in this set are under a 90-day maxAgeDays policy (an org's choice); everyone else has the default (never).
@@ -19,6 +21,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const original = services.policies;
       services.policies = {
         async forUser(userId) {
+          if (userId) resolutions.set(userId, (resolutions.get(userId) ?? 0) + 1);
           if (!userId || !expiring.has(userId)) return original.forUser(userId);
           const policy = defaultOrgPolicy();
           policy.password.maxAgeDays = 90;
@@ -36,6 +39,15 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const login = await t.client().post('/v1/login', { email, password });
       assert.equal(login.status, 200);
       assert.ok(login.body.session);
+    });
+
+    test('a login resolves the policy once, shared by its gates (expiry, MFA) and its session', async () => {
+      const { email, password, userId } = await signUp(t, 'onepolicy');
+      resolutions.delete(userId);
+      const login = await t.client().post('/v1/login', { email, password });
+      assert.equal(login.status, 200);
+      assert.ok(login.body.session);
+      assert.equal(resolutions.get(userId), 1);
     });
 
     test('past maxAgeDays a correct login creates no session and answers a change token', async () => {

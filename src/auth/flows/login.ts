@@ -3,7 +3,7 @@ import type { Clock } from '../../clock.js';
 import { RampartError } from '../../errors.js';
 import type { SecurityEvents } from '../../events/security-events.js';
 import type { PiiService, Profile } from '../../pii/pii-service.js';
-import type { PolicyResolver } from '../../policy/effective-policy.js';
+import type { EffectivePolicy, PolicyResolver } from '../../policy/effective-policy.js';
 import type { IssuedSession, SessionService } from '../../sessions/session-service.js';
 import type { UserRepository, UserRow } from '../../store/repositories/users.js';
 import type { MainDB } from '../../store/schema.js';
@@ -15,6 +15,11 @@ export interface LoginGateInput {
   user: UserRow;
   profile: Profile;
   meta: RequestMeta;
+  /**
+   * The user's effective policy, resolved on first call and shared by every gate
+   * of this login and by its session (one resolution per login request).
+   */
+  policy(): Promise<EffectivePolicy>;
   /**
    * Extra public members a gate that lets the login continue adds to the login
    * body (e.g. `enrollmentRequired` for an org-MFA enrollment-only session).
@@ -88,6 +93,8 @@ export interface CompleteLoginInput {
   mfaMethod: string | null;
   /** Runs first in the session's transaction (a pending password's commit): both happen or neither. */
   beforeSession?: (trx: Transaction<MainDB>) => Promise<void>;
+  /** The policy the login's gates already resolved; read now when absent. */
+  policy?: () => Promise<EffectivePolicy>;
 }
 
 /**
@@ -124,22 +131,10 @@ export class LoginService {
    * second factor among them), then the session is created. A pending password
    * goes to the gates; when none interrupts, it is committed with the session.
    */
-  async resume(gateName: string, input: Omit<LoginGateInput, 'responseExtras'>): Promise<LoginResult> {
+  async resume(gateName: string, input: Omit<LoginGateInput, 'responseExtras' | 'policy'>): Promise<LoginResult> {
     const index = this.#gates.findIndex((gate) => gate.name === gateName);
     if (index === -1) throw new TypeError(`no login gate named ${gateName}`);
-    const responseExtras: Record<string, unknown> = {};
-    for (const gate of this.#gates.slice(index + 1)) {
-      const body = await gate.check({ ...input, responseExtras });
-      if (body) return { kind: 'interrupted', body };
-    }
-    const { pendingPassword, ...login } = input;
-    const completed = await this.completeLogin({
-      ...login,
-      mfaVerified: false,
-      mfaMethod: null,
-      ...(pendingPassword ? { beforeSession: (trx: Transaction<MainDB>) => pendingPassword.commit(trx) } : {}),
-    });
-    return Object.keys(responseExtras).length > 0 ? { ...completed, responseExtras } : completed;
+    return this.#runGates(this.#gates.slice(index + 1), input);
   }
 
   setAttemptGuard(guard: LoginAttemptGuard): void {
@@ -191,18 +186,36 @@ export class LoginService {
         }, trx);
       });
     }
+    return this.#runGates(this.#gates, { user, profile, meta });
+  }
+
+  /**
+   * Runs the gates in turn (the first that answers interrupts the login), then
+   * creates the session, committing a pending password in its transaction. The
+   * policy is resolved at most once, for the gates and the session alike.
+   */
+  async #runGates(gates: readonly LoginGate[], input: Omit<LoginGateInput, 'responseExtras' | 'policy'>): Promise<LoginResult> {
+    let resolved: Promise<EffectivePolicy> | undefined;
+    const policy = (): Promise<EffectivePolicy> => (resolved ??= this.policies.forUser(input.user.id));
     const responseExtras: Record<string, unknown> = {};
-    for (const gate of this.#gates) {
-      const body = await gate.check({ user, profile, meta, responseExtras });
+    for (const gate of gates) {
+      const body = await gate.check({ ...input, policy, responseExtras });
       if (body) return { kind: 'interrupted', body };
     }
-    const completed = await this.completeLogin({ user, profile, meta, mfaVerified: false, mfaMethod: null });
+    const { pendingPassword, ...login } = input;
+    const completed = await this.completeLogin({
+      ...login,
+      policy,
+      mfaVerified: false,
+      mfaMethod: null,
+      ...(pendingPassword ? { beforeSession: (trx: Transaction<MainDB>) => pendingPassword.commit(trx) } : {}),
+    });
     return Object.keys(responseExtras).length > 0 ? { ...completed, responseExtras } : completed;
   }
 
   /** Creates the session of a finished login (also the last step of MFA and expired-password flows). */
   async completeLogin(input: CompleteLoginInput): Promise<CompletedLogin> {
-    const policy = await this.policies.forUser(input.user.id);
+    const policy = await (input.policy ? input.policy() : this.policies.forUser(input.user.id));
     const issued = await this.db.transaction().execute(async (trx) => {
       await input.beforeSession?.(trx);
       const created = await this.sessions.create({

@@ -60,8 +60,8 @@ export class PasswordExpiryFlow {
     };
   }
 
-  async #check({ user, meta }: LoginGateInput): Promise<Record<string, unknown> | null> {
-    const { maxAgeDays } = (await this.policies.forUser(user.id)).password;
+  async #check({ user, meta, policy }: LoginGateInput): Promise<Record<string, unknown> | null> {
+    const { maxAgeDays } = (await policy()).password;
     if (maxAgeDays === null || this.clock.now() < user.password_changed_at + maxAgeDays * DAY_MS) return null;
     const { token, row } = this.tokens.issue(user.id, 'change', CHANGE_TOKEN_TTL_MS);
     await this.db.transaction().execute(async (trx) => {

@@ -51,6 +51,8 @@ export interface MfaChallengeInput {
   meta: RequestMeta;
   /** A new password for an expired one, to hold on the mfaToken until the factor is proved. */
   pendingPassword?: HeldPassword;
+  /** The policy the login already resolved (see `LoginGateInput.policy`); read now when absent. */
+  policy?: () => Promise<EffectivePolicy>;
 }
 
 /** A password that becomes the user's only when the login's second factor is proved. */
@@ -221,7 +223,7 @@ export class MfaService {
     const now = this.#d.clock.now();
     const [own, policy, state] = await Promise.all([
       this.methodsOf(user.id),
-      this.#d.policies.forUser(user.id),
+      input.policy ? input.policy() : this.#d.policies.forUser(user.id),
       this.#d.repo.findUserState(user.id),
     ]);
     const decision = decideMfa({ own, policy, now, graceRestartedAt: state?.grace_restarted_at ?? null });
