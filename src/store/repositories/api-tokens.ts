@@ -82,36 +82,27 @@ export class ApiTokenRepository {
 
   /** Revokes one token of the user (scoped by owner: another user's id answers like a missing one). */
   async revoke(userId: string, id: string, now: number, reason: string, executor: Executor = this.db): Promise<boolean> {
-    const result = await executor
-      .updateTable('api_tokens')
-      .set({ revoked_at: now, revoked_reason: reason })
-      .where('user_id', '=', userId)
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+    const result = await this.#revokeLive(executor, userId, now, reason).where('id', '=', id).executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
 
   /** Revokes the user's live tokens bound to one org; returns their ids. */
   async revokeAllForUserInOrg(userId: string, orgId: string, now: number, reason: string, executor: Executor): Promise<string[]> {
-    const rows = await executor
-      .updateTable('api_tokens')
-      .set({ revoked_at: now, revoked_reason: reason })
-      .where('user_id', '=', userId)
-      .where('org_id', '=', orgId)
-      .where('revoked_at', 'is', null)
-      .returning('id')
-      .execute();
+    const rows = await this.#revokeLive(executor, userId, now, reason).where('org_id', '=', orgId).returning('id').execute();
     return rows.map((row) => row.id);
   }
 
   async revokeAllForUser(userId: string, now: number, reason: string, executor: Executor = this.db): Promise<number> {
-    const result = await executor
+    const result = await this.#revokeLive(executor, userId, now, reason).executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  /** The revocation of the user's live (not yet revoked) tokens; callers narrow it further. */
+  #revokeLive(executor: Executor, userId: string, now: number, reason: string) {
+    return executor
       .updateTable('api_tokens')
       .set({ revoked_at: now, revoked_reason: reason })
       .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows);
+      .where('revoked_at', 'is', null);
   }
 }

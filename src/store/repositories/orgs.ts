@@ -89,12 +89,7 @@ export class OrgRepository {
   }
 
   async listMembers(orgId: string, executor: Executor = this.db): Promise<Array<MembershipRow & { mfa_enabled: number }>> {
-    return executor
-      .selectFrom('org_memberships')
-      .innerJoin('users', 'users.id', 'org_memberships.user_id')
-      .selectAll('org_memberships')
-      .select('users.mfa_enabled')
-      .where('org_memberships.org_id', '=', orgId)
+    return this.#members(executor, orgId)
       .orderBy('org_memberships.joined_at', 'asc')
       .orderBy('org_memberships.user_id', 'asc')
       .execute();
@@ -110,12 +105,7 @@ export class OrgRepository {
     after: { joinedAt: number; userId: string } | null,
     limit: number,
   ): Promise<Array<MembershipRow & { mfa_enabled: number }>> {
-    let query = this.db
-      .selectFrom('org_memberships')
-      .innerJoin('users', 'users.id', 'org_memberships.user_id')
-      .selectAll('org_memberships')
-      .select('users.mfa_enabled')
-      .where('org_memberships.org_id', '=', orgId);
+    let query = this.#members(this.db, orgId);
     if (after) {
       query = query.where((eb) => eb.or([
         eb('org_memberships.joined_at', '>', after.joinedAt),
@@ -126,14 +116,7 @@ export class OrgRepository {
   }
 
   async findMember(orgId: string, userId: string, executor: Executor = this.db): Promise<(MembershipRow & { mfa_enabled: number }) | undefined> {
-    return executor
-      .selectFrom('org_memberships')
-      .innerJoin('users', 'users.id', 'org_memberships.user_id')
-      .selectAll('org_memberships')
-      .select('users.mfa_enabled')
-      .where('org_memberships.org_id', '=', orgId)
-      .where('org_memberships.user_id', '=', userId)
-      .executeTakeFirst();
+    return this.#members(executor, orgId).where('org_memberships.user_id', '=', userId).executeTakeFirst();
   }
 
   async countOwners(orgId: string, executor: Executor = this.db): Promise<number> {
@@ -187,7 +170,17 @@ export class OrgRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  #membershipsWithOrgs(executor: Executor) {
+  /** An org's memberships, each with its member's `mfa_enabled` (the rows of the member list). */
+  #members(executor: Executor, orgId: string) {
+    return executor
+      .selectFrom('org_memberships')
+      .innerJoin('users', 'users.id', 'org_memberships.user_id')
+      .selectAll('org_memberships')
+      .select('users.mfa_enabled')
+      .where('org_memberships.org_id', '=', orgId);
+  }
+
+    #membershipsWithOrgs(executor: Executor) {
     return executor
       .selectFrom('org_memberships')
       .innerJoin('orgs', 'orgs.id', 'org_memberships.org_id')
