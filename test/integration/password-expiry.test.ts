@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SESSION_COOKIE } from '../../src/http/auth.js';
-import { defaultOrgPolicy } from '../../src/policy/org-policy.js';
-import { toEffectivePolicy } from '../../src/policy/effective-policy.js';
+import { expiringPasswords } from '../helpers/policies.js';
 import { signUp, startTestServer, strongPassword, type TestServer } from '../helpers/harness.js';
 
 const DAY = 86_400_000;
@@ -11,23 +10,12 @@ for (const store of ['sqlite', 'postgres'] as const) {
   describe(`password expiry (${store})`, () => {
     let t: TestServer;
     let expiring: Set<string>;
-    /** Policy resolutions per user (the resolver is the wrapper below). */
-    const resolutions = new Map<string, number>();
+    /** Policy resolutions per user. */
+    let resolutions: Map<string, number>;
     before(async () => {
       t = await startTestServer({ store });
       // Users in this set are under a 90-day maxAgeDays policy (an org's choice); everyone else has the default (never).
-      expiring = new Set();
-      const services = t.server.services;
-      const original = services.policies;
-      services.policies = {
-        async forUser(userId) {
-          if (userId) resolutions.set(userId, (resolutions.get(userId) ?? 0) + 1);
-          if (!userId || !expiring.has(userId)) return original.forUser(userId);
-          const policy = defaultOrgPolicy();
-          policy.password.maxAgeDays = 90;
-          return toEffectivePolicy(policy, ['Rampart'], []);
-        },
-      };
+      ({ expiring, resolutions } = expiringPasswords(t.server.services, 90));
     });
     after(async () => {
       await t.close();

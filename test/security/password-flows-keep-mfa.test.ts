@@ -6,30 +6,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SESSION_COOKIE } from '../../src/http/auth.js';
-import { defaultOrgPolicy } from '../../src/policy/org-policy.js';
-import { toEffectivePolicy } from '../../src/policy/effective-policy.js';
 import { readOutbox, resetTokenFrom } from '../helpers/mail.js';
 import type { TestClient } from '../helpers/client.js';
 import { enrollTOTP, nextStep, passwordStep, totpNow } from '../helpers/mfa.js';
+import { expiringPasswords } from '../helpers/policies.js';
 import { signUp, startTestServer, strongPassword, type TestServer } from '../helpers/harness.js';
 
 const DAY = 86_400_000;
 
 describe('password reset and expiry never bypass the second factor', () => {
   let t: TestServer;
-  const expiring = new Set<string>();
+  let expiring: Set<string>;
   before(async () => {
     t = await startTestServer();
-    const services = t.server.services;
-    const original = services.policies;
-    services.policies = {
-      async forUser(userId) {
-        if (!userId || !expiring.has(userId)) return original.forUser(userId);
-        const policy = defaultOrgPolicy();
-        policy.password.maxAgeDays = 30;
-        return toEffectivePolicy(policy, ['Rampart'], []);
-      },
-    };
+    ({ expiring } = expiringPasswords(t.server.services, 30));
   });
   after(async () => {
     await t.close();
@@ -81,23 +71,12 @@ describe('password reset and expiry never bypass the second factor', () => {
 for (const store of ['sqlite', 'postgres'] as const) {
   describe(`an expired password is only replaced once the second factor is proved (${store})`, () => {
     let t: TestServer;
-    const expiring = new Set<string>();
+    let expiring: Set<string>;
     /** Users under an org-style MFA requirement, with the time it started. */
-    const mfaRequiredSince = new Map<string, number>();
+    let mfaRequiredSince: Map<string, number>;
     before(async () => {
       t = await startTestServer({ store });
-      const services = t.server.services;
-      const original = services.policies;
-      services.policies = {
-        async forUser(userId) {
-          if (!userId || !expiring.has(userId)) return original.forUser(userId);
-          const policy = defaultOrgPolicy();
-          policy.password.maxAgeDays = 30;
-          const since = mfaRequiredSince.get(userId) ?? null;
-          if (since !== null) policy.mfa = { required: true, methods: ['totp', 'webauthn'], gracePeriodHours: 72 };
-          return toEffectivePolicy(policy, ['Rampart'], [], since);
-        },
-      };
+      ({ expiring, mfaRequiredSince } = expiringPasswords(t.server.services, 30));
     });
     after(async () => {
       await t.close();
