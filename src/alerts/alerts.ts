@@ -126,7 +126,7 @@ export class Alerts {
 
   async #raise(source: AuditEvent, rule: AlertRule, target: { type: string; id: string }, orgId: string | null, details: Record<string, unknown>): Promise<void> {
     const alert: SecurityEventInput = {
-      action: 'alert.raised', orgId, actor: { type: 'system', id: null }, target, ip: source.ip, userAgent: source.userAgent, requestId: source.requestId ?? null,
+      action: 'alert.raised', orgId, actor: { type: 'system', id: null }, target, origin: { ip: source.ip, userAgent: source.userAgent, requestId: source.requestId },
       outcome: 'success', details: { rule, ...details, sourceEventId: source.id },
     };
     await this.events.record(alert);

@@ -78,7 +78,7 @@ export class LoginBackoff implements LoginAttemptGuard {
     if (accountFailures === accountThreshold && userId) {
       await this.events.record({
         action: 'alert.raised', actor: { type: 'system', id: null }, target: { type: 'user', id: userId },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success',
+        origin: meta, outcome: 'success',
         details: { rule: 'brute_force', failures: accountFailures, withinHours: FAILURE_STREAK_MS / 3_600_000 },
       });
     }
@@ -113,7 +113,7 @@ export class LoginBackoff implements LoginAttemptGuard {
     const userId = await this.pii.findUserIdByEmail(email);
     await this.events.record({
       action: 'login.throttled', actor: { type: 'anonymous', id: null }, target: userId ? { type: 'user', id: userId } : null,
-      ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { scope, retryAfterSeconds },
+      origin: meta, outcome: 'denied', details: { scope, retryAfterSeconds },
     });
     throw new RampartError('rate_limited', {
       headers: { 'retry-after': String(retryAfterSeconds) },

@@ -10,20 +10,30 @@ export interface SecurityEventInput {
   orgId?: string | null;
   actor: { type: ActorType; id: string | null };
   target?: { type: string; id: string } | null;
-  ip?: string | null;
-  userAgent?: string | null;
+  /** Where it came from: the flow's RequestMeta (client address, user agent, request id), or none. */
+  origin?: EventOrigin | null;
   outcome: 'success' | 'failure' | 'denied';
   /** Small, non-secret facts. Never a password, token, code or personal data. */
   details?: Record<string, unknown>;
-  /**
-   * The HTTP request it happened in (its x-request-id), from the flow's RequestMeta:
-   * passed explicitly rather than through AsyncLocalStorage, whose promise hooks cost
-   * Node 20 about a quarter of the CPU of a cheap request.
-   */
+}
+
+/**
+ * The request an event came from; `RequestMeta` (src/auth/flows/request-meta.ts)
+ * is one. The request id is passed explicitly rather than through
+ * AsyncLocalStorage, whose promise hooks cost Node 20 about a quarter of the CPU
+ * of a cheap request.
+ */
+export interface EventOrigin {
+  ip: string | null;
+  userAgent: string | null;
   requestId?: string | null;
 }
 
-export interface SecurityEvent extends SecurityEventInput {
+export interface SecurityEvent extends Omit<SecurityEventInput, 'origin'> {
+  ip?: string | null;
+  userAgent?: string | null;
+  /** The HTTP request it happened in (its x-request-id), or null. */
+  requestId?: string | null;
   /** Epoch milliseconds. */
   time: number;
 }
@@ -49,7 +59,8 @@ export class SecurityEvents {
   }
 
   async record(input: SecurityEventInput, transaction?: Transaction<MainDB>): Promise<void> {
-    const event: SecurityEvent = { ...input, requestId: input.requestId ?? null, time: this.clock.now() };
+    const { origin, ...rest } = input;
+    const event: SecurityEvent = { ...rest, ip: origin?.ip ?? null, userAgent: origin?.userAgent ?? null, requestId: origin?.requestId ?? null, time: this.clock.now() };
     for (const sink of this.#sinks) await sink.record(event, transaction);
   }
 }

@@ -214,8 +214,8 @@ export class OrgService {
   async #recordIfDenied(error: unknown): Promise<unknown> {
     if (!(error instanceof AccessDenied)) return error;
     await this.events.record({
-      action: 'access.denied', orgId: error.orgId, actor: actorOf(error.auth), target: { type: 'org', id: error.orgId }, ip: error.meta?.ip ?? null,
-      userAgent: error.meta?.userAgent ?? null, requestId: error.meta?.requestId ?? null, outcome: 'denied', details: { action: error.action, role: error.role },
+      action: 'access.denied', orgId: error.orgId, actor: actorOf(error.auth), target: { type: 'org', id: error.orgId }, origin: error.meta,
+      outcome: 'denied', details: { action: error.action, role: error.role },
     });
     return error;
   }
@@ -232,7 +232,7 @@ export class OrgService {
       const membership = await this.repo.findMembershipWithOrg(orgId, auth.userId);
       if (!membership || (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId)) {
         await this.events.record({
-          action: 'access.denied', actor: actorOf(auth), target: { type: 'org', id: orgId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId,
+          action: 'access.denied', actor: actorOf(auth), target: { type: 'org', id: orgId }, origin: meta,
           outcome: 'denied', details: { reason: 'not_a_member' },
         });
         throw new RampartError('not_found');
@@ -262,7 +262,7 @@ export class OrgService {
     for (const membership of blocking) {
       await this.events.record({
         action: 'ip.blocked', orgId: membership.org_id, actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { via: 'login' },
+        origin: meta, outcome: 'denied', details: { via: 'login' },
       });
     }
     throw new RampartError('ip_not_allowed');
@@ -280,7 +280,7 @@ export class OrgService {
       await this.db.transaction().execute(async (trx) => {
         await this.repo.insertOrg(row, trx);
         await this.repo.insertMembership({ org_id: row.id, user_id: userId, role: 'owner', joined_at: now }, trx);
-        const base = { orgId: row.id, actor: { type: 'user' as const, id: userId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success' as const };
+        const base = { orgId: row.id, actor: { type: 'user' as const, id: userId }, origin: meta, outcome: 'success' as const };
         await this.events.record({ ...base, action: 'org.created', target: { type: 'org', id: row.id }, details: { slug: row.slug } }, trx);
         await this.events.record({ ...base, action: 'member.added', target: { type: 'user', id: userId }, details: { role: 'owner', via: 'org_created' } }, trx);
       });
@@ -313,8 +313,8 @@ export class OrgService {
       const mfaRequiredSince = !after.mfa.required ? null : before.mfa.required && row.mfa_required_since !== null ? row.mfa_required_since : now;
       await this.repo.updatePolicy(orgId, JSON.stringify(after), mfaRequiredSince, now, trx);
       await this.events.record({
-        action: 'policy.updated', orgId, actor: actorOf(auth), target: { type: 'org', id: orgId }, ip: options.meta.ip,
-        userAgent: options.meta.userAgent, requestId: options.meta.requestId, outcome: 'success',
+        action: 'policy.updated', orgId, actor: actorOf(auth), target: { type: 'org', id: orgId }, origin: options.meta,
+        outcome: 'success',
         details: { before, after, ...(options.force && !isAddressAllowed(allowlist, options.meta.ip) ? { forced: true } : {}) },
       }, trx);
     });
@@ -343,8 +343,8 @@ export class OrgService {
         created_at: now, expires_at: expiresAt, accepted_at: null, accepted_by: null,
       }, trx);
       await this.events.record({
-        action: 'invitation.created', orgId, actor: actorOf(auth), target: { type: 'invitation', id }, ip: meta.ip,
-        userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { role: input.role, expiresAt: iso(expiresAt) },
+        action: 'invitation.created', orgId, actor: actorOf(auth), target: { type: 'invitation', id }, origin: meta,
+        outcome: 'success', details: { role: input.role, expiresAt: iso(expiresAt) },
       }, trx);
       return (await this.repo.findOrg(orgId, trx))!;
     });
@@ -386,14 +386,14 @@ export class OrgService {
     if (!isAddressAllowed(parseStoredPolicy(org.policy).network.ipAllowlist, meta.ip)) {
       await this.events.record({
         action: 'ip.blocked', orgId: org.id, actor: { type: 'user', id: userId }, target: { type: 'invitation', id: invitation.id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { via: 'invitation' },
+        origin: meta, outcome: 'denied', details: { via: 'invitation' },
       });
       throw new RampartError('ip_not_allowed');
     }
     const role = await this.db.transaction().execute(async (trx) => {
       if (!(await this.repo.lockOrg(org.id, now, trx))) throw new RampartError('invalid_token');
       if (!(await this.repo.consumeInvitation(invitation.id, userId, now, trx))) throw new RampartError('invalid_token');
-      const base = { orgId: org.id, actor: { type: 'user' as const, id: userId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success' as const };
+      const base = { orgId: org.id, actor: { type: 'user' as const, id: userId }, origin: meta, outcome: 'success' as const };
       await this.events.record({ ...base, action: 'invitation.accepted', target: { type: 'invitation', id: invitation.id }, details: { role: invitation.role } }, trx);
       const existing = await this.repo.findMembership(org.id, userId, trx);
       if (existing) return toRole(existing.role);
@@ -420,8 +420,8 @@ export class OrgService {
       if (target.role === 'owner' && (await this.repo.countOwners(orgId, trx)) <= 1) throw new RampartError('last_owner');
       await this.repo.updateRole(orgId, targetUserId, role, trx);
       await this.events.record({
-        action: 'member.role_changed', orgId, actor: actorOf(auth), target: { type: 'user', id: targetUserId }, ip: meta.ip,
-        userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { from: target.role, to: role },
+        action: 'member.role_changed', orgId, actor: actorOf(auth), target: { type: 'user', id: targetUserId }, origin: meta,
+        outcome: 'success', details: { from: target.role, to: role },
       }, trx);
     });
     const row = await this.repo.findMember(orgId, targetUserId);
@@ -449,8 +449,8 @@ export class OrgService {
       }
       await this.repo.deleteMembership(orgId, targetUserId, trx);
       await this.events.record({
-        action: 'member.removed', orgId, actor: actorOf(auth), target: { type: 'user', id: targetUserId }, ip: meta.ip,
-        userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { role: target.role, self },
+        action: 'member.removed', orgId, actor: actorOf(auth), target: { type: 'user', id: targetUserId }, origin: meta,
+        outcome: 'success', details: { role: target.role, self },
       }, trx);
       for (const listener of this.#membershipEnded) await listener(orgId, targetUserId, trx);
     });
@@ -473,7 +473,7 @@ export class OrgService {
     if (isAddressAllowed(allowlist, meta.ip)) return;
     await this.events.record({
       action: 'ip.blocked', orgId: membership.org_id, actor: actorOf(auth), target: { type: 'org', id: membership.org_id },
-      ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { via, credential: auth.kind },
+      origin: meta, outcome: 'denied', details: { via, credential: auth.kind },
     });
     throw new RampartError('ip_not_allowed');
   }

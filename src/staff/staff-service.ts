@@ -114,7 +114,7 @@ export class StaffService {
       throw new RampartError('invalid_request', { publicDetail: `minutes must be 1 to ${MAX_ASSUMPTION_MINUTES}` });
     }
     const userId = session.user_id;
-    const base = { actor: { type: 'user' as const, id: userId }, target: { type: 'user', id: userId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
+    const base = { actor: { type: 'user' as const, id: userId }, target: { type: 'user', id: userId }, origin: meta };
     if (!isStaffRole(role) || !(await this.d.repo.holds(userId, role))) {
       await this.d.events.record({ ...base, action: 'access.denied', outcome: 'denied', details: { reason: 'staff_role_not_granted', role, staffReason: reason } });
       throw new RampartError('forbidden', { publicDetail: 'You do not hold this staff role.' });
@@ -153,7 +153,7 @@ export class StaffService {
       if (!previous) return;
       await this.d.events.record({
         action: 'staff_role.released', actor: { type: 'user', id: session.user_id }, target: { type: 'session', id: session.public_id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { role: previous.role, reason: previous.reason },
+        origin: meta, outcome: 'success', details: { role: previous.role, reason: previous.reason },
       }, trx);
     });
   }
@@ -174,7 +174,7 @@ export class StaffService {
     if (refusal !== null || !assumption) {
       await this.d.events.record({
         action: 'access.denied', actor: { type: 'user', id: session.user_id }, target: { type: 'session', id: session.public_id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { reason: refusal, action, role: assumption?.role ?? null },
+        origin: meta, outcome: 'denied', details: { reason: refusal, action, role: assumption?.role ?? null },
       });
       throw new RampartError('forbidden', {
         publicDetail: refusal === 'no_assumed_role' ? 'Assume a staff role first (POST /v1/admin/assume).' : 'Your assumed staff role does not allow this.',
@@ -219,7 +219,7 @@ export class StaffService {
 
   async #recordAction(acting: StaffActing, action: StaffAction, target: { type: string; id: string } | null, meta: RequestMeta, details: Record<string, unknown> = {}): Promise<void> {
     await this.d.events.record({
-      action: 'staff_action.performed', actor: staffActor(acting), target, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success',
+      action: 'staff_action.performed', actor: staffActor(acting), target, origin: meta, outcome: 'success',
       details: { action, staffRole: acting.role, reason: acting.reason, ...details },
     });
   }

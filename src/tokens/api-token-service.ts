@@ -135,7 +135,7 @@ export class ApiTokenService {
       if (orgId !== null && !(await this.orgs()!.holdMembership(orgId, input.userId, trx))) throw new RampartError('not_found');
       await this.events.record({
         action: 'api_token.created', orgId, actor: { type: 'user', id: input.userId }, target: { type: 'api_token', id: row.id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success',
+        origin: meta, outcome: 'success',
         details: { scopes, expiresAt, orgId },
       }, trx);
     });
@@ -182,7 +182,7 @@ export class ApiTokenService {
       if (done) {
         await this.events.record({
           action: 'api_token.revoked', actor: { type: 'user', id: userId }, target: { type: 'api_token', id },
-          ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { reason: 'user' },
+          origin: meta, outcome: 'success', details: { reason: 'user' },
         }, trx);
       }
       return done;
@@ -208,7 +208,7 @@ export class ApiTokenService {
       if (row) {
         await this.events.record({
           action: 'api_token.rejected', actor: { type: 'user', id: row.user_id }, target: { type: 'api_token', id: row.id }, orgId: row.org_id,
-          ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'failure', details: { reason: rejection },
+          origin: meta, outcome: 'failure', details: { reason: rejection },
         });
       }
       return null;
@@ -242,7 +242,7 @@ export class ApiTokenService {
     if (await this.repository.touch(row.id, now, ipEnc, LAST_USED_THROTTLE_MS)) {
       await this.events.record({
         action: 'api_token.used', orgId: row.org_id, actor: { type: 'token', id: row.id }, target: { type: 'user', id: row.user_id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: {},
+        origin: meta, outcome: 'success', details: {},
       });
     }
   }

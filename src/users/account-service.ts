@@ -56,7 +56,7 @@ export class AccountService {
       for (const guard of this.#deletionGuards) await guard(userId, trx);
       const counts = await this.revocation.revokeAllForUser(userId, 'account_deleted', trx);
       await this.events.record({
-        action: 'user.deleted', actor, target: { type: 'user', id: userId }, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, requestId: meta?.requestId ?? null,
+        action: 'user.deleted', actor, target: { type: 'user', id: userId }, origin: meta,
         outcome: 'success', details: { revoked: counts },
       }, trx);
       await this.users.delete(userId, trx);
@@ -79,7 +79,7 @@ export class AccountService {
       await this.users.update(userId, { status: 'locked', updated_at: this.clock.now() }, trx);
       const revoked = await this.revocation.revokeAllForUser(userId, 'account_locked', trx);
       await this.events.record({
-        action: 'user.locked', actor, target: { type: 'user', id: userId }, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, requestId: meta?.requestId ?? null,
+        action: 'user.locked', actor, target: { type: 'user', id: userId }, origin: meta,
         outcome: 'success', details: { revoked, ...(reason ? { reason } : {}) },
       }, trx);
     });
@@ -91,7 +91,7 @@ export class AccountService {
       if (!user) throw new RampartError('not_found');
       await this.users.update(userId, { status: 'active', updated_at: this.clock.now() }, trx);
       await this.events.record({
-        action: 'user.unlocked', actor, target: { type: 'user', id: userId }, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, requestId: meta?.requestId ?? null,
+        action: 'user.unlocked', actor, target: { type: 'user', id: userId }, origin: meta,
         outcome: 'success', details: reason ? { reason } : {},
       }, trx);
     });

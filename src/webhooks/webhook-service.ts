@@ -93,7 +93,7 @@ export class WebhookService {
       }
       await this.repo.insert(row, trx);
       await this.events.record({
-        action: 'webhook.created', orgId, actor, target: { type: 'webhook', id }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId,
+        action: 'webhook.created', orgId, actor, target: { type: 'webhook', id }, origin: meta,
         outcome: 'success', details: { host: url.host, events },
       }, trx);
     });
@@ -116,7 +116,7 @@ export class WebhookService {
       if (!(await this.repo.delete(orgId, id, trx))) throw new RampartError('not_found');
       const dropped = await this.jobRepo.deleteByRef(id, trx);
       await this.events.record({
-        action: 'webhook.deleted', orgId, actor, target: { type: 'webhook', id }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId,
+        action: 'webhook.deleted', orgId, actor, target: { type: 'webhook', id }, origin: meta,
         outcome: 'success', details: { droppedDeliveries: dropped },
       }, trx);
     });

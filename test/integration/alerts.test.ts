@@ -126,7 +126,7 @@ describe('alerts', () => {
     const user = await signUp(t, 'staffer');
     await t.server.services.events.record({
       action: 'staff_role.assumed', actor: { type: 'user', id: user.userId }, target: { type: 'session', id: 'ses_x' },
-      ip: '192.0.2.9', userAgent: 'test', outcome: 'success', details: { role: 'support', reason: 'ticket 42', minutes: 30 },
+      origin: { ip: '192.0.2.9', userAgent: 'test' }, outcome: 'success', details: { role: 'support', reason: 'ticket 42', minutes: 30 },
     });
     await drain();
     const alerts = await alertsOf(user.client);

@@ -22,7 +22,7 @@ function cliVerify(env: Record<string, string>): Promise<{ code: number; stdout:
 function event(n: number): SecurityEventInput {
   return {
     action: 'session.revoked', actor: { type: 'user', id: `usr_${n}` }, target: { type: 'session', id: `ses_${n}` },
-    ip: `10.0.0.${n % 250}`, userAgent: 'test-agent', outcome: 'success', details: { reason: 'test', n },
+    origin: { ip: `10.0.0.${n % 250}`, userAgent: 'test-agent' }, outcome: 'success', details: { reason: 'test', n },
   };
 }
 

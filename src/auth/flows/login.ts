@@ -149,7 +149,7 @@ export class LoginService {
     if (!user || !profile) {
       await this.hasher.verifyDummy(password);
       await this.events.record({
-        action: 'login.failed', actor: { type: 'anonymous', id: null }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId,
+        action: 'login.failed', actor: { type: 'anonymous', id: null }, origin: meta,
         outcome: 'failure', details: { reason: 'unknown_account' },
       });
       await this.#guard?.failed(email, null, meta);
@@ -159,7 +159,7 @@ export class LoginService {
     if (!valid) {
       await this.events.record({
         action: 'login.failed', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'failure', details: { reason: 'bad_password' },
+        origin: meta, outcome: 'failure', details: { reason: 'bad_password' },
       });
       await this.#guard?.failed(email, user.id, meta);
       throw new RampartError('invalid_credentials');
@@ -168,7 +168,7 @@ export class LoginService {
     if (user.status !== 'active') {
       await this.events.record({
         action: 'login.failed', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { reason: 'account_locked' },
+        origin: meta, outcome: 'denied', details: { reason: 'account_locked' },
       });
       throw new RampartError('account_locked');
     }
@@ -182,7 +182,7 @@ export class LoginService {
         user.password_hash = upgraded;
         await this.events.record({
           action: 'password.rehashed', actor: { type: 'system', id: null }, target: { type: 'user', id: user.id },
-          ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { from, to: 'argon2id' },
+          origin: meta, outcome: 'success', details: { from, to: 'argon2id' },
         }, trx);
       });
     }
@@ -229,7 +229,7 @@ export class LoginService {
       }, trx);
       await this.events.record({
         action: 'login.succeeded', actor: { type: 'user', id: input.user.id }, target: { type: 'session', id: created.row.public_id },
-        ip: input.meta.ip, userAgent: input.meta.userAgent, requestId: input.meta.requestId, outcome: 'success',
+        origin: input.meta, outcome: 'success',
         details: { mfa: input.mfaVerified, method: input.mfaMethod ?? 'password' },
       }, trx);
       return created;

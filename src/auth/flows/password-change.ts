@@ -35,7 +35,7 @@ export class PasswordChangeFlow {
     if (!(await this.hasher.verify(user.password_hash, currentPassword)).valid) {
       await this.events.record({
         action: 'password.change_failed', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'failure', details: { reason: 'bad_current_password' },
+        origin: meta, outcome: 'failure', details: { reason: 'bad_current_password' },
       });
       throw new RampartError('invalid_credentials', { publicDetail: 'The current password is not correct.' });
     }
@@ -49,7 +49,7 @@ export class PasswordChangeFlow {
       if (!renewed) throw new RampartError('unauthenticated');
       await this.events.record({
         action: 'session.rotated', actor: { type: 'user', id: user.id }, target: { type: 'session', id: session.public_id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { reason: 'password_changed' },
+        origin: meta, outcome: 'success', details: { reason: 'password_changed' },
       }, trx);
       return renewed;
     });

@@ -70,7 +70,7 @@ export class PasswordExpiryFlow {
       await this.tokenRepo.insert(row, trx);
       await this.events.record({
         action: 'password.expired', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied',
+        origin: meta, outcome: 'denied',
         details: { maxAgeDays, passwordChangedAt: user.password_changed_at },
       }, trx);
     });

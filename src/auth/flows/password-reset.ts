@@ -55,7 +55,7 @@ export class PasswordResetFlow {
     const userId = await this.pii.findUserIdByEmail(email);
     const user = userId ? await this.users.findById(userId) : undefined;
     const profile = user ? await this.pii.getProfile(user.id) : null;
-    const base = { ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
+    const base = { origin: meta };
     if (!user || !profile || user.status !== 'active') {
       await this.events.record({
         ...base, action: 'password.reset_requested', actor: { type: 'anonymous', id: null },

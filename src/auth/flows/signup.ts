@@ -72,11 +72,11 @@ export class SignupService {
         }, trx);
         await this.events.record({
           action: 'user.created', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
-          ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { via: 'signup' },
+          origin: meta, outcome: 'success', details: { via: 'signup' },
         }, trx);
         await this.events.record({
           action: 'session.created', actor: { type: 'user', id: userId }, target: { type: 'session', id: created.row.public_id },
-          ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { via: 'signup' },
+          origin: meta, outcome: 'success', details: { via: 'signup' },
         }, trx);
         return created;
       });

@@ -53,7 +53,7 @@ export class StepUpService {
     const verifier = this.#verifiers.get(method);
     if (!verifier) throw new RampartError('invalid_request', { publicDetail: `Re-authentication with ${method} is not available.` });
     const valid = await verifier(session.user_id, value, meta);
-    const base = { actor: { type: 'user' as const, id: session.user_id }, target: { type: 'session', id: session.public_id }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
+    const base = { actor: { type: 'user' as const, id: session.user_id }, target: { type: 'session', id: session.public_id }, origin: meta };
     if (!valid) {
       await this.events.record({ ...base, action: 'reauth.failed', outcome: 'failure', details: { method } });
       throw new RampartError(method === 'password' ? 'invalid_credentials' : 'invalid_mfa');

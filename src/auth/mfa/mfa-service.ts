@@ -235,7 +235,7 @@ export class MfaService {
       case 'refuse':
         await this.#d.events.record({
           action: 'login.failed', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
-          ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'denied', details: { reason: 'mfa_enrollment_required' },
+          origin: meta, outcome: 'denied', details: { reason: 'mfa_enrollment_required' },
         });
         throw new RampartError('mfa_enrollment_required', {
           publicDetail: `${policy.mfaRequiredByDeployment ? 'This service requires a second factor of every account' : 'An organization requires a second factor'} and the grace period to enroll one is over; ask an administrator to reset your second factor.`,
@@ -349,7 +349,7 @@ export class MfaService {
     }
     // The login's other gates (the IP allowlist) hold at this step too, before any factor is checked.
     await admit(user);
-    const base = { actor: { type: 'user' as const, id: user.id }, target: { type: 'user', id: user.id }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
+    const base = { actor: { type: 'user' as const, id: user.id }, target: { type: 'user', id: user.id }, origin: meta };
     await this.#reserveAttempt(user.id, { ...base, details: { method: proof.method, stage: 'login' } });
 
     const methods = JSON.parse(token.methods) as LoginMethod[];
@@ -398,7 +398,7 @@ export class MfaService {
   async verifyTOTPForStepUp(userId: string, code: string, meta: RequestMeta | null = null): Promise<boolean> {
     const profile = await this.#d.pii.getProfile(userId);
     if (!profile) return false;
-    const base = { actor: { type: 'user' as const, id: userId }, target: { type: 'user', id: userId }, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, requestId: meta?.requestId ?? null };
+    const base = { actor: { type: 'user' as const, id: userId }, target: { type: 'user', id: userId }, origin: meta };
     await this.#reserveAttempt(userId, { ...base, details: { method: 'totp', stage: 'reauth' } });
     const reason = await this.#checkTOTP(userId, profile, code);
     if (reason !== null) return false;
@@ -438,7 +438,7 @@ export class MfaService {
       await this.#d.repo.deletePendingTotp(userId);
       throw new RampartError('totp_not_pending', { publicDetail: 'The enrollment expired; start again.' });
     }
-    const base = { actor: { type: 'user' as const, id: userId }, target: { type: 'user', id: userId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
+    const base = { actor: { type: 'user' as const, id: userId }, target: { type: 'user', id: userId }, origin: meta };
     await this.#reserveAttempt(userId, { ...base, details: { method: 'totp', stage: 'enroll' } });
     const secret = this.#openTOTPSecret(profile, row.secret_enc);
     const step = matchTOTPStep(secret, code, now);
@@ -492,7 +492,7 @@ export class MfaService {
   /** Verifies an attestation made for this session's challenge and stores the credential under `name`. */
   async registerWebAuthn(session: ActiveSession, profile: Profile, name: string, response: RegistrationResponseJSON, meta: RequestMeta): Promise<{ id: string; name: string; rotated: RotatedSession | null }> {
     const userId = session.user_id;
-    const base = { actor: { type: 'user' as const, id: userId }, target: { type: 'user', id: userId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
+    const base = { actor: { type: 'user' as const, id: userId }, target: { type: 'user', id: userId }, origin: meta };
     const outcome = await verifyRegistration(this.relyingParty, response, async (challenge) =>
       this.#d.repo.consumeChallenge(sha256Hex(challenge), userId, 'register', session.public_id, this.#d.clock.now()));
     if (!outcome.ok) {
@@ -548,7 +548,7 @@ export class MfaService {
       await this.#d.repo.replaceRecoveryCodes(userId, rows, trx);
       await this.#d.events.record({
         action: 'recovery_codes.generated', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { count: codes.length },
+        origin: meta, outcome: 'success', details: { count: codes.length },
       }, trx);
     });
     return codes;
@@ -580,7 +580,7 @@ export class MfaService {
       await this.#d.repo.restartGrace(userId, now, trx);
       const revoked = await this.#d.revocation.revokeAllForUser(userId, 'mfa_reset', trx);
       await this.#d.events.record({
-        action: 'mfa.reset', actor, target: { type: 'user', id: userId }, ip: meta?.ip ?? null, userAgent: meta?.userAgent ?? null, requestId: meta?.requestId ?? null,
+        action: 'mfa.reset', actor, target: { type: 'user', id: userId }, origin: meta,
         outcome: 'success', details: { totp, webauthn, recoveryCodes, revoked },
       }, trx);
     });
@@ -721,7 +721,7 @@ export class MfaService {
         action: method === 'totp' ? 'totp.removed' : 'webauthn.removed',
         actor: { type: 'user', id: userId },
         target: target ?? { type: 'user', id: userId },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success',
+        origin: meta, outcome: 'success',
         details: { revoked, factorsLeft: after.length },
       }, trx);
     });

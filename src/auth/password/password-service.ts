@@ -104,9 +104,7 @@ export class PasswordService {
       action: options.via === 'reset' ? 'password.reset' : 'password.changed',
       actor: options.actor,
       target: { type: 'user', id: user.id },
-      ip: options.meta?.ip ?? null,
-      userAgent: options.meta?.userAgent ?? null,
-      requestId: options.meta?.requestId ?? null,
+      origin: options.meta,
       outcome: 'success',
       details: { via: options.via, revoked, tokensVoided },
     }, trx);

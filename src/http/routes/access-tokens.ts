@@ -95,7 +95,7 @@ export async function accessTokenRoutes(app: FastifyInstance, services: Services
     await services.events.record({
       action: 'access_token.issued', orgId: source.orgId ?? null,
       actor: auth.kind === 'session' ? { type: 'user', id: auth.userId } : { type: 'token', id: auth.credentialId },
-      target: { type: 'user', id: auth.userId }, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success',
+      target: { type: 'user', id: auth.userId }, origin: meta, outcome: 'success',
       details: { jti: issued.claims.jti, scopes: source.scopes, source: auth.kind === 'session' ? 'session' : 'api_token', exp: issued.claims.exp },
     });
     return { accessToken: issued.accessToken, tokenType: 'Bearer', expiresIn: issued.expiresIn, scopes: [...source.scopes] };

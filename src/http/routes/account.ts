@@ -73,7 +73,7 @@ export async function accountRoutes(app: FastifyInstance, services: Services): P
       await services.sessions.revoke(session.id_hash, trx);
       await services.events.record({
         action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'session', id: session.public_id },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { reason: 'logout' },
+        origin: meta, outcome: 'success', details: { reason: 'logout' },
       }, trx);
     });
     clearSessionCookie(reply);

@@ -63,7 +63,7 @@ export async function meRoutes(app: FastifyInstance, services: Services): Promis
     if (!data) throw new RampartError('unauthenticated');
     await services.events.record({
       action: 'user.data_exported', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
-      ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { securityEvents: data.securityEvents.length },
+      origin: meta, outcome: 'success', details: { securityEvents: data.securityEvents.length },
     });
     void reply.header('content-disposition', 'attachment; filename="rampart-export.json"');
     return data;

@@ -36,7 +36,7 @@ export async function sessionRoutes(app: FastifyInstance, services: Services): P
       if (done) {
         await services.events.record({
           action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'session', id: request.params.id },
-          ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { reason: 'user' },
+          origin: meta, outcome: 'success', details: { reason: 'user' },
         }, trx);
       }
       return done;
@@ -55,7 +55,7 @@ export async function sessionRoutes(app: FastifyInstance, services: Services): P
       const count = await services.sessions.revokeAllForUser(userId, session.id_hash, trx);
       await services.events.record({
         action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
-        ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId, outcome: 'success', details: { reason: 'all_others', count },
+        origin: meta, outcome: 'success', details: { reason: 'all_others', count },
       }, trx);
     });
     return reply.code(204).send();
