@@ -13,7 +13,7 @@ import { TestClient } from '../test/helpers/client.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'prof-'));
 const args = process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
 const child = spawn(process.execPath, [...args, resolve('bin/rampart.js'), 'serve', '--port', '0', '--data-dir', dataDir], {
-  env: { ...process.env, LOG_LEVEL: 'info', RATE_LIMIT_ANON_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_PER_MINUTE: '1000000', RATE_LIMIT_ACCOUNT_PER_MINUTE: '1000000', LOGIN_BACKOFF_AFTER_FAILURES: '1000000', LOGIN_ACCOUNT_BACKOFF_AFTER_FAILURES: '1000000', METRICS_PORT: '0' },
+  env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', RATE_LIMIT_ANON_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_PER_MINUTE: '1000000', RATE_LIMIT_ACCOUNT_PER_MINUTE: '1000000', LOGIN_BACKOFF_AFTER_FAILURES: '1000000', LOGIN_ACCOUNT_BACKOFF_AFTER_FAILURES: '1000000', METRICS_PORT: '0' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const url = await new Promise<string>((ok) => { let b = ''; const on = (c: Buffer) => { b += c; const m = /listening on (\S+)/.exec(b); if (m) { child.stdout!.off('data', on); child.stdout!.resume(); ok(m[1]!); } }; child.stdout!.on('data', on); });

@@ -27,6 +27,20 @@ export class ManualClock implements Clock {
   }
 }
 
+/**
+ * ISO 8601 (UTC, milliseconds) of an epoch time. The same instants (a session's
+ * creation, its last activity) are formatted on every request, so recent results
+ * are kept: a Date and its formatting cost more than the lookup.
+ */
 export function iso(epochMilliseconds: number): string {
-  return new Date(epochMilliseconds).toISOString();
+  let text = isoMemo.get(epochMilliseconds);
+  if (text === undefined) {
+    if (isoMemo.size >= ISO_MEMO_MAX) isoMemo.clear();
+    text = new Date(epochMilliseconds).toISOString();
+    isoMemo.set(epochMilliseconds, text);
+  }
+  return text;
 }
+
+const isoMemo = new Map<number, string>();
+const ISO_MEMO_MAX = 4096;

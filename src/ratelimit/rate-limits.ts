@@ -132,6 +132,21 @@ export class RateLimits {
  * addresses would give an attacker 2^64 fresh budgets).
  */
 export function addressSubject(ip: string): string {
+  let subject = subjectMemo.get(ip);
+  if (subject === undefined) {
+    // Bounded: a flood of distinct addresses only costs the parse again.
+    if (subjectMemo.size >= SUBJECT_MEMO_MAX) subjectMemo.clear();
+    subject = parseAddressSubject(ip);
+    subjectMemo.set(ip, subject);
+  }
+  return subject;
+}
+
+/** Client address → its subject; parsing costs more than the counter it selects. */
+const subjectMemo = new Map<string, string>();
+const SUBJECT_MEMO_MAX = 10_000;
+
+function parseAddressSubject(ip: string): string {
   if (!ipaddr.isValid(ip)) return `raw:${ip}`;
   let address = ipaddr.parse(ip);
   if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()) address = (address as ipaddr.IPv6).toIPv4Address();

@@ -12,6 +12,8 @@ import type { MainDB } from '../store/schema.js';
 const TOUCH_INTERVAL_MS = 60_000;
 /** The cookie secret: 256 random bits, base64url. */
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+/** CSRF tokens kept computed (bounded; oldest out first): an HMAC costs more than the rest of a session check. */
+const CSRF_MEMO_ENTRIES = 10_000;
 
 export interface SessionLimits {
   idleTimeoutMinutes: number;
@@ -43,6 +45,8 @@ export type ActiveSession = SessionWithUser;
  * HMAC, so it needs no storage and dies with the session.
  */
 export class SessionService {
+  readonly #csrfTokens = new Map<string, string>();
+
   constructor(
     private readonly repo: SessionRepository,
     private readonly pii: PiiService,
@@ -110,7 +114,14 @@ export class SessionService {
    * unforgeable without the server's key all the same.
    */
   async csrfToken(publicId: string): Promise<string> {
-    return hmacSha256(await this.keyring.key('csrf'), `csrf:${publicId}`);
+    // The token is a pure function of the public id under a key that never changes while
+    // the process runs, so a memo returns exactly what the HMAC would.
+    const known = this.#csrfTokens.get(publicId);
+    if (known !== undefined) return known;
+    const token = hmacSha256(await this.keyring.key('csrf'), `csrf:${publicId}`);
+    if (this.#csrfTokens.size >= CSRF_MEMO_ENTRIES) this.#csrfTokens.delete(this.#csrfTokens.keys().next().value!);
+    this.#csrfTokens.set(publicId, token);
+    return token;
   }
 
   async isValidCsrfToken(publicId: string, token: string | undefined): Promise<boolean> {
