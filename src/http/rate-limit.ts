@@ -4,7 +4,7 @@ import { SESSION_COOKIE } from './auth.js';
 import { RampartError } from '../errors.js';
 import { addressSubject, type RateLimitDecision, RateLimitStoreUnavailable, type RateLimitTier } from '../ratelimit/rate-limits.js';
 import type { Services } from '../services.js';
-import { requestMeta } from './request-meta.js';
+import { normalizeIp } from './request-meta.js';
 
 /**
  * How a route is rate limited:
@@ -79,7 +79,7 @@ export function registerRateLimitsBeforeAuth(app: FastifyInstance, services: Ser
     const kind = rateLimitClassOf(request);
     if (kind === 'exempt') return;
     const mode = request.routeOptions.config?.auth ?? 'none';
-    const address = addressSubject(requestMeta(request).ip);
+    const address = addressSubject(normalizeIp(request.ip));
     if (mode === 'none' || !presentsCredential(request)) {
       await count(services, request, reply, 'anon', address, kind === 'credential');
       return;
@@ -102,23 +102,28 @@ export function registerRateLimitsAfterAuth(app: FastifyInstance, services: Serv
     if (credential) await count(services, request, reply, 'account', `user:${request.auth.userId}`, true);
   });
 
-  // The account of an anonymous credential request is known once the body is parsed and validated.
-  app.addHook('preHandler', async (request, reply) => {
-    if (request.auth || rateLimitClassOf(request) !== 'credential') return;
+  // The account of an anonymous credential request is known once the body is parsed and
+  // validated. Only credential routes carry this hook (added as each route is declared).
+  const countAccount = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.auth) return;
     const email = (request.body as { email?: unknown } | undefined)?.email;
     if (typeof email !== 'string') return;
     // Keyed on the email's blind index, never the address itself.
     await count(services, request, reply, 'account', `email:${await services.pii.emailIndex(email)}`, true);
+  };
+  app.addHook('onRoute', (route) => {
+    const methods = [route.method].flat();
+    if (route.config?.rateLimit !== 'credential' && !(route.config?.rateLimit === undefined && methods.some((method) => CREDENTIAL_ROUTES.has(`${method} ${route.url}`)))) return;
+    route.preHandler = [...[route.preHandler ?? []].flat(), countAccount];
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    if (reply.statusCode !== 401 || request.auth || !presentsCredential(request)) return;
-    if ((request.routeOptions.config?.auth ?? 'none') === 'none') return;
-    try {
-      await services.rateLimits.consume('badauth', addressSubject(requestMeta(request).ip));
-    } catch {
-      // Counting a failure is best effort; the next check fails open or closed on its own.
+  // A callback hook: the answer is out already, and most requests have nothing to count.
+  app.addHook('onResponse', (request, reply, done) => {
+    if (reply.statusCode === 401 && !request.auth && presentsCredential(request) && (request.routeOptions.config?.auth ?? 'none') !== 'none') {
+      // Best effort; the next check fails open or closed on its own.
+      services.rateLimits.consume('badauth', addressSubject(normalizeIp(request.ip))).catch(() => undefined);
     }
+    done();
   });
 }
 
