@@ -27,7 +27,7 @@ const cpu = () => ticks(`/proc/${child.pid}/stat`);
 const mainCpu = () => ticks(`/proc/${child.pid}/task/${child.pid}/stat`);
 const login = process.env.ROUTE === '/v1/login';
 const request: Omit<LoadOptions, 'url' | 'durationSeconds'> = login
-  ? { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench.user@example.com', password: 'violet-Tractor-marble-harbor-Quill' }), connections: 6 }
+  ? { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench.user@example.com', password: 'violet-Tractor-marble-harbor-Quill' }), connections: Number(process.env.CONN ?? 6) }
   : { headers: { cookie }, connections: 10 };
 await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, ...request, durationSeconds: 2 }); // warm-up
 const c0 = cpu();

@@ -1,4 +1,5 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
+import { preparedInsert, preparedStatement } from '../prepared.js';
 import type { AuditEventTable, AuditHeadTable, MainDB } from '../schema.js';
 
 export type AuditEventRow = AuditEventTable;
@@ -23,6 +24,14 @@ export interface AuditQuery {
 
 /** The audit table: append, read in seq order, prune behind an anchor. No update exists. */
 export class AuditRepository {
+  // The statements of every append, compiled once (see prepared.ts).
+  readonly #reserve = preparedStatement<{ seq: number; hash: string }, [number]>(1, (count) =>
+    this.db.updateTable('audit_head').set((eb) => ({ seq: eb('seq', '+', count as unknown as number) })).where('id', '=', 1).returning(['seq', 'hash']));
+  readonly #setHeadHash = preparedStatement<never, [string]>(1, (hash) => this.db.updateTable('audit_head').set({ hash }).where('id', '=', 1));
+  readonly #insertOne = preparedInsert<AuditEventRow>('audit_events', ['seq', 'id', 'time', 'org_id', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'user_id', 'ip_enc', 'user_agent_enc', 'outcome', 'details', 'request_id', 'prev_hash', 'hash']);
+  readonly #orgsOfUser = preparedStatement<{ user_id: string; org_id: string }, [string]>(1, (userId) =>
+    this.db.selectFrom('org_memberships').select(['user_id', 'org_id']).where('user_id', '=', userId));
+
   constructor(private readonly db: Kysely<MainDB>) {}
 
   /**
@@ -33,22 +42,19 @@ export class AuditRepository {
    * Returns the last reserved seq and the hash the first new event links to.
    */
   async reserve(count: number, trx: Transaction<MainDB>): Promise<{ lastSeq: number; prevHash: string }> {
-    const row = await trx
-      .updateTable('audit_head')
-      .set((eb) => ({ seq: eb('seq', '+', count) }))
-      .where('id', '=', 1)
-      .returning(['seq', 'hash'])
-      .executeTakeFirstOrThrow();
+    const row = (await this.#reserve(trx, count)).rows[0];
+    if (!row) throw new Error('audit: the chain head row is missing');
     return { lastSeq: Number(row.seq), prevHash: row.hash };
   }
 
   async insert(rows: AuditEventRow[], trx: Transaction<MainDB>): Promise<void> {
+    if (rows.length === 1) return this.#insertOne(trx, rows[0]!);
     // Multi-row inserts within SQLite's bound-parameter limit (17 columns a row).
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('audit_events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
   }
 
   async setHeadHash(hash: string, trx: Transaction<MainDB>): Promise<void> {
-    await trx.updateTable('audit_head').set({ hash }).where('id', '=', 1).execute();
+    await this.#setHeadHash(trx, hash);
   }
 
   async head(executor: Executor = this.db): Promise<AuditHeadRow> {
@@ -77,7 +83,9 @@ export class AuditRepository {
   async orgsOfUsers(userIds: readonly string[], trx: Transaction<MainDB>): Promise<Map<string, string[]>> {
     const byUser = new Map<string, string[]>();
     if (userIds.length === 0) return byUser;
-    const rows = await trx.selectFrom('org_memberships').select(['user_id', 'org_id']).where('user_id', 'in', [...userIds]).execute();
+    const rows = userIds.length === 1
+      ? (await this.#orgsOfUser(trx, userIds[0]!)).rows
+      : await trx.selectFrom('org_memberships').select(['user_id', 'org_id']).where('user_id', 'in', [...userIds]).execute();
     for (const row of rows) byUser.set(row.user_id, [...(byUser.get(row.user_id) ?? []), row.org_id]);
     return byUser;
   }

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { preparedInsert } from '../prepared.js';
 import type { JobTable, MainDB } from '../schema.js';
 
 export type JobRow = JobTable;
@@ -6,9 +7,12 @@ type Executor = Kysely<MainDB> | Transaction<MainDB>;
 
 /** The durable job queue: enqueue in the caller's transaction, claim with a lease, finish or reschedule. */
 export class JobRepository {
+  readonly #insertOne = preparedInsert<JobRow>('jobs', ['id', 'kind', 'payload', 'ref', 'run_at', 'attempts', 'locked_until', 'last_error', 'failed_at', 'created_at']);
+
   constructor(private readonly db: Kysely<MainDB>, private readonly postgres: boolean) {}
 
   async insert(rows: JobRow[], executor: Executor = this.db): Promise<void> {
+    if (rows.length === 1) return this.#insertOne(executor, rows[0]!);
     for (let i = 0; i < rows.length; i += 500) await executor.insertInto('jobs').values(rows.slice(i, i + 500)).execute();
   }
 

@@ -1,14 +1,28 @@
 import type { Kysely } from 'kysely';
+import { preparedStatement } from '../prepared.js';
 import type { LoginThrottleTable, MainDB } from '../schema.js';
 
 export type LoginThrottleRow = LoginThrottleTable;
 
 /** Back-off counters: read two keys, count a failure atomically, mark a success. */
 export class LoginThrottleRepository {
+  // A login's two statements, compiled once (see prepared.ts).
+  readonly #findPair = preparedStatement<LoginThrottleRow, [string, string]>(2, (first, second) =>
+    this.db.selectFrom('login_throttle').selectAll().where('key', 'in', [first!, second!]));
+  readonly #markSuccess = preparedStatement<never, [string, number]>(2, (key, now) => {
+    const at = now as unknown as number;
+    return this.db
+      .insertInto('login_throttle')
+      .values({ key: key!, failures: 0, last_failure_at: 0, blocked_until: 0, succeeded_at: at })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ failures: 0, blocked_until: 0, succeeded_at: at }));
+  });
+
   constructor(private readonly db: Kysely<MainDB>) {}
 
   async find(keys: readonly string[]): Promise<LoginThrottleRow[]> {
-    const rows = await this.db.selectFrom('login_throttle').selectAll().where('key', 'in', [...keys]).execute();
+    const rows = keys.length === 2
+      ? (await this.#findPair(this.db, keys[0]!, keys[1]!)).rows
+      : await this.db.selectFrom('login_throttle').selectAll().where('key', 'in', [...keys]).execute();
     return rows.map((row) => ({ ...row, last_failure_at: Number(row.last_failure_at), blocked_until: Number(row.blocked_until), succeeded_at: row.succeeded_at === null ? null : Number(row.succeeded_at) }));
   }
 
@@ -36,11 +50,7 @@ export class LoginThrottleRepository {
 
   /** A success clears the pair's streak and remembers the address as known. */
   async markSuccess(key: string, now: number): Promise<void> {
-    await this.db
-      .insertInto('login_throttle')
-      .values({ key, failures: 0, last_failure_at: 0, blocked_until: 0, succeeded_at: now })
-      .onConflict((oc) => oc.column('key').doUpdateSet({ failures: 0, blocked_until: 0, succeeded_at: now }))
-      .execute();
+    await this.#markSuccess(this.db, key, now);
   }
 
   /** Forgets streaks that ended long ago, except pairs still remembered as known addresses. */

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { preparedStatement } from '../prepared.js';
 import type {
   MainDB,
   MfaLoginTokenTable,
@@ -23,12 +24,18 @@ type Executor = Kysely<MainDB> | Transaction<MainDB>;
  * won, so that parallel requests cannot use one thing twice (ASVS V2.3.4).
  */
 export class MfaRepository {
+  // Read on every login (which factors count), compiled once (see prepared.ts).
+  readonly #findTotp = preparedStatement<TotpRow, [string]>(1, (userId) => this.db.selectFrom('mfa_totp').selectAll().where('user_id', '=', userId));
+  readonly #countCredentials = preparedStatement<{ count: number }, [string]>(1, (userId) =>
+    this.db.selectFrom('mfa_webauthn_credentials').select((eb) => eb.fn.countAll<number>().as('count')).where('user_id', '=', userId));
+  readonly #findUserState = preparedStatement<MfaUserStateRow, [string]>(1, (userId) => this.db.selectFrom('mfa_user_state').selectAll().where('user_id', '=', userId));
+
   constructor(private readonly db: Kysely<MainDB>) {}
 
   // --- TOTP ---------------------------------------------------------------
 
   async findTotp(userId: string, executor: Executor = this.db): Promise<TotpRow | undefined> {
-    return executor.selectFrom('mfa_totp').selectAll().where('user_id', '=', userId).executeTakeFirst();
+    return (await this.#findTotp(executor, userId)).rows[0];
   }
 
   /** Stores a pending (unconfirmed) TOTP seed, replacing a pending one; never a confirmed one. */
@@ -115,11 +122,7 @@ export class MfaRepository {
   }
 
   async countCredentials(userId: string, executor: Executor = this.db): Promise<number> {
-    const row = await executor
-      .selectFrom('mfa_webauthn_credentials')
-      .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('user_id', '=', userId)
-      .executeTakeFirst();
+    const row = (await this.#countCredentials(executor, userId)).rows[0];
     return Number(row?.count ?? 0);
   }
 
@@ -246,7 +249,7 @@ export class MfaRepository {
   // --- per-user state -----------------------------------------------------------------
 
   async findUserState(userId: string, executor: Executor = this.db): Promise<MfaUserStateRow | undefined> {
-    return executor.selectFrom('mfa_user_state').selectAll().where('user_id', '=', userId).executeTakeFirst();
+    return (await this.#findUserState(executor, userId)).rows[0];
   }
 
   async ensureUserState(userId: string, now: number, executor: Executor = this.db): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import { preparedQuery } from '../prepared.js';
+import { preparedInsert, preparedQuery } from '../prepared.js';
 import type { MainDB, SessionTable } from '../schema.js';
 
 export type SessionRow = SessionTable;
@@ -17,14 +17,16 @@ export interface SessionWithUser extends SessionRow {
 export class SessionRepository {
   readonly #findByIdHash: (idHash: string) => Promise<SessionWithUser[]>;
   readonly #findByPublicId: (publicId: string) => Promise<SessionWithUser[]>;
+  readonly #insert: ReturnType<typeof preparedInsert<SessionRow>>;
 
   constructor(private readonly db: Kysely<MainDB>) {
     this.#findByIdHash = preparedQuery<SessionWithUser, [string]>(db, 1, (idHash) => this.#withUser().where('sessions.id_hash', '=', idHash));
     this.#findByPublicId = preparedQuery<SessionWithUser, [string]>(db, 1, (publicId) => this.#withUser().where('sessions.public_id', '=', publicId));
+    this.#insert = preparedInsert<SessionRow>('sessions', ['id_hash', 'public_id', 'user_id', 'created_at', 'last_seen_at', 'expires_at', 'idle_timeout_ms', 'mfa_verified', 'mfa_method', 'reauth_at', 'ip_enc', 'user_agent_enc']);
   }
 
   async insert(row: SessionRow, executor: Executor = this.db): Promise<void> {
-    await executor.insertInto('sessions').values(row).execute();
+    await this.#insert(executor, row);
   }
 
   /** One indexed read (primary key) joined with the user row; runs on every authenticated request. */

@@ -1,10 +1,13 @@
 import type { Kysely, Transaction } from 'kysely';
+import { preparedStatement } from '../prepared.js';
 import type { MainDB, UserTable } from '../schema.js';
 
 export type UserRow = UserTable;
 type Executor = Kysely<MainDB> | Transaction<MainDB>;
 
 export class UserRepository {
+  readonly #findById = preparedStatement<UserRow, [string]>(1, (id) => this.db.selectFrom('users').selectAll().where('id', '=', id));
+
   constructor(private readonly db: Kysely<MainDB>) {}
 
   async insert(row: UserRow, executor: Executor = this.db): Promise<void> {
@@ -12,7 +15,7 @@ export class UserRepository {
   }
 
   async findById(id: string, executor: Executor = this.db): Promise<UserRow | undefined> {
-    return executor.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    return (await this.#findById(executor, id)).rows[0];
   }
 
   async update(id: string, changes: Partial<Omit<UserRow, 'id'>>, executor: Executor = this.db): Promise<void> {
