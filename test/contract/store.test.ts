@@ -15,6 +15,7 @@ import { normalizeEmail, PiiService } from '../../src/pii/pii-service.js';
 import { openStores, type Stores } from '../../src/store/db.js';
 import { isUniqueViolation } from '../../src/store/errors.js';
 import { migrateStores } from '../../src/store/migrate.js';
+import { KnownValueRepository } from '../../src/store/repositories/known-values.js';
 import { SessionRepository } from '../../src/store/repositories/sessions.js';
 import { UserRepository } from '../../src/store/repositories/users.js';
 import { createPgSchema, type PgSchema } from '../helpers/pg.js';
@@ -119,6 +120,24 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       await pii.deleteProfile('usr_p1');
       assert.equal(await pii.getProfile('usr_p1'), null);
       assert.equal(await pii.findUserIdByEmail('mixed.case@example.com'), null);
+    });
+
+    test('known values: the insert decides what is new; the first of a kind is told apart; a sighting is written at most hourly', async () => {
+      const known = new KnownValueRepository(stores.pii.db);
+      const pii = new PiiService(stores.pii, keys, new Keyring(stores.pii.db, keys), clock);
+      await pii.createProfile('usr_k1', 'known.one@example.com', null);
+      await pii.createProfile('usr_k2', 'known.two@example.com', null);
+      const t0 = clock.now();
+      const lastSeen = async (hash: string) => Number((await stores.pii.db.selectFrom('pii_known_values').select('last_seen_at')
+        .where('user_id', '=', 'usr_k1').where('kind', '=', 'ip').where('value_hash', '=', hash).executeTakeFirstOrThrow()).last_seen_at);
+      assert.deepEqual(await known.remember('usr_k1', 'ip', 'h-a', t0), { isNew: true, firstOfKind: true });
+      assert.deepEqual(await known.remember('usr_k1', 'ip', 'h-a', t0 + 1000), { isNew: false, firstOfKind: false });
+      assert.equal(await lastSeen('h-a'), t0, 'a sighting within the hour is not written');
+      assert.deepEqual(await known.remember('usr_k1', 'ip', 'h-b', t0 + 2000), { isNew: true, firstOfKind: false });
+      assert.deepEqual(await known.remember('usr_k1', 'device', 'h-a', t0 + 3000), { isNew: true, firstOfKind: true }, 'kinds are separate');
+      assert.deepEqual(await known.remember('usr_k2', 'ip', 'h-a', t0 + 4000), { isNew: true, firstOfKind: true }, 'users are separate');
+      await known.remember('usr_k1', 'ip', 'h-a', t0 + 3_600_001);
+      assert.equal(await lastSeen('h-a'), t0 + 3_600_001, 'after an hour the sighting is written');
     });
   });
 }
