@@ -15,6 +15,7 @@ import { normalizeEmail, PiiService } from '../../src/pii/pii-service.js';
 import { openStores, type Stores } from '../../src/store/db.js';
 import { isUniqueViolation } from '../../src/store/errors.js';
 import { migrateStores } from '../../src/store/migrate.js';
+import { JobRepository } from '../../src/store/repositories/jobs.js';
 import { KnownValueRepository } from '../../src/store/repositories/known-values.js';
 import { SessionRepository } from '../../src/store/repositories/sessions.js';
 import { UserRepository } from '../../src/store/repositories/users.js';
@@ -138,6 +139,20 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await known.remember('usr_k2', 'ip', 'h-a', t0 + 4000), { isNew: true, firstOfKind: true }, 'users are separate');
       await known.remember('usr_k1', 'ip', 'h-a', t0 + 3_600_001);
       assert.equal(await lastSeen('h-a'), t0 + 3_600_001, 'after an hour the sighting is written');
+    });
+
+    test('jobs: a claim leases the due jobs in order and counts the attempt; leased, future and failed jobs wait; complete deletes', async () => {
+      const jobs = new JobRepository(stores.main.db, kind === 'postgres');
+      const t0 = clock.now();
+      const job = (id: string, runAt: number, failedAt: number | null = null) => ({ id, kind: 'test', payload: '{}', ref: null, run_at: runAt, attempts: 0, locked_until: 0, last_error: null, failed_at: failedAt, created_at: t0 });
+      await jobs.insert([job('job_b', t0 - 10)]);
+      await jobs.insert([job('job_a', t0 - 20), job('job_future', t0 + 60_000), job('job_failed', t0 - 30, t0)]);
+      const claimed = await jobs.claim(t0, t0 + 30_000, 10);
+      assert.deepEqual(claimed.map((row) => [row.id, row.attempts, row.locked_until]), [['job_a', 1, t0 + 30_000], ['job_b', 1, t0 + 30_000]]);
+      assert.deepEqual(await jobs.claim(t0 + 1000, t0 + 31_000, 10), [], 'leased jobs are not claimed again');
+      assert.deepEqual((await jobs.claim(t0 + 30_000, t0 + 60_000, 1)).map((row) => [row.id, row.attempts]), [['job_a', 2]], 'an expired lease is claimed again, oldest first, up to the limit');
+      await jobs.complete('job_a');
+      assert.deepEqual((await jobs.list('test')).map((row) => row.id).sort(), ['job_b', 'job_failed', 'job_future']);
     });
   });
 }

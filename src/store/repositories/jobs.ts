@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import { preparedInsert } from '../prepared.js';
+import { preparedInsert, preparedStatement } from '../prepared.js';
 import type { JobTable, MainDB } from '../schema.js';
 
 export type JobRow = JobTable;
@@ -7,6 +7,21 @@ type Executor = Kysely<MainDB> | Transaction<MainDB>;
 
 /** The durable job queue: enqueue in the caller's transaction, claim with a lease, finish or reschedule. */
 export class JobRepository {
+  // The worker's statements, compiled once (see prepared.ts).
+  readonly #claim = preparedStatement<JobRow, [number, number, number]>(3, (now, leaseUntil, limit) => this.db
+    .updateTable('jobs')
+    .set((eb) => ({ locked_until: leaseUntil as unknown as number, attempts: eb('attempts', '+', 1) }))
+    .where('id', 'in', (eb) => {
+      const due = eb.selectFrom('jobs').select('id')
+        .where('failed_at', 'is', null)
+        .where('run_at', '<=', now as unknown as number)
+        .where('locked_until', '<=', now as unknown as number)
+        .orderBy('run_at')
+        .limit(limit as unknown as number);
+      return this.postgres ? due.forUpdate().skipLocked() : due;
+    })
+    .returningAll());
+  readonly #complete = preparedStatement<never, [string]>(1, (id) => this.db.deleteFrom('jobs').where('id', '=', id));
   readonly #insertOne = preparedInsert<JobRow>('jobs', ['id', 'kind', 'payload', 'ref', 'run_at', 'attempts', 'locked_until', 'last_error', 'failed_at', 'created_at']);
 
   constructor(private readonly db: Kysely<MainDB>, private readonly postgres: boolean) {}
@@ -22,26 +37,13 @@ export class JobRepository {
    * claim side by side without taking the same job; SQLite has one writer.
    */
   async claim(now: number, leaseUntil: number, limit: number): Promise<JobRow[]> {
-    const rows = await this.db
-      .updateTable('jobs')
-      .set((eb) => ({ locked_until: leaseUntil, attempts: eb('attempts', '+', 1) }))
-      .where('id', 'in', (eb) => {
-        const due = eb.selectFrom('jobs').select('id')
-          .where('failed_at', 'is', null)
-          .where('run_at', '<=', now)
-          .where('locked_until', '<=', now)
-          .orderBy('run_at')
-          .limit(limit);
-        return this.postgres ? due.forUpdate().skipLocked() : due;
-      })
-      .returningAll()
-      .execute();
+    const { rows } = await this.#claim(this.db, now, leaseUntil, limit);
     return rows.map((row) => ({ ...row, run_at: Number(row.run_at), locked_until: Number(row.locked_until), created_at: Number(row.created_at) }))
       .sort((a, b) => a.run_at - b.run_at || a.created_at - b.created_at);
   }
 
   async complete(id: string): Promise<void> {
-    await this.db.deleteFrom('jobs').where('id', '=', id).execute();
+    await this.#complete(this.db, id);
   }
 
   async reschedule(id: string, runAt: number, error: string): Promise<void> {
