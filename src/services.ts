@@ -357,7 +357,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     mfaLogin: new MfaLoginFlow(mfa, login, passwordExpiry, [(user, meta) => orgs.assertLoginAllowed(user.id, meta)]),
     mfaNotifier,
     staff: new StaffService({
-      db: stores.main.db, repo: new StaffRepository(stores.main.db), users, pii, sessions, accounts, events, clock,
+      db: stores.main.db, repo: new StaffRepository(stores.main.db, stores.main.dialect === 'postgres'), users, pii, sessions, accounts, events, clock,
       conflicts: parseStaffConflicts(config.staffConflictingRoles),
       resetMfa: (userId, actor, meta) => mfa.reset(userId, actor, meta),
     }),

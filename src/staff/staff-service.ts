@@ -115,10 +115,11 @@ export class StaffService {
     }
     const userId = session.user_id;
     const base = { actor: { type: 'user' as const, id: userId }, target: { type: 'user', id: userId }, origin: meta };
-    if (!isStaffRole(role) || !(await this.d.repo.holds(userId, role))) {
+    const notGranted = async (): Promise<never> => {
       await this.d.events.record({ ...base, action: 'access.denied', outcome: 'denied', details: { reason: 'staff_role_not_granted', role, staffReason: reason } });
       throw new RampartError('forbidden', { publicDetail: 'You do not hold this staff role.' });
-    }
+    };
+    if (!isStaffRole(role) || !(await this.d.repo.holds(userId, role))) return notGranted();
     if (session.mfa_verified !== 1 || session.user_mfa_enabled !== 1) {
       await this.d.events.record({ ...base, action: 'access.denied', outcome: 'denied', details: { reason: 'staff_mfa_required', role, staffReason: reason } });
       throw new RampartError('staff_mfa_required');
@@ -126,6 +127,10 @@ export class StaffService {
     const now = this.d.clock.now();
     const expiresAt = now + minutes * 60_000;
     const result = await this.d.db.transaction().execute(async (trx) => {
+      // The grant again, in the transaction that stores the assumption: one revoked since the
+      // check above must not be assumed. On PostgreSQL the row stays share-locked until commit,
+      // so a revocation racing this one waits and then ends the assumption it finds.
+      if (!(await this.d.repo.holdGrant(userId, role, trx))) return null;
       const previous = await this.d.repo.deleteAssumption(session.public_id, trx);
       const ended: string[] = previous ? [previous.role] : [];
       for (const other of await this.d.repo.assumptionsOfUser(userId, trx)) {
@@ -143,6 +148,8 @@ export class StaffService {
       }, trx);
       return rotated;
     });
+    // The grant went between the two checks: refused as if it had never been held.
+    if (result === null) return notGranted();
     return { role, expiresAt: iso(expiresAt), secret: result.secret };
   }
 

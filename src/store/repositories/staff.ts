@@ -7,7 +7,7 @@ type Executor = Kysely<MainDB> | Transaction<MainDB>;
 
 /** Staff role grants and assumptions: the only SQL of staff separation of roles. */
 export class StaffRepository {
-  constructor(private readonly db: Kysely<MainDB>) {}
+  constructor(private readonly db: Kysely<MainDB>, private readonly postgres = false) {}
 
   /** Inserts a grant; false when the user already holds the role. */
   async grant(row: StaffRoleRow, executor: Executor = this.db): Promise<boolean> {
@@ -28,6 +28,17 @@ export class StaffRepository {
 
   async holds(userId: string, role: string, executor: Executor = this.db): Promise<boolean> {
     return (await executor.selectFrom('staff_roles').select('role').where('user_id', '=', userId).where('role', '=', role).executeTakeFirst()) !== undefined;
+  }
+
+  /**
+   * Whether the user holds the role, read inside the transaction about to act on
+   * it. On PostgreSQL the grant row is share-locked until that transaction ends,
+   * so a concurrent revocation waits for it (and then ends what it stored); on
+   * SQLite the write transaction already serializes them.
+   */
+  async holdGrant(userId: string, role: string, trx: Transaction<MainDB>): Promise<boolean> {
+    const query = trx.selectFrom('staff_roles').select('role').where('user_id', '=', userId).where('role', '=', role);
+    return (await (this.postgres ? query.forShare() : query).executeTakeFirst()) !== undefined;
   }
 
   async findAssumption(sessionPublicId: string, executor: Executor = this.db): Promise<StaffAssumptionRow | undefined> {
