@@ -109,5 +109,30 @@ for (const store of ['sqlite', 'postgres'] as const) {
         assert.equal(await db.transaction().execute((trx) => repo.holdGrant(staff.userId, 'nobody', trx)), false);
       });
     }
+
+    test('assertActing refuses a session that did not prove a second factor, even with an assumption row', async () => {
+      const staff = await staffMember('operator');
+      const repo = new StaffRepository(s.services.stores.main.db);
+      const now = s.clock.now();
+      const assumeDirectly = (session: ActiveSession) => repo.insertAssumption({
+        session_public_id: session.public_id, user_id: staff.userId, role: 'operator', reason: 'ticket OPS-1 direct row', assumed_at: now, expires_at: now + 30 * 60_000,
+      });
+      // A password-only session (mfa_verified 0) of an account that has a factor, with a live,
+      // granted assumption allowing the action: only the MFA check stands in the way.
+      const unverified = await openSession(staff.userId, false);
+      assert.equal(unverified.mfa_verified, 0);
+      assert.equal(unverified.user_mfa_enabled, 1);
+      await assumeDirectly(unverified);
+      await assert.rejects(s.services.staff.assertActing(unverified, 'users.lock', META), { code: 'forbidden' });
+      const denied = events.findLast((e) => e.action === 'access.denied' && e.target?.id === unverified.public_id);
+      assert.equal(denied?.details?.['reason'], 'staff_mfa_required');
+      assert.equal(denied?.details?.['action'], 'users.lock');
+
+      // Control: the same assumption on an MFA-verified session acts.
+      const verified = await openSession(staff.userId, true);
+      await assumeDirectly(verified);
+      const acting = await s.services.staff.assertActing(verified, 'users.lock', META);
+      assert.deepEqual(acting, { userId: staff.userId, role: 'operator', reason: 'ticket OPS-1 direct row', sessionPublicId: verified.public_id });
+    });
   });
 }
