@@ -265,7 +265,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     publicUrl: () => services.publicUrl,
   });
   // A membership that ends takes the tokens bound to that org with it (same transaction).
-  orgs.onMembershipEnded((orgId, userId, trx) => apiTokens.revokeForEndedMembership(orgId, userId, trx).then(() => undefined));
+  orgs.onMembershipEnded((orgId, userId, trx, origin) => apiTokens.revokeForEndedMembership(orgId, userId, trx, origin).then(() => undefined));
   const signingKeys = new SigningKeyService(new SigningKeyRepository(stores.main.db), stores.main.db, keys, events, clock, {
     rotationIntervalMs: config.signingKeyRotationDays * 86_400_000,
     maxTokenLifetimeMs: config.accessTokenTtlSeconds * 1000,

@@ -64,8 +64,11 @@ export interface OrgMembership {
   joinedAt: number;
 }
 
-/** Called inside the transaction that ends a membership (e.g. to revoke tokens bound to that org). */
-export type MembershipEndedListener = (orgId: string, userId: string, transaction: Transaction<MainDB>) => Promise<void>;
+/**
+ * Called inside the transaction that ends a membership (e.g. to revoke tokens bound to that org),
+ * with the request that ended it, so the listener's events name it too.
+ */
+export type MembershipEndedListener = (orgId: string, userId: string, transaction: Transaction<MainDB>, origin: RequestMeta) => Promise<void>;
 
 /**
  * Organizations: creation, members and roles, invitations, the org policy, the
@@ -452,7 +455,7 @@ export class OrgService {
         action: 'member.removed', orgId, actor: actorOf(auth), target: { type: 'user', id: targetUserId }, origin: meta,
         outcome: 'success', details: { role: target.role, self },
       }, trx);
-      for (const listener of this.#membershipEnded) await listener(orgId, targetUserId, trx);
+      for (const listener of this.#membershipEnded) await listener(orgId, targetUserId, trx, meta);
     });
   }
 

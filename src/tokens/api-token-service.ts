@@ -253,11 +253,11 @@ export class ApiTokenService {
    * makes the end final, so taking the person back later does not revive a token
    * the org's admins saw go.
    */
-  async revokeForEndedMembership(orgId: string, userId: string, transaction: Transaction<MainDB>): Promise<number> {
+  async revokeForEndedMembership(orgId: string, userId: string, transaction: Transaction<MainDB>, origin: RequestMeta): Promise<number> {
     const ids = await this.repository.revokeAllForUserInOrg(userId, orgId, this.clock.now(), 'membership_ended', transaction);
     for (const id of ids) {
       await this.events.record({
-        action: 'api_token.revoked', orgId, actor: { type: 'system', id: null }, target: { type: 'api_token', id },
+        action: 'api_token.revoked', orgId, actor: { type: 'system', id: null }, target: { type: 'api_token', id }, origin,
         outcome: 'success', details: { reason: 'membership_ended', userId },
       }, transaction);
     }

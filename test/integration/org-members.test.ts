@@ -137,7 +137,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal((await member.client.get(`/v1/orgs/${fresh.orgId}`)).status, 200);
 
       assert.equal((await auditor.client.delete(`/v1/orgs/${fresh.orgId}/members/${member.userId}`)).status, 403);
-      assert.equal((await admin.client.delete(`/v1/orgs/${fresh.orgId}/members/${member.userId}`)).status, 204);
+      const removal = await admin.client.delete(`/v1/orgs/${fresh.orgId}/members/${member.userId}`);
+      assert.equal(removal.status, 204);
       assert.equal((await member.client.get(`/v1/orgs/${fresh.orgId}`)).status, 404, 'the live session lost the org');
       assert.deepEqual((await member.client.get('/v1/session')).body.orgs, []);
       assert.equal((await t.client().get(`/v1/orgs/${fresh.orgId}`, { headers: bearer })).status, 401, 'the org-bound token ended with the membership');
@@ -149,6 +150,10 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal(revoked?.details?.['reason'], 'membership_ended');
       assert.equal(revoked?.orgId, fresh.orgId);
       assert.ok(revoked?.inTransaction, 'revoked in the transaction that ended the membership');
+      const removalRequestId = String(removal.headers['x-request-id']);
+      assert.match(removalRequestId, /^[0-9a-f-]{36}$/);
+      assert.equal(revoked?.requestId, removalRequestId, 'the revocation names the removal request');
+      assert.equal(revoked?.ip, '127.0.0.1', 'and its client address');
       assert.ok(!(await member.client.get('/v1/me/tokens')).body.tokens.some((x: { id: string }) => x.id === token.body.id));
       await t.server.services.orgs.addMember(fresh.orgId, member.userId, 'member', { type: 'system', id: null });
       assert.equal((await member.client.get(`/v1/orgs/${fresh.orgId}`)).status, 200, 'control: the member is back');
