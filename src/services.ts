@@ -323,7 +323,11 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     }
   });
   // MFA_REQUIRED_FOR_ALL: the instant it took effect is stored once; existing accounts' grace runs from there.
-  const mfaSwitchedOnAt = await deploymentMfaSince(config, new ServerSettingRepository(stores.main.db), clock, { record: overrides.recordDeploymentSettings === true });
+  // A change of it is audited in the transaction that stores it: the audit key must be loaded
+  // first (on SQLite a key lookup inside that transaction would wait for the one connection).
+  if (overrides.recordDeploymentSettings === true) await audit.init();
+  const mfaSwitchedOnAt = await deploymentMfaSince(config, new ServerSettingRepository(stores.main.db), clock,
+    overrides.recordDeploymentSettings === true ? { record: true, db: stores.main.db, events } : { record: false });
   if (mfaSwitchedOnAt !== null && overrides.recordDeploymentSettings === true) {
     logger.info({ since: new Date(mfaSwitchedOnAt).toISOString(), graceHours: config.mfaRequiredGraceHours }, 'MFA_REQUIRED_FOR_ALL: every account needs a second factor');
   }

@@ -1,28 +1,31 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { MainDB } from '../schema.js';
+
+type Executor = Kysely<MainDB> | Transaction<MainDB>;
 
 /** Main store: named facts about the deployment (`server_settings`). */
 export class ServerSettingRepository {
   constructor(private readonly db: Kysely<MainDB>) {}
 
-  async get(name: string): Promise<string | null> {
-    const row = await this.db.selectFrom('server_settings').select('value').where('name', '=', name).executeTakeFirst();
+  async get(name: string, executor: Executor = this.db): Promise<string | null> {
+    const row = await executor.selectFrom('server_settings').select('value').where('name', '=', name).executeTakeFirst();
     return row?.value ?? null;
   }
 
   /**
-   * The stored value, or `value` stored now when there is none. The insert is the
-   * arbiter: of several instances starting at once, the first one's value stays.
+   * Stores `value` unless the name already has one; true when this call stored it.
+   * The insert is the arbiter: of several instances starting at once, the first
+   * one's value stays (on PostgreSQL the others wait for its commit, then insert nothing).
    */
-  async getOrInsert(name: string, value: string, now: number): Promise<string> {
-    await this.db.insertInto('server_settings').values({ name, value, updated_at: now })
+  async insertIfAbsent(name: string, value: string, now: number, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor.insertInto('server_settings').values({ name, value, updated_at: now })
       .onConflict((oc) => oc.column('name').doNothing())
-      .execute();
-    return (await this.get(name))!;
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
   }
 
-  async delete(name: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('server_settings').where('name', '=', name).executeTakeFirst();
+  async delete(name: string, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor.deleteFrom('server_settings').where('name', '=', name).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }
 }
