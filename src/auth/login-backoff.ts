@@ -40,6 +40,13 @@ export interface LoginBackoffOptions {
  * Counters live in the main store, shared by every instance, on the injected clock.
  */
 export class LoginBackoff implements LoginAttemptGuard {
+  /**
+   * The keys of the attempt in flight, by its request: a login asks before and after the
+   * password check, and the keys (three HMACs) are the same. Held by the request's
+   * RequestMeta, so nothing outlives the request.
+   */
+  readonly #attemptKeys = new WeakMap<RequestMeta, { email: string; keys: Promise<{ account: string; pair: string }> }>();
+
   constructor(
     private readonly repo: LoginThrottleRepository,
     private readonly pii: PiiService,
@@ -55,7 +62,7 @@ export class LoginBackoff implements LoginAttemptGuard {
   }
 
   async beforeAttempt(email: string, meta: RequestMeta): Promise<void> {
-    const keys = await this.#keys(email, meta.ip);
+    const keys = await this.#keys(email, meta);
     const rows = await this.repo.find([keys.account, keys.pair]);
     const pair = rows.find((row) => row.key === keys.pair);
     const account = rows.find((row) => row.key === keys.account);
@@ -66,7 +73,7 @@ export class LoginBackoff implements LoginAttemptGuard {
   }
 
   async failed(email: string, userId: string | null, meta: RequestMeta): Promise<void> {
-    const keys = await this.#keys(email, meta.ip);
+    const keys = await this.#keys(email, meta);
     const now = this.clock.now();
     const [pairFailures, accountFailures] = await Promise.all([
       this.repo.addFailure(keys.pair, now, now - FAILURE_STREAK_MS),
@@ -85,7 +92,7 @@ export class LoginBackoff implements LoginAttemptGuard {
   }
 
   async succeeded(email: string, _userId: string, meta: RequestMeta): Promise<void> {
-    await this.repo.markSuccess((await this.#keys(email, meta.ip)).pair, this.clock.now());
+    await this.repo.markSuccess((await this.#keys(email, meta)).pair, this.clock.now());
   }
 
   /** Deletes finished streaks; run now and then. */
@@ -99,7 +106,15 @@ export class LoginBackoff implements LoginAttemptGuard {
     return Math.min(this.options.maxDelaySeconds * 1000, 1000 * 2 ** Math.min(beyondThreshold, 30));
   }
 
-  async #keys(email: string, ip: string): Promise<{ account: string; pair: string }> {
+  #keys(email: string, meta: RequestMeta): Promise<{ account: string; pair: string }> {
+    const known = this.#attemptKeys.get(meta);
+    if (known?.email === email) return known.keys;
+    const keys = this.#computeKeys(email, meta.ip);
+    this.#attemptKeys.set(meta, { email, keys });
+    return keys;
+  }
+
+  async #computeKeys(email: string, ip: string): Promise<{ account: string; pair: string }> {
     const [key, index] = await Promise.all([this.keyring.key(LOGIN_THROTTLE_KEY_PURPOSE), this.pii.emailIndex(email)]);
     return {
       account: hmacSha256(key, `account:${index}`),
