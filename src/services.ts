@@ -368,7 +368,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
   // The IP allowlist comes first among login gates (order 10): a refused address gets no
   // password-change token and no MFA challenge.
-  services.login.addGate({ name: 'ip-allowlist', order: 10, check: async ({ user, meta }) => (await orgs.assertLoginAllowed(user.id, meta), null) });
+  // The allowlists come with the login's one policy resolution (no second read of the memberships).
+  services.login.addGate({ name: 'ip-allowlist', order: 10, check: async ({ user, meta, policy }) => (await orgs.assertLoginAllowedBy(user.id, (await policy()).orgNetworks, meta), null) });
   // Then the second factor (and org MFA enforcement), after password expiry (order 50):
   // an expired password is replaced first, and change-expired resumes into this gate.
   services.login.addGate(mfaLoginGate(mfa));

@@ -259,12 +259,17 @@ export class OrgService {
    */
   async assertLoginAllowed(userId: string, meta: RequestMeta): Promise<void> {
     const memberships = await this.repo.listMembershipsOfUser(userId);
-    if (memberships.length === 0) return;
-    const blocking = memberships.filter((m) => !isAddressAllowed(parseStoredPolicy(m.policy).network.ipAllowlist, meta.ip));
-    if (blocking.length < memberships.length) return;
-    for (const membership of blocking) {
+    await this.assertLoginAllowedBy(userId, memberships.map((m) => ({ orgId: m.org_id, ipAllowlist: parseStoredPolicy(m.policy).network.ipAllowlist })), meta);
+  }
+
+  /** The same rule over the orgs' allowlists a login already read (`EffectivePolicy.orgNetworks`). */
+  async assertLoginAllowedBy(userId: string, networks: ReadonlyArray<{ orgId: string; ipAllowlist: readonly string[] }>, meta: RequestMeta): Promise<void> {
+    if (networks.length === 0) return;
+    const blocking = networks.filter((network) => !isAddressAllowed(network.ipAllowlist, meta.ip));
+    if (blocking.length < networks.length) return;
+    for (const network of blocking) {
       await this.events.record({
-        action: 'ip.blocked', orgId: membership.org_id, actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
+        action: 'ip.blocked', orgId: network.orgId, actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
         origin: meta, outcome: 'denied', details: { via: 'login' },
       });
     }

@@ -51,7 +51,8 @@ export function resolvePolicy(config: Config, memberships: readonly MembershipWi
   const since = config.mfaRequiredForAll
     ? withDeploymentRequirement(orgSince, strictestPolicy(policies).mfa.gracePeriodHours, deploymentMfaSince, config.mfaRequiredGraceHours, merged.mfa.gracePeriodHours)
     : orgSince;
-  return toEffectivePolicy(merged, contextWords, memberships.map((membership) => membership.org_id), since, config.mfaRequiredForAll);
+  const networks = memberships.map((membership, i) => ({ orgId: membership.org_id, ipAllowlist: [...policies[i]!.network.ipAllowlist] }));
+  return toEffectivePolicy(merged, contextWords, memberships.map((membership) => membership.org_id), since, config.mfaRequiredForAll, networks);
 }
 
 const HOUR_MS = 3_600_000;

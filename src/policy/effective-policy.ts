@@ -17,6 +17,11 @@ export interface EffectivePolicy {
   /** The orgs whose policies were combined (empty for a user in no org). */
   orgIds: string[];
   /**
+   * Each of those orgs' own IP allowlist (not merged: each applies to its own org;
+   * empty = every address). The login rule reads them from here.
+   */
+  orgNetworks: Array<{ orgId: string; ipAllowlist: string[] }>;
+  /**
    * When an MFA requirement first applied to this user (epoch ms): the latest of
    * "the org turned mfa.required on" and "the user joined that org", over the
    * requiring orgs (the earliest such time wins). null when no org requires MFA.
@@ -49,6 +54,7 @@ export function basePolicy(config: Config): OrgPolicy {
 
 export function toEffectivePolicy(
   policy: OrgPolicy, contextWords: string[], orgIds: string[], mfaRequiredSince: number | null = null, mfaRequiredByDeployment = false,
+  orgNetworks: EffectivePolicy['orgNetworks'] = [],
 ): EffectivePolicy {
   return {
     mfaRequiredSince: policy.mfa.required ? mfaRequiredSince : null,
@@ -59,6 +65,7 @@ export function toEffectivePolicy(
     tokens: { ...policy.tokens },
     contextWords,
     orgIds,
+    orgNetworks,
   };
 }
 

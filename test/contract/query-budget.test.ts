@@ -41,3 +41,17 @@ test('GET /v1/session reads the session, the profile and the memberships: three 
   assert.equal(statements.length, 3, statements.join('\n'));
   assert.ok(statements.every((sql) => /^\s*select/i.test(sql)), statements.join('\n'));
 });
+
+test('a login reads the memberships once: the IP-allowlist gate takes them from the login\'s one policy resolution', async () => {
+  const { client, email, password } = await signUp(server, 'budget-login');
+  const csrf = (await client.get('/v1/session')).body.csrfToken as string;
+  assert.equal((await client.post('/v1/logout', undefined, { headers: { 'x-csrf-token': csrf } })).status, 204);
+  statements.length = 0;
+  counting = true;
+  const response = await client.post('/v1/login', { email, password });
+  counting = false;
+  assert.equal(response.status, 200);
+  // The membership read that carries each org's policy (the audit append's org links read ids only).
+  const membershipReads = statements.filter((sql) => /from "org_memberships"/i.test(sql) && /"orgs"\."policy"/i.test(sql));
+  assert.equal(membershipReads.length, 1, membershipReads.join('\n'));
+});
