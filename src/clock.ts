@@ -1,3 +1,5 @@
+import { BoundedMemo } from './memo.js';
+
 /** The time source. Tests inject a manual clock; never sleep to test expiry. */
 export interface Clock {
   /** Milliseconds since the epoch. */
@@ -33,14 +35,8 @@ export class ManualClock implements Clock {
  * are kept: a Date and its formatting cost more than the lookup.
  */
 export function iso(epochMilliseconds: number): string {
-  let text = isoMemo.get(epochMilliseconds);
-  if (text === undefined) {
-    if (isoMemo.size >= ISO_MEMO_MAX) isoMemo.clear();
-    text = new Date(epochMilliseconds).toISOString();
-    isoMemo.set(epochMilliseconds, text);
-  }
-  return text;
+  return isoMemo.get(epochMilliseconds, formatIso);
 }
 
-const isoMemo = new Map<number, string>();
-const ISO_MEMO_MAX = 4096;
+const isoMemo = new BoundedMemo<number, string>(4096);
+const formatIso = (epochMilliseconds: number) => new Date(epochMilliseconds).toISOString();

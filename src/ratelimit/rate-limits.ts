@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { hmacSha256 } from '../crypto/hash.js';
 import type { Keyring } from '../crypto/keyring.js';
+import { BoundedMemo } from '../memo.js';
 
 /**
  * The tiers (API.md "Rate limits"):
@@ -39,7 +40,6 @@ export interface RateLimitsOptions {
 }
 
 const WINDOW_SECONDS = 60;
-const HASHED_MEMO_MAX = 50_000;
 export const RATE_LIMIT_KEY_PURPOSE = 'rate-limit';
 
 /**
@@ -53,7 +53,7 @@ export class RateLimits {
   readonly #perMinute: Record<RateLimitTier, number>;
   #key: Buffer | null = null;
   /** tier:subject → its HMAC: the same callers come back many times a minute. */
-  readonly #hashedMemo = new Map<string, string>();
+  readonly #hashedMemo = new BoundedMemo<string, string>(50_000);
 
   constructor(private readonly options: RateLimitsOptions) {
     this.#perMinute = options.perMinute;
@@ -114,15 +114,8 @@ export class RateLimits {
 
   #hashed(tier: RateLimitTier, subject: string): string {
     if (!this.#key) throw new Error('RateLimits.init() was not awaited');
-    const input = `${tier}:${subject}`;
-    let hashed = this.#hashedMemo.get(input);
-    if (hashed === undefined) {
-      // Bounded: a flood of distinct subjects only costs the HMAC again.
-      if (this.#hashedMemo.size >= HASHED_MEMO_MAX) this.#hashedMemo.clear();
-      hashed = hmacSha256(this.#key, input).slice(0, 22);
-      this.#hashedMemo.set(input, hashed);
-    }
-    return hashed;
+    const key = this.#key;
+    return this.#hashedMemo.get(`${tier}:${subject}`, (input) => hmacSha256(key, input).slice(0, 22));
   }
 }
 
@@ -132,19 +125,11 @@ export class RateLimits {
  * addresses would give an attacker 2^64 fresh budgets).
  */
 export function addressSubject(ip: string): string {
-  let subject = subjectMemo.get(ip);
-  if (subject === undefined) {
-    // Bounded: a flood of distinct addresses only costs the parse again.
-    if (subjectMemo.size >= SUBJECT_MEMO_MAX) subjectMemo.clear();
-    subject = parseAddressSubject(ip);
-    subjectMemo.set(ip, subject);
-  }
-  return subject;
+  return subjectMemo.get(ip, parseAddressSubject);
 }
 
 /** Client address → its subject; parsing costs more than the counter it selects. */
-const subjectMemo = new Map<string, string>();
-const SUBJECT_MEMO_MAX = 10_000;
+const subjectMemo = new BoundedMemo<string, string>(10_000);
 
 function parseAddressSubject(ip: string): string {
   if (!ipaddr.isValid(ip)) return `raw:${ip}`;

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
 import { hmacSha256, sha256Hex } from '../crypto/hash.js';
 import type { Keyring } from '../crypto/keyring.js';
+import { BoundedMemo } from '../memo.js';
 import { randomId, randomToken } from '../crypto/random.js';
 import type { PiiService, Profile } from '../pii/pii-service.js';
 import type { SessionRepository, SessionRow, SessionWithUser } from '../store/repositories/sessions.js';
@@ -12,8 +13,6 @@ import type { MainDB } from '../store/schema.js';
 const TOUCH_INTERVAL_MS = 60_000;
 /** The cookie secret: 256 random bits, base64url. */
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
-/** CSRF tokens kept computed (bounded; oldest out first): an HMAC costs more than the rest of a session check. */
-const CSRF_MEMO_ENTRIES = 10_000;
 
 export interface SessionLimits {
   idleTimeoutMinutes: number;
@@ -45,7 +44,8 @@ export type ActiveSession = SessionWithUser;
  * HMAC, so it needs no storage and dies with the session.
  */
 export class SessionService {
-  readonly #csrfTokens = new Map<string, string>();
+  /** CSRF tokens kept computed: an HMAC costs more than the rest of a session check. */
+  readonly #csrfTokens = new BoundedMemo<string, string>(10_000);
 
   constructor(
     private readonly repo: SessionRepository,
@@ -116,12 +116,8 @@ export class SessionService {
   async csrfToken(publicId: string): Promise<string> {
     // The token is a pure function of the public id under a key that never changes while
     // the process runs, so a memo returns exactly what the HMAC would.
-    const known = this.#csrfTokens.get(publicId);
-    if (known !== undefined) return known;
-    const token = hmacSha256(await this.keyring.key('csrf'), `csrf:${publicId}`);
-    if (this.#csrfTokens.size >= CSRF_MEMO_ENTRIES) this.#csrfTokens.delete(this.#csrfTokens.keys().next().value!);
-    this.#csrfTokens.set(publicId, token);
-    return token;
+    const key = await this.keyring.key('csrf');
+    return this.#csrfTokens.get(publicId, (id) => hmacSha256(key, `csrf:${id}`));
   }
 
   async isValidCsrfToken(publicId: string, token: string | undefined): Promise<boolean> {
