@@ -46,9 +46,13 @@ export const CREDENTIAL_ROUTES: ReadonlySet<string> = new Set([
 export const EXEMPT_ROUTES: ReadonlySet<string> = new Set(['GET /healthz', 'GET /readyz']);
 
 export function rateLimitClassOf(request: FastifyRequest): RateLimitClass {
-  const configured = request.routeOptions.config?.rateLimit;
+  return routeClass(request.method, request.routeOptions.url ?? '', request.routeOptions.config?.rateLimit);
+}
+
+/** The class of a route: its own `config.rateLimit`, else the lists above. */
+function routeClass(method: string, url: string, configured: RateLimitClass | undefined): RateLimitClass {
   if (configured) return configured;
-  const route = `${request.method} ${request.routeOptions.url ?? ''}`;
+  const route = `${method} ${url}`;
   if (CREDENTIAL_ROUTES.has(route)) return 'credential';
   if (EXEMPT_ROUTES.has(route)) return 'exempt';
   return 'default';
@@ -112,8 +116,7 @@ export function registerRateLimitsAfterAuth(app: FastifyInstance, services: Serv
     await count(services, request, reply, 'account', `email:${await services.pii.emailIndex(email)}`, true);
   };
   app.addHook('onRoute', (route) => {
-    const methods = [route.method].flat();
-    if (route.config?.rateLimit !== 'credential' && !(route.config?.rateLimit === undefined && methods.some((method) => CREDENTIAL_ROUTES.has(`${method} ${route.url}`)))) return;
+    if (![route.method].flat().some((method) => routeClass(method, route.url, route.config?.rateLimit) === 'credential')) return;
     route.preHandler = [...[route.preHandler ?? []].flat(), countAccount];
   });
 
