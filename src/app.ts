@@ -24,6 +24,7 @@ import { tokenRoutes } from './http/routes/tokens.js';
 import { accessTokenRoutes } from './http/routes/access-tokens.js';
 import { introspectionRoutes } from './http/routes/introspect.js';
 import type { Services } from './services.js';
+import { pathOf } from './logger.js';
 import { httpsServerOptions, type TlsMaterial } from './tls/certificate.js';
 
 export interface AppOptions {
@@ -149,12 +150,6 @@ class OneLinePerRequest extends LogController {
   }
 }
 
-/** The path of a request target, without its query string (where careless clients put secrets). */
-function pathOf(url: string): string {
-  const query = url.indexOf('?');
-  return query === -1 ? url : url.slice(0, query);
-}
-
 /**
  * Bodies are validated strictly: no coercion, no defaults, unknown members
  * refused (additionalProperties:false in every schema). Query strings are text,
@@ -180,7 +175,7 @@ function registerMethodNotAllowed(app: FastifyInstance): void {
     }
   });
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? '/';
+    const path = pathOf(request.url);
     const allowed: string[] = [];
     for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
       if (router.find(method as HTTPMethod, path)) allowed.push(method);

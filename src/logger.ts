@@ -15,6 +15,12 @@ export function asyncStdout(): pino.DestinationStream & { flushSync(): void } {
   return pino.destination({ dest: 1, sync: false, minLength: 4096 }) as pino.DestinationStream & { flushSync(): void };
 }
 
+/** The path of a request target, without its query string (where careless clients put secrets). */
+export function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
@@ -23,7 +29,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       serializers: {
         req(request: { id?: string; method?: string; url?: string; ip?: string }) {
           // No query string: it is where careless clients put secrets.
-          return { id: request.id, method: request.method, path: request.url?.split('?')[0], ip: request.ip };
+          return { id: request.id, method: request.method, path: request.url === undefined ? undefined : pathOf(request.url), ip: request.ip };
         },
         res(reply: { statusCode?: number }) {
           return { statusCode: reply.statusCode };

@@ -91,6 +91,18 @@ describe('HTTP hygiene', () => {
     assert.equal(session.headers['content-type'], 'application/json; charset=utf-8');
   });
 
+  test('the access log names the path without its query string (where careless clients put secrets)', async () => {
+    const client = t.client();
+    const canary = `qs-canary-${Date.now()}`;
+    for (const path of [`/healthz?token=${canary}`, `/v1/nope?password=${canary}`, `/v1/session?access_token=${canary}`]) {
+      await client.get(path);
+    }
+    const lines = t.logs.map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.ok(lines.some((line) => line['msg'] === 'request completed' && line['path'] === '/healthz' && line['statusCode'] === 200), 'the line is there, with its path');
+    assert.ok(lines.some((line) => line['path'] === '/v1/nope' && line['statusCode'] === 404));
+    assert.ok(!t.logs.join('\n').includes(canary), 'no query string reached the log');
+  });
+
   test('a client-chosen request id is not echoed into our logs', async () => {
     const client = t.client();
     const response = await client.get('/healthz', { headers: { 'x-request-id': 'forged-id-123' } });
