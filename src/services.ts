@@ -322,10 +322,11 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       }
     }
   });
+  // Warm the purpose keys before anything records an event or serves a request: the first request
+  // does not race to create them, and a start-up write that is audited in its own transaction
+  // (below) finds the audit key loaded (on SQLite a key lookup inside it would wait for the one connection).
+  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), keyring.key('recovery-code'), piiKeyring.key('blind-index'), audit.init(), hasher.prepareDummy()]);
   // MFA_REQUIRED_FOR_ALL: the instant it took effect is stored once; existing accounts' grace runs from there.
-  // A change of it is audited in the transaction that stores it: the audit key must be loaded
-  // first (on SQLite a key lookup inside that transaction would wait for the one connection).
-  if (overrides.recordDeploymentSettings === true) await audit.init();
   const mfaSwitchedOnAt = await deploymentMfaSince(config, new ServerSettingRepository(stores.main.db), clock,
     overrides.recordDeploymentSettings === true ? { record: true, db: stores.main.db, events } : { record: false });
   if (mfaSwitchedOnAt !== null && overrides.recordDeploymentSettings === true) {
@@ -373,8 +374,6 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // Then the second factor (and org MFA enforcement), after password expiry (order 50):
   // an expired password is replaced first, and change-expired resumes into this gate.
   services.login.addGate(mfaLoginGate(mfa));
-  // Warm the purpose keys so the first request does not race to create them.
-  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), keyring.key('recovery-code'), piiKeyring.key('blind-index'), audit.init(), hasher.prepareDummy()]);
   Object.assign(services, await installSecurityOperations(services));
   return services;
 }
