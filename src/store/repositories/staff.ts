@@ -27,7 +27,11 @@ export class StaffRepository {
   }
 
   async holds(userId: string, role: string, executor: Executor = this.db): Promise<boolean> {
-    return (await executor.selectFrom('staff_roles').select('role').where('user_id', '=', userId).where('role', '=', role).executeTakeFirst()) !== undefined;
+    return (await this.#grantQuery(executor, userId, role).executeTakeFirst()) !== undefined;
+  }
+
+  #grantQuery(executor: Executor, userId: string, role: string) {
+    return executor.selectFrom('staff_roles').select('role').where('user_id', '=', userId).where('role', '=', role);
   }
 
   /**
@@ -37,7 +41,7 @@ export class StaffRepository {
    * SQLite the write transaction already serializes them.
    */
   async holdGrant(userId: string, role: string, trx: Transaction<MainDB>): Promise<boolean> {
-    const query = trx.selectFrom('staff_roles').select('role').where('user_id', '=', userId).where('role', '=', role);
+    const query = this.#grantQuery(trx, userId, role);
     return (await (this.postgres ? query.forShare() : query).executeTakeFirst()) !== undefined;
   }
 
