@@ -63,7 +63,7 @@ export class LoginBackoff implements LoginAttemptGuard {
 
   async beforeAttempt(email: string, meta: RequestMeta): Promise<void> {
     const keys = await this.#keys(email, meta);
-    const rows = await this.repo.find([keys.account, keys.pair]);
+    const rows = await this.repo.find(keys.account, keys.pair);
     const pair = rows.find((row) => row.key === keys.pair);
     const account = rows.find((row) => row.key === keys.account);
     const now = this.clock.now();

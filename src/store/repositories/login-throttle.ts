@@ -19,10 +19,9 @@ export class LoginThrottleRepository {
 
   constructor(private readonly db: Kysely<MainDB>) {}
 
-  async find(keys: readonly string[]): Promise<LoginThrottleRow[]> {
-    const rows = keys.length === 2
-      ? (await this.#findPair(this.db, keys[0]!, keys[1]!)).rows
-      : await this.db.selectFrom('login_throttle').selectAll().where('key', 'in', [...keys]).execute();
+  /** The rows of an attempt's two keys (account, and account with address), those that exist. */
+  async find(accountKey: string, pairKey: string): Promise<LoginThrottleRow[]> {
+    const { rows } = await this.#findPair(this.db, accountKey, pairKey);
     return rows.map((row) => ({ ...row, last_failure_at: Number(row.last_failure_at), blocked_until: Number(row.blocked_until), succeeded_at: row.succeeded_at === null ? null : Number(row.succeeded_at) }));
   }
 
