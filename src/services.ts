@@ -83,7 +83,7 @@ export interface Services {
   readonly mailer: Mailer;
   policies: PolicyResolver;
   /** The orgs a user belongs to, for GET /v1/session; the orgs feature supplies it (none exist before). */
-  orgsOfUser: (userId: string) => Promise<Array<{ id: string; name: string; slug: string; role: string }>>;
+  orgsOfUser: (userId: string) => Promise<ReadonlyArray<Readonly<{ id: string; name: string; slug: string; role: string }>>>;
   readonly login: LoginService;
   readonly signup: SignupService;
   readonly stepUp: StepUpService;
@@ -168,7 +168,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // Imported bcrypt hashes verify (never past 72 bytes) and are re-hashed with argon2id at the next login.
   hasher.registerForeignVerifier(new BcryptVerifier());
   const users = new UserRepository(stores.main.db);
-  const sessions = new SessionService(new SessionRepository(stores.main.db), pii, keyring, clock);
+  const sessions = new SessionService(new SessionRepository(stores.main.db), pii, keyring, clock, stores.main.changes);
   const events = new SecurityEvents(clock);
   events.addSink({
     record(event) {
@@ -263,7 +263,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const orgs = new OrgService(stores.main.db, orgRepository, pii, events, mailer, clock, {
     productName: config.productName,
     publicUrl: () => services.publicUrl,
-  });
+  }, stores.main.changes);
   // A membership that ends takes the tokens bound to that org with it (same transaction).
   orgs.onMembershipEnded((orgId, userId, trx, origin) => apiTokens.revokeForEndedMembership(orgId, userId, trx, origin).then(() => undefined));
   const signingKeys = new SigningKeyService(new SigningKeyRepository(stores.main.db), stores.main.db, keys, events, clock, {

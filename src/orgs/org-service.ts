@@ -10,7 +10,9 @@ import type { Mailer } from '../mail/mailer.js';
 import type { PiiService } from '../pii/pii-service.js';
 import type { OrgPolicy } from '../policy/org-policy.js';
 import { defaultOrgPolicy } from '../policy/org-policy.js';
+import type { ChangeFeed } from '../store/change-feed.js';
 import { isUniqueViolation } from '../store/errors.js';
+import { ReadCache } from '../store/read-cache.js';
 import type { MembershipWithOrg, OrgRepository, OrgRow } from '../store/repositories/orgs.js';
 import type { MainDB } from '../store/schema.js';
 import { isAddressAllowed } from './ip-allowlist.js';
@@ -86,7 +88,19 @@ export class OrgService {
     private readonly mailer: Mailer,
     private readonly clock: Clock,
     private readonly options: { productName: string; publicUrl: () => string },
-  ) {}
+    changes: ChangeFeed,
+  ) {
+    this.#orgsOfUser = new ReadCache({
+      feed: changes,
+      // A new org has no members until its first membership row.
+      dependsOn: (change) => change.table === 'org_memberships' || (change.table === 'orgs' && change.kind !== 'insert'),
+      maxEntries: 20_000,
+      maxAgeMs: 60_000,
+      now: () => this.clock.now(),
+    });
+  }
+
+  readonly #orgsOfUser: ReadCache<string, ReadonlyArray<Readonly<{ id: string; name: string; slug: string; role: string }>>>;
 
   onMembershipEnded(listener: MembershipEndedListener): void {
     this.#membershipEnded.push(listener);
@@ -125,10 +139,12 @@ export class OrgService {
     return parseStoredPolicy(row.policy);
   }
 
-  /** For GET /v1/session. */
-  async orgsOfUser(userId: string): Promise<Array<{ id: string; name: string; slug: string; role: string }>> {
-    const rows = await this.repo.listMembershipsOfUser(userId);
-    return rows.map((row) => ({ id: row.org_id, name: row.name, slug: row.slug, role: row.role }));
+  /** For GET /v1/session (every page of a product asks): kept in memory until a membership or an org changes. */
+  async orgsOfUser(userId: string): Promise<ReadonlyArray<Readonly<{ id: string; name: string; slug: string; role: string }>>> {
+    return this.#orgsOfUser.get(userId, async () => {
+      const rows = await this.repo.listMembershipsOfUser(userId);
+      return Object.freeze(rows.map((row) => Object.freeze({ id: row.org_id, name: row.name, slug: row.slug, role: row.role })));
+    });
   }
 
   /** Every member with their email and name, decrypted from the PII store under each member's data key (for notifications). */

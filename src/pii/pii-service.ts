@@ -5,6 +5,7 @@ import type { KeyProvider } from '../crypto/key-provider.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { OpenedCache } from '../crypto/opened-cache.js';
 import type { Clock } from '../clock.js';
+import { ReadCache } from '../store/read-cache.js';
 import { PiiUserRepository } from '../store/repositories/pii-users.js';
 import type { Store } from '../store/db.js';
 import type { PiiDB } from '../store/schema.js';
@@ -33,6 +34,8 @@ export class PiiService {
   readonly #repo: PiiUserRepository;
   readonly #dataKeys: OpenedCache<Buffer>;
   readonly #fields: OpenedCache<string>;
+  /** Profiles opened recently, by user id: emptied by any change to a stored profile, and kept as long as opened fields. */
+  readonly #profiles: ReadCache<string, Profile | null>;
 
   constructor(
     store: Store<PiiDB>,
@@ -44,6 +47,14 @@ export class PiiService {
     const now = () => this.clock.now();
     this.#dataKeys = new OpenedCache(OPENED_MAX_ENTRIES, OPENED_TTL_MS, now);
     this.#fields = new OpenedCache(OPENED_MAX_ENTRIES * 4, OPENED_TTL_MS, now);
+    this.#profiles = new ReadCache({
+      feed: store.changes,
+      // A new row is no one's kept profile (a missing profile is never kept).
+      dependsOn: (change) => change.table === 'pii_users' && change.kind !== 'insert',
+      maxEntries: OPENED_MAX_ENTRIES,
+      maxAgeMs: OPENED_TTL_MS,
+      now,
+    });
   }
 
   /** The blind index of an email address. */
@@ -77,7 +88,12 @@ export class PiiService {
     return { userId, email: trimmedEmail, name, dataKey };
   }
 
+  /** The user's profile, decrypted; shared between requests, so callers must not change it. */
   async getProfile(userId: string): Promise<Profile | null> {
+    return this.#profiles.get(userId, () => this.#readProfile(userId));
+  }
+
+  async #readProfile(userId: string): Promise<Profile | null> {
     const row = await this.#repo.findByUserId(userId);
     if (!row) return null;
     const dataKey = await this.#unwrapDataKey(row.wrapped_dek, userId);
@@ -85,7 +101,7 @@ export class PiiService {
     const email = this.#open(dataKey, row.email_enc, `${userId}:email`);
     if (email === null) throw new Error(`the email of ${userId} does not decrypt`);
     const name = row.name_enc === null ? null : this.#open(dataKey, row.name_enc, `${userId}:name`);
-    return { userId, email, name, dataKey };
+    return Object.freeze({ userId, email, name, dataKey });
   }
 
   async deleteProfile(userId: string): Promise<void> {

@@ -6,6 +6,8 @@ import type { Keyring } from '../crypto/keyring.js';
 import { BoundedMemo } from '../memo.js';
 import { randomId, randomToken } from '../crypto/random.js';
 import type { PiiService, Profile } from '../pii/pii-service.js';
+import type { ChangeFeed, TableChange } from '../store/change-feed.js';
+import { ReadCache } from '../store/read-cache.js';
 import type { SessionRepository, SessionRow, SessionWithUser } from '../store/repositories/sessions.js';
 import type { MainDB } from '../store/schema.js';
 
@@ -13,6 +15,19 @@ import type { MainDB } from '../store/schema.js';
 const TOUCH_INTERVAL_MS = 60_000;
 /** The cookie secret: 256 random bits, base64url. */
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+/** Sessions kept in memory between requests (see `authenticate`). */
+const CACHED_SESSIONS = 20_000;
+
+/**
+ * What can change a kept session: any write to `users` but a new account, any to
+ * `sessions` but a new session and the idle-time bookkeeping (whose only effect a
+ * cache could miss is an older `last_seen_at`, which makes `authenticate` reread).
+ */
+export function changesSession(change: TableChange): boolean {
+  if (change.table === 'users') return change.kind !== 'insert';
+  if (change.table !== 'sessions' || change.kind === 'insert') return false;
+  return !(change.kind === 'update' && change.columns !== null && change.columns.length === 1 && change.columns[0] === 'last_seen_at');
+}
 
 export interface SessionLimits {
   idleTimeoutMinutes: number;
@@ -46,13 +61,18 @@ export type ActiveSession = SessionWithUser;
 export class SessionService {
   /** CSRF tokens kept computed: an HMAC costs more than the rest of a session check. */
   readonly #csrfTokens = new BoundedMemo<string, string>(10_000);
+  /** Live sessions with their user's account fields, by id hash; emptied by any write that could change one. */
+  readonly #live: ReadCache<string, SessionWithUser | undefined>;
 
   constructor(
     private readonly repo: SessionRepository,
     private readonly pii: PiiService,
     private readonly keyring: Keyring,
     private readonly clock: Clock,
-  ) {}
+    changes: ChangeFeed,
+  ) {
+    this.#live = new ReadCache({ feed: changes, dependsOn: changesSession, maxEntries: CACHED_SESSIONS, maxAgeMs: TOUCH_INTERVAL_MS, now: () => this.clock.now() });
+  }
 
   async create(input: NewSessionInput, transaction?: Transaction<MainDB>): Promise<IssuedSession> {
     const secret = randomToken(32);
@@ -77,23 +97,35 @@ export class SessionService {
 
   /**
    * The live session for a cookie secret, or null. Expired sessions are deleted
-   * on sight. One indexed read; a write at most once a minute per session.
+   * on sight. At most one indexed read, and a write at most once a minute per session.
+   *
+   * A session read from the store is kept in memory until a write that could
+   * change it commits (see `changesSession`, `ReadCache`) or for a minute at most;
+   * a kept session is used only while it is live and needs no bookkeeping, so an
+   * expiry or a touch always goes by the row as the store has it now.
    */
   async authenticate(secret: string): Promise<ActiveSession | null> {
     if (!SECRET_PATTERN.test(secret)) return null;
     const idHash = sha256Hex(secret);
-    const session = await this.repo.findByIdHash(idHash);
-    if (!session) return null;
     const now = this.clock.now();
+    const kept = this.#live.peek(idHash);
+    if (kept && kept.user_status === 'active' && !isExpired(kept, now) && now - kept.last_seen_at < TOUCH_INTERVAL_MS) {
+      // A copy: handlers may write to the session they are given.
+      return { ...kept };
+    }
+    const session = await this.#live.load(idHash, () => this.repo.findByIdHash(idHash));
+    if (!session) return null;
     if (isExpired(session, now) || session.user_status !== 'active') {
       await this.repo.deleteByIdHash(idHash);
       return null;
     }
     if (now - session.last_seen_at >= TOUCH_INTERVAL_MS) {
       await this.repo.touch(idHash, now);
-      session.last_seen_at = now;
+      // The touch is not announced as a change (see `changesSession`): the kept row is now old.
+      this.#live.delete(idHash);
+      return { ...session, last_seen_at: now };
     }
-    return session;
+    return { ...session };
   }
 
   /**

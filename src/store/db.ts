@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
+import { ChangeFeed, trackChanges } from './change-feed.js';
 import type { MainDB, PiiDB } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -12,6 +13,8 @@ export interface Store<DB> {
   readonly dialect: Dialect;
   /** Where it lives, for doctor (a path, or a URL without its password). */
   readonly location: string;
+  /** Every committed write, for in-process read caches (see `ReadCache`). */
+  readonly changes: ChangeFeed;
 }
 
 export interface Stores {
@@ -49,7 +52,9 @@ export function openStore<DB>(url: string | null, sqlitePath: string): Store<DB>
           oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
       },
     });
-    return { db: new Kysely<DB>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres', location: redactURL(url) };
+    // Other instances write to the same database unseen, so no read cache may trust this feed.
+    const changes = new ChangeFeed(false);
+    return { db: new Kysely<DB>({ dialect: trackChanges(new PostgresDialect({ pool }), changes) }), dialect: 'postgres', location: redactURL(url), changes };
   }
   mkdirSync(join(sqlitePath, '..'), { recursive: true, mode: 0o700 });
   const database = new Database(sqlitePath);
@@ -59,7 +64,12 @@ export function openStore<DB>(url: string | null, sqlitePath: string): Store<DB>
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
-  return { db: new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), dialect: 'sqlite', location: sqlitePath };
+  // This process sees its own writes through Kysely; data_version changes when another
+  // connection (a CLI command, a second server on the same file) commits one.
+  const changes = new ChangeFeed(true);
+  const dataVersion = database.prepare('PRAGMA data_version').pluck();
+  changes.watchExternalWrites(() => dataVersion.get());
+  return { db: new Kysely<DB>({ dialect: trackChanges(new SqliteDialect({ database: withStatementCache(database) }), changes) }), dialect: 'sqlite', location: sqlitePath, changes };
 }
 
 const STATEMENT_CACHE_SIZE = 256;

@@ -30,16 +30,42 @@ after(async () => {
   await server?.close();
 });
 
-test('GET /v1/session reads the session, the profile and the memberships: three statements, no write', async () => {
-  const { client } = await signUp(server, 'budget');
-  assert.equal((await client.get('/v1/session')).status, 200);
+const isPoll = (sql: string) => /^\s*pragma data_version/i.test(sql);
+
+test('GET /v1/session reads the session, the profile and the memberships once (three selects), then from memory until a write changes them', async () => {
+  const { client, email, password } = await signUp(server, 'budget');
   statements.length = 0;
   counting = true;
-  const response = await client.get('/v1/session');
+  let response = await client.get('/v1/session');
   counting = false;
   assert.equal(response.status, 200);
-  assert.equal(statements.length, 3, statements.join('\n'));
-  assert.ok(statements.every((sql) => /^\s*select/i.test(sql)), statements.join('\n'));
+  let reads = statements.filter((sql) => !isPoll(sql));
+  assert.equal(reads.length, 3, reads.join('\n'));
+  assert.ok(reads.every((sql) => /^\s*select/i.test(sql)), reads.join('\n'));
+
+  // Kept: only the polls that ask SQLite whether another process wrote.
+  statements.length = 0;
+  counting = true;
+  response = await client.get('/v1/session');
+  counting = false;
+  assert.equal(response.status, 200);
+  assert.deepEqual(statements.filter((sql) => !isPoll(sql)), []);
+  assert.ok(statements.length >= 1, 'a kept answer still polls for other writers');
+
+  // A second session of the same user, then revoked by the first: a delete in `sessions` empties the cache.
+  const other = server.client();
+  assert.equal((await other.post('/v1/login', { email, password })).status, 200);
+  const otherId = (await other.get('/v1/session')).body.session.id as string;
+  const csrf = response.body.csrfToken as string;
+  assert.equal((await client.delete(`/v1/me/sessions/${otherId}`, { headers: { 'x-csrf-token': csrf } })).status, 204);
+  statements.length = 0;
+  counting = true;
+  response = await client.get('/v1/session');
+  counting = false;
+  assert.equal(response.status, 200);
+  reads = statements.filter((sql) => !isPoll(sql));
+  assert.ok(reads.some((sql) => /from "sessions"/i.test(sql)), reads.join('\n'));
+  assert.equal((await other.get('/v1/session')).status, 401);
 });
 
 test('a login reads the memberships once: the IP-allowlist gate takes them from the login\'s one policy resolution', async () => {
