@@ -92,8 +92,8 @@ export class OrgService {
   ) {
     this.#orgsOfUser = new ReadCache({
       feed: changes,
-      // A new org has no members until its first membership row.
-      dependsOn: (change) => change.table === 'org_memberships' || (change.table === 'orgs' && change.kind !== 'insert'),
+      // A new org has no members until its first membership row; a deleted account takes its memberships along.
+      dependsOn: (change) => change.table === 'org_memberships' || (change.table === 'orgs' && change.kind !== 'insert') || (change.table === 'users' && change.kind === 'delete'),
       maxEntries: 20_000,
       maxAgeMs: 60_000,
       now: () => this.clock.now(),
