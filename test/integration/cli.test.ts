@@ -50,6 +50,10 @@ describe('the command line', () => {
     const client = new TestClient(match[1]!, readFileSync(join(dataDir, 'tls', 'cert.pem'), 'utf8'));
     t.after(() => client.close());
     assert.equal((await client.get('/healthz')).status, 200);
+    // Log lines are buffered, but a quiet server still writes them within about a second.
+    const deadline = Date.now() + 5_000;
+    while (!/"path":"\/healthz".*"request completed"/.test(output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(output(), /"path":"\/healthz".*"request completed"/, 'the access line of a quiet server reaches stdout without a shutdown');
     // A login in flight when the signal arrives still gets its answer.
     const inFlight = client.post('/v1/login', { email: 'nobody@example.com', password: 'some long password here' });
     await new Promise((r) => setTimeout(r, 5));
