@@ -13,6 +13,9 @@ export type StoreChange = readonly TableChange[] | 'anything';
 
 export type ChangeListener = (change: StoreChange) => void;
 
+/** How often at most `ChangeFeed.poll` asks the store whether another process wrote to it. */
+export const EXTERNAL_POLL_INTERVAL_MS = 1;
+
 /**
  * Committed writes to one store, as this process sees them: every INSERT,
  * UPDATE and DELETE that Kysely runs is classified from its query tree (not its
@@ -28,10 +31,8 @@ export class ChangeFeed {
   readonly #listeners = new Set<ChangeListener>();
   #externalProbe: (() => unknown) | null = null;
   #externalMark: unknown = undefined;
-  #polledThisTurn = false;
-  readonly #endTurn = () => {
-    this.#polledThisTurn = false;
-  };
+  /** When the store was last asked (performance.now()), so that it is asked at most once per EXTERNAL_POLL_INTERVAL_MS. */
+  #polledAt = -Infinity;
   #trusted: boolean;
 
   /**
@@ -68,14 +69,16 @@ export class ChangeFeed {
 
   /**
    * Announces 'anything' if another process wrote to the store since the last
-   * poll. Asks the store at most once per turn of the event loop: the probe costs
-   * a couple of microseconds, and a request asks its caches several times in one
-   * turn; the requests handled in one turn see the store as of that turn's start.
+   * poll. Asks the store at most once per `EXTERNAL_POLL_INTERVAL_MS`: the probe
+   * costs about a microsecond, as much as the rest of a kept session check, and
+   * every request polls; so a write by another process (a CLI command) is seen
+   * within a millisecond of its commit rather than at once.
    */
   poll(): void {
-    if (this.#externalProbe === null || this.#polledThisTurn) return;
-    this.#polledThisTurn = true;
-    setImmediate(this.#endTurn);
+    if (this.#externalProbe === null) return;
+    const now = performance.now();
+    if (now - this.#polledAt < EXTERNAL_POLL_INTERVAL_MS) return;
+    this.#polledAt = now;
     const mark = this.#externalProbe();
     if (mark === this.#externalMark) return;
     this.#externalMark = mark;

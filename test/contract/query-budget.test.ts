@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { EXTERNAL_POLL_INTERVAL_MS } from '../../src/store/change-feed.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 
 // GET /v1/session is the route every page of a product calls: its statements are
@@ -43,7 +44,8 @@ test('GET /v1/session reads the session, the profile and the memberships once (t
   assert.equal(reads.length, 3, reads.join('\n'));
   assert.ok(reads.every((sql) => /^\s*select/i.test(sql)), reads.join('\n'));
 
-  // Kept: only the polls that ask SQLite whether another process wrote.
+  // Kept: only the polls that ask SQLite whether another process wrote (at most one per interval).
+  await new Promise((resolve) => setTimeout(resolve, EXTERNAL_POLL_INTERVAL_MS + 1));
   statements.length = 0;
   counting = true;
   response = await client.get('/v1/session');

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { EXTERNAL_POLL_INTERVAL_MS } from '../../src/store/change-feed.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 
 // GET /v1/session answers from memory once it has read a session, its profile and its
 // memberships (src/store/read-cache.ts). These tests change what it keeps behind its back:
 // from another process (a second connection to the SQLite file, as a CLI command would be)
-// and through the API, and expect the very next request to see the change.
+// (seen within EXTERNAL_POLL_INTERVAL_MS) and through the API, and expect the next request to see the change.
 describe('kept sessions follow the store', () => {
   let t: TestServer;
   before(async () => {
@@ -17,12 +18,14 @@ describe('kept sessions follow the store', () => {
     await t.close();
   });
 
-  function otherProcess<T>(run: (db: Database.Database) => T): T {
+  /** Runs `run` on a connection of its own, then waits until the server polls for such writes again. */
+  async function otherProcess<T>(run: (db: Database.Database) => T): Promise<T> {
     const db = new Database(join(t.dataDir, 'rampart.db'));
     try {
       return run(db);
     } finally {
       db.close();
+      await new Promise((resolve) => setTimeout(resolve, EXTERNAL_POLL_INTERVAL_MS + 1));
     }
   }
 
@@ -30,14 +33,14 @@ describe('kept sessions follow the store', () => {
     const { client, userId } = await signUp(t, 'cache-delete');
     assert.equal((await client.get('/v1/session')).status, 200);
     assert.equal((await client.get('/v1/session')).status, 200);
-    assert.equal(otherProcess((db) => db.prepare('delete from sessions where user_id = ?').run(userId).changes), 1);
+    assert.equal(await otherProcess((db) => db.prepare('delete from sessions where user_id = ?').run(userId).changes), 1);
     assert.equal((await client.get('/v1/session')).status, 401);
   });
 
   test('an account locked by another process is refused at the next request', async () => {
     const { client, userId } = await signUp(t, 'cache-lock');
     assert.equal((await client.get('/v1/session')).status, 200);
-    otherProcess((db) => db.prepare("update users set status = 'locked' where id = ?").run(userId));
+    await otherProcess((db) => db.prepare("update users set status = 'locked' where id = ?").run(userId));
     assert.equal((await client.get('/v1/session')).status, 401);
   });
 
