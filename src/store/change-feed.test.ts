@@ -91,6 +91,11 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(seen, [[{ table: 't', kind: 'insert', columns: null }], [{ table: 't', kind: 'update', columns: ['a'] }]]);
     });
 
+    test('a statement with a common table expression announces anything (a CTE may write)', async () => {
+      await store.db.with('x', (db) => db.selectFrom('t').select('id')).selectFrom('x').selectAll().execute();
+      assert.deepEqual(seen, ['anything']);
+    });
+
     test('raw SQL that writes announces anything; raw reads announce nothing', async () => {
       await sql`select count(*) from t`.execute(store.db);
       assert.deepEqual(seen, []);

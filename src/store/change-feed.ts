@@ -99,6 +99,8 @@ export function trackChanges(dialect: Dialect, feed: ChangeFeed): Dialect {
 /** The writes a statement makes, read from its query tree; null for a read, 'anything' when unreadable. */
 export function changeOf(query: CompiledQuery): StoreChange | null {
   const node = query.query as unknown as QueryNode;
+  // A common table expression may write (PostgreSQL's data-modifying WITH), whatever the outer statement.
+  if (node.with) return 'anything';
   switch (node.kind) {
     case 'SelectQueryNode':
       return null;
@@ -131,6 +133,7 @@ export function changeOf(query: CompiledQuery): StoreChange | null {
 
 interface QueryNode {
   kind: string;
+  with?: unknown;
   into?: unknown;
   table?: unknown;
   from?: { froms: readonly unknown[] };
@@ -163,13 +166,15 @@ class TrackedConnection implements DatabaseConnection {
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     const result = await this.inner.executeQuery<R>(compiledQuery);
-    if (compiledQuery.query.kind !== 'SelectQueryNode') this.#record(compiledQuery, result);
+    const node = compiledQuery.query as unknown as QueryNode;
+    if (node.kind !== 'SelectQueryNode' || node.with) this.#record(compiledQuery, result);
     return result;
   }
 
   streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
     // Kysely streams only SELECTs; anything else is announced as a change of anything.
-    if (compiledQuery.query.kind !== 'SelectQueryNode') this.#add('anything');
+    const node = compiledQuery.query as unknown as QueryNode;
+    if (node.kind !== 'SelectQueryNode' || node.with) this.#add('anything');
     return this.inner.streamQuery<R>(compiledQuery, chunkSize);
   }
 
