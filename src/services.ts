@@ -53,6 +53,7 @@ import { StaffRepository } from './store/repositories/staff.js';
 import { StaffService } from './staff/staff-service.js';
 import { parseStaffConflicts } from './staff/staff-roles.js';
 import type { Redis } from 'ioredis';
+import type { ChangeFanout } from './store/change-fanout.js';
 import type { LoginBackoff } from './auth/login-backoff.js';
 import type { Metrics } from './metrics/metrics.js';
 import { installSecurityOperations } from './monitoring/install.js';
@@ -120,6 +121,8 @@ export interface Services {
   readonly metrics: Metrics;
   /** Shared Redis when REDIS_URL is set (rate-limit counters), else null. */
   readonly redis: Redis | null;
+  /** Read-cache invalidation between instances that share a PostgreSQL store (REDIS_URL set), else null. */
+  readonly changeFanout: ChangeFanout | null;
   /** Request rate limits per tier (issue 7). */
   readonly rateLimits: RateLimits;
   /** Per-account login back-off (issue 7), the login's attempt guard. */
@@ -236,6 +239,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     background,
     metrics: undefined as unknown as Metrics,
     redis: null,
+    changeFanout: null,
     rateLimits: undefined as unknown as RateLimits,
     loginBackoff: undefined as unknown as LoginBackoff,
     jobs: undefined as unknown as JobQueue,
@@ -246,6 +250,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
       await background.settled();
       await strength.close();
       mailer.close();
+      await services.changeFanout?.close();
       services.redis?.disconnect();
       await stores.close();
     },

@@ -281,7 +281,7 @@ export const OPTIONS = [
   // ---- issue 7: rate limits, brute-force defence, audit retention, metrics ----
   def<string>({
     key: 'redisUrl', env: 'REDIS_URL', type: 'string', default: null, secret: true,
-    doc: 'redis:// or rediss:// URL. Set: rate-limit counters live in Redis and every instance shares them. Unset: in-memory counters per process (right for one instance).',
+    doc: 'redis:// or rediss:// URL. Set: rate-limit counters live in Redis and every instance shares them, and instances sharing a PostgreSQL store tell each other of their writes, so their read caches stay exact (without it they keep nothing). Unset: in-memory counters per process (right for one instance).',
     validate: (value) => void assertURL('REDIS_URL', value, ['redis:', 'rediss:']),
   }),
   def<string>({

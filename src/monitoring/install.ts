@@ -7,6 +7,8 @@ import { LoginBackoff } from '../auth/login-backoff.js';
 import { JobQueue } from '../jobs/job-queue.js';
 import { Metrics } from '../metrics/metrics.js';
 import { RateLimits } from '../ratelimit/rate-limits.js';
+import { ChangeFanout } from '../store/change-fanout.js';
+import type { ChangeFeed } from '../store/change-feed.js';
 import type { Services } from '../services.js';
 import { JobRepository } from '../store/repositories/jobs.js';
 import { KnownValueRepository } from '../store/repositories/known-values.js';
@@ -29,6 +31,16 @@ export async function installSecurityOperations(services: Services): Promise<Par
   audit.onAppend((appended) => metrics.auditAppends.inc(appended.length));
 
   const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : null;
+  // Instances sharing a PostgreSQL store learn of each other's writes through Redis; without it
+  // their read caches keep nothing (SQLite stores need no fan-out: one host, data_version).
+  const shared: Record<string, ChangeFeed> = {};
+  if (stores.main.dialect === 'postgres') shared['main'] = stores.main.changes;
+  if (stores.pii.dialect === 'postgres') shared['pii'] = stores.pii.changes;
+  let changeFanout: ChangeFanout | null = null;
+  if (redis && config.redisUrl && Object.keys(shared).length > 0) {
+    changeFanout = new ChangeFanout({ feeds: shared, publisher: redis, redisUrl: config.redisUrl, channel: `${config.redisKeyPrefix}changes`, logger });
+    if (!(await changeFanout.ready(REDIS_READY_TIMEOUT_MS))) logger.warn('change fan-out not subscribed at start-up; read caches stay off until it is');
+  }
   const rateLimits = new RateLimits({
     perMinute: {
       anon: config.rateLimitAnonPerMinute,
@@ -65,7 +77,7 @@ export async function installSecurityOperations(services: Services): Promise<Par
   audit.onAppend(webhooks.listener());
 
   await Promise.all([rateLimits.init(), loginBackoff.init(), webhooks.init()]);
-  return { metrics, redis, rateLimits, loginBackoff, jobs, alerts, webhooks };
+  return { metrics, redis, changeFanout, rateLimits, loginBackoff, jobs, alerts, webhooks };
 }
 
 /**

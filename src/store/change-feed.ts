@@ -11,7 +11,10 @@ export interface TableChange {
 /** What changed: some tables, or anything at all (a statement we cannot read, another process). */
 export type StoreChange = readonly TableChange[] | 'anything';
 
-export type ChangeListener = (change: StoreChange) => void;
+/** Where a change was made: by this process (through Kysely, or found by `poll`), or by another instance (fan-out). */
+export type ChangeOrigin = 'local' | 'remote';
+
+export type ChangeListener = (change: StoreChange, origin: ChangeOrigin) => void;
 
 /** How often at most `ChangeFeed.poll` asks the store whether another process wrote to it. */
 export const EXTERNAL_POLL_INTERVAL_MS = 1;
@@ -29,6 +32,8 @@ export const EXTERNAL_POLL_INTERVAL_MS = 1;
  */
 export class ChangeFeed {
   readonly #listeners = new Set<ChangeListener>();
+  /** What the listeners care about (`subscribe`'s `interest`), so the fan-out publishes only that. */
+  readonly #interests = new Set<(change: TableChange) => boolean>();
   #externalProbe: (() => unknown) | null = null;
   #externalMark: unknown = undefined;
   /** When the store was last asked (performance.now()), so that it is asked at most once per EXTERNAL_POLL_INTERVAL_MS. */
@@ -38,7 +43,8 @@ export class ChangeFeed {
   /**
    * @param trusted whether this feed sees every write that matters: true for an
    *   embedded SQLite file (this process's own writes, plus `poll` for others);
-   *   false for a server store that other instances write to unseen.
+   *   false for a server store that other instances write to unseen, until a
+   *   fan-out (`ChangeFanout`) brings their changes and says so.
    */
   constructor(trusted: boolean) {
     this.#trusted = trusted;
@@ -49,13 +55,36 @@ export class ChangeFeed {
     return this.#trusted;
   }
 
-  subscribe(listener: ChangeListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+  /**
+   * Trust gained or lost (the fan-out connected or lost its connection). Either
+   * way everything kept so far is forgotten: while untrusted, changes may have
+   * gone unannounced.
+   */
+  setTrusted(trusted: boolean): void {
+    if (trusted === this.#trusted) return;
+    this.#trusted = trusted;
+    this.announce('anything', 'remote');
   }
 
-  announce(change: StoreChange): void {
-    for (const listener of this.#listeners) listener(change);
+  /** `interest`: which table changes the listener cares about (the fan-out publishes only those). */
+  subscribe(listener: ChangeListener, interest?: (change: TableChange) => boolean): () => void {
+    this.#listeners.add(listener);
+    if (interest) this.#interests.add(interest);
+    return () => {
+      this.#listeners.delete(listener);
+      if (interest) this.#interests.delete(interest);
+    };
+  }
+
+  /** The part of a change some listener cares about, or null when none does. */
+  relevant(change: StoreChange): StoreChange | null {
+    if (change === 'anything') return change;
+    const kept = change.filter((tableChange) => [...this.#interests].some((interest) => interest(tableChange)));
+    return kept.length > 0 ? kept : null;
+  }
+
+  announce(change: StoreChange, origin: ChangeOrigin = 'local'): void {
+    for (const listener of this.#listeners) listener(change, origin);
   }
 
   /**

@@ -19,7 +19,8 @@ export interface ReadCacheOptions {
  * depends on empties it, before the writer's request answers. A read that was
  * in flight when a change arrived is not kept (it may have seen the old row).
  * When the feed cannot be trusted to see every write (a PostgreSQL store shared
- * by other instances) the cache keeps nothing and every `get` reads the store.
+ * by other instances, without a connected fan-out through Redis) the cache keeps
+ * nothing and every `get` reads the store.
  *
  * Values are shared between requests: callers must not mutate them.
  */
@@ -31,7 +32,7 @@ export class ReadCache<K, V> {
 
   constructor(options: ReadCacheOptions) {
     this.#options = options;
-    options.feed.subscribe((change) => this.#onChange(change));
+    options.feed.subscribe((change) => this.#onChange(change), options.dependsOn);
   }
 
   /** The kept value, or undefined (after asking the store whether another process wrote to it). */

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket, connect } from 'node:net';
+import { describe, test } from 'node:test';
+import pg from 'pg';
+import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
+import { createPgSchema } from '../helpers/pg.js';
+import { Resources } from '../helpers/resources.js';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Polls `condition` every 5 ms for up to `ms` (the fan-out is a message, not a timer under test). */
+async function eventually(condition: () => Promise<boolean> | boolean, ms = 2000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await condition()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Two servers on one PostgreSQL pair of schemas, optionally sharing a Redis (or a relay to it). */
+async function twoInstances(open: Resources, redisUrl: string | null): Promise<{ a: TestServer; b: TestServer; mainUrl: string }> {
+  const main = open.add(await createPgSchema('fan_main'), (schema) => schema.drop());
+  const pii = open.add(await createPgSchema('fan_pii'), (schema) => schema.drop());
+  const env: Record<string, string> = { DATABASE_URL: main.url, PII_DATABASE_URL: pii.url };
+  if (redisUrl) Object.assign(env, { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `rampart-test-${process.pid}-${randomBytes(4).toString('hex')}:` });
+  const a = open.add(await startTestServer({ env }), (server) => server.close());
+  // The same data dir: one master key for both, as instances of one deployment share it.
+  const b = open.add(await startTestServer({ env, dataDir: a.dataDir }), (server) => server.close({ keepData: true }));
+  return { a, b, mainUrl: main.url };
+}
+
+/** A client of `server` that presents the session cookie `from` holds (the same browser, routed to another instance). */
+function sameBrowser(server: TestServer, from: ReturnType<TestServer['client']>) {
+  const client = server.client();
+  client.cookies.set('__Host-rampart_session', from.cookies.get('__Host-rampart_session')!);
+  return client;
+}
+
+async function deleteBehindTheirBacks(mainUrl: string, userId: string): Promise<void> {
+  const db = new pg.Client({ connectionString: mainUrl });
+  await db.connect();
+  try {
+    await db.query('delete from sessions where user_id = $1', [userId]);
+  } finally {
+    await db.end();
+  }
+}
+
+describe('read caches across instances sharing PostgreSQL', () => {
+  test('without Redis nothing is kept: a session deleted behind the instances\' backs is refused at once', async () => {
+    const open = new Resources();
+    try {
+      const { a, b, mainUrl } = await twoInstances(open, null);
+      assert.equal(b.server.services.stores.main.changes.trusted, false);
+      const { client, userId } = await signUp(a, 'fan-none');
+      const onB = sameBrowser(b, client);
+      assert.equal((await onB.get('/v1/session')).status, 200);
+      await deleteBehindTheirBacks(mainUrl, userId);
+      assert.equal((await onB.get('/v1/session')).status, 401);
+    } finally {
+      await open.close();
+    }
+  });
+
+  test('with Redis: B keeps the session it read, and a logout on A reaches B through the fan-out', async () => {
+    const open = new Resources();
+    try {
+      const { a, b } = await twoInstances(open, REDIS_URL);
+      assert.equal(b.server.services.stores.main.changes.trusted, true, 'subscribed at start-up');
+      const { client } = await signUp(a, 'fan-logout');
+      const onB = sameBrowser(b, client);
+      const first = await onB.get('/v1/session');
+      assert.equal(first.status, 200);
+      assert.equal((await client.post('/v1/logout', undefined, { headers: { 'x-csrf-token': first.body.csrfToken } })).status, 204);
+      assert.ok(await eventually(async () => (await onB.get('/v1/session')).status === 401), 'B refuses the session A ended');
+    } finally {
+      await open.close();
+    }
+  });
+
+  test('with Redis: a membership added on A shows in B\'s next session answers', async () => {
+    const open = new Resources();
+    try {
+      const { a, b } = await twoInstances(open, REDIS_URL);
+      const { client } = await signUp(a, 'fan-org');
+      const onB = sameBrowser(b, client);
+      const before = await onB.get('/v1/session');
+      assert.deepEqual(before.body.orgs, []);
+      const created = await client.post('/v1/orgs', { name: 'Fan Org', slug: `fan-org-${randomBytes(4).toString('hex')}` }, { headers: { 'x-csrf-token': before.body.csrfToken } });
+      assert.equal(created.status, 201);
+      assert.ok(await eventually(async () => (await onB.get('/v1/session')).body.orgs?.length === 1));
+    } finally {
+      await open.close();
+    }
+  });
+
+  test('Redis cut: B stops trusting its caches (reads the store every time) and trusts them again once resubscribed', async () => {
+    const sockets = new Set<Socket>();
+    const open = new Resources();
+    let relay: Server | null = null;
+    let relayPort = 0;
+    const startRelay = async () => {
+      relay = createServer((inbound) => {
+        const outbound = connect(6379, '127.0.0.1');
+        for (const socket of [inbound, outbound]) {
+          sockets.add(socket);
+          socket.on('close', () => sockets.delete(socket));
+          socket.on('error', () => socket.destroy());
+        }
+        inbound.pipe(outbound).pipe(inbound);
+      });
+      await new Promise<void>((resolve) => relay!.listen(relayPort, '127.0.0.1', resolve));
+      relayPort = (relay.address() as { port: number }).port;
+    };
+    const cut = async () => {
+      const current = relay!;
+      const closed = new Promise<void>((resolve) => current.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    };
+    open.defer(async () => {
+      for (const socket of sockets) socket.destroy();
+      if (relay?.listening) await new Promise<void>((resolve) => relay!.close(() => resolve()));
+    });
+    try {
+      await startRelay();
+      const { a, b, mainUrl } = await twoInstances(open, `redis://127.0.0.1:${relayPort}`);
+      const feed = b.server.services.stores.main.changes;
+      assert.equal(feed.trusted, true);
+      const { client, userId } = await signUp(a, 'fan-cut');
+      const onB = sameBrowser(b, client);
+      assert.equal((await onB.get('/v1/session')).status, 200);
+
+      await cut();
+      assert.ok(await eventually(() => !feed.trusted), 'the lost subscription is noticed');
+      // Untrusted: a delete nobody announces is still seen, because nothing is kept.
+      await deleteBehindTheirBacks(mainUrl, userId);
+      assert.equal((await onB.get('/v1/session')).status, 401);
+
+      await startRelay();
+      assert.ok(await eventually(() => feed.trusted, 10_000), 'trusted again once resubscribed');
+    } finally {
+      await open.close();
+    }
+  });
+});
