@@ -84,7 +84,7 @@ export interface Services {
   readonly mailer: Mailer;
   policies: PolicyResolver;
   /** The orgs a user belongs to, for GET /v1/session; the orgs feature supplies it (none exist before). */
-  orgsOfUser: (userId: string) => Promise<ReadonlyArray<Readonly<{ id: string; name: string; slug: string; role: string }>>>;
+  orgsOfUser: (userId: string) => Promise<Array<{ id: string; name: string; slug: string; role: string }>>;
   readonly login: LoginService;
   readonly signup: SignupService;
   readonly stepUp: StepUpService;
@@ -264,11 +264,11 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     (): TokenOrgDirectory => services.orgs,
   );
   revocation.add(apiTokens.revoker());
-  const orgRepository = new OrgRepository(stores.main.db, stores.main.dialect === 'postgres');
+  const orgRepository = new OrgRepository(stores.main.db, stores.main.dialect === 'postgres', stores.main.changes, () => clock.now());
   const orgs = new OrgService(stores.main.db, orgRepository, pii, events, mailer, clock, {
     productName: config.productName,
     publicUrl: () => services.publicUrl,
-  }, stores.main.changes);
+  });
   // A membership that ends takes the tokens bound to that org with it (same transaction).
   orgs.onMembershipEnded((orgId, userId, trx, origin) => apiTokens.revokeForEndedMembership(orgId, userId, trx, origin).then(() => undefined));
   const signingKeys = new SigningKeyService(new SigningKeyRepository(stores.main.db), stores.main.db, keys, events, clock, {

@@ -10,9 +10,7 @@ import type { Mailer } from '../mail/mailer.js';
 import type { PiiService } from '../pii/pii-service.js';
 import type { OrgPolicy } from '../policy/org-policy.js';
 import { defaultOrgPolicy } from '../policy/org-policy.js';
-import type { ChangeFeed } from '../store/change-feed.js';
 import { isUniqueViolation } from '../store/errors.js';
-import { ReadCache } from '../store/read-cache.js';
 import type { MembershipWithOrg, OrgRepository, OrgRow } from '../store/repositories/orgs.js';
 import type { MainDB } from '../store/schema.js';
 import { isAddressAllowed } from './ip-allowlist.js';
@@ -88,19 +86,7 @@ export class OrgService {
     private readonly mailer: Mailer,
     private readonly clock: Clock,
     private readonly options: { productName: string; publicUrl: () => string },
-    changes: ChangeFeed,
-  ) {
-    this.#orgsOfUser = new ReadCache({
-      feed: changes,
-      // A new org has no members until its first membership row; a deleted account takes its memberships along.
-      dependsOn: (change) => change.table === 'org_memberships' || (change.table === 'orgs' && change.kind !== 'insert') || (change.table === 'users' && change.kind === 'delete'),
-      maxEntries: 20_000,
-      maxAgeMs: 60_000,
-      now: () => this.clock.now(),
-    });
-  }
-
-  readonly #orgsOfUser: ReadCache<string, ReadonlyArray<Readonly<{ id: string; name: string; slug: string; role: string }>>>;
+  ) {}
 
   onMembershipEnded(listener: MembershipEndedListener): void {
     this.#membershipEnded.push(listener);
@@ -111,11 +97,6 @@ export class OrgService {
   async membershipsOf(userId: string): Promise<OrgMembership[]> {
     const rows = await this.repo.listMembershipsOfUser(userId);
     return rows.map((row) => ({ orgId: row.org_id, role: toRole(row.role), joinedAt: row.joined_at }));
-  }
-
-  /** The memberships of a user with their orgs' names and policies (login gate, policy resolver). */
-  async membershipsWithOrgs(userId: string): Promise<MembershipWithOrg[]> {
-    return this.repo.listMembershipsOfUser(userId);
   }
 
   /** See OrgRepository.holdMembership: true when the member is (still) in the org, held until `trx` ends. */
@@ -139,12 +120,10 @@ export class OrgService {
     return parseStoredPolicy(row.policy);
   }
 
-  /** For GET /v1/session (every page of a product asks): kept in memory until a membership or an org changes. */
-  async orgsOfUser(userId: string): Promise<ReadonlyArray<Readonly<{ id: string; name: string; slug: string; role: string }>>> {
-    return this.#orgsOfUser.get(userId, async () => {
-      const rows = await this.repo.listMembershipsOfUser(userId);
-      return Object.freeze(rows.map((row) => Object.freeze({ id: row.org_id, name: row.name, slug: row.slug, role: row.role })));
-    });
+  /** For GET /v1/session (every page of a product asks; the memberships come from memory, see OrgRepository). */
+  async orgsOfUser(userId: string): Promise<Array<{ id: string; name: string; slug: string; role: string }>> {
+    const rows = await this.repo.listMembershipsOfUser(userId);
+    return rows.map((row) => ({ id: row.org_id, name: row.name, slug: row.slug, role: row.role }));
   }
 
   /** Every member with their email and name, decrypted from the PII store under each member's data key (for notifications). */

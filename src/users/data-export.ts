@@ -17,7 +17,7 @@ export interface ExportSources {
   readonly mfa: MfaService;
   readonly apiTokens: ApiTokenService;
   readonly audit: AuditLog;
-  orgsOfUser(userId: string): Promise<ReadonlyArray<Readonly<{ id: string; name: string; slug: string; role: string }>>>;
+  orgsOfUser(userId: string): Promise<Array<{ id: string; name: string; slug: string; role: string }>>;
 }
 
 /** At most this many of the user's own security events (newest first); `securityEventsTruncated` says when more exist. */
@@ -73,7 +73,7 @@ export async function exportUserData(sources: ExportSources, userId: string): Pr
     exportedAt: iso(sources.clock.now()),
     user: toPublicUser(user, profile),
     sessions: sessions.map((session) => toPublicSession(sources.sessions, session, profile)),
-    organizations: [...organizations],
+    organizations,
     secondFactors: {
       totp: mfa.totp,
       webauthn: mfa.webauthn.map((credential) => ({ id: credential.id, name: credential.name, createdAt: iso(credential.createdAt) })),

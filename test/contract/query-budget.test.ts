@@ -70,16 +70,29 @@ test('GET /v1/session reads the session, the profile and the memberships once (t
   assert.equal((await other.get('/v1/session')).status, 401);
 });
 
-test('a login reads the memberships once: the IP-allowlist gate takes them from the login\'s one policy resolution', async () => {
+test('a login reads the memberships once (the IP-allowlist gate takes them from the login\'s one policy resolution), and not at all while they are kept', async () => {
   const { client, email, password } = await signUp(server, 'budget-login');
-  const csrf = (await client.get('/v1/session')).body.csrfToken as string;
-  assert.equal((await client.post('/v1/logout', undefined, { headers: { 'x-csrf-token': csrf } })).status, 204);
+  const membershipReads = () => statements.filter((sql) => /from "org_memberships"/i.test(sql) && /"orgs"\."policy"/i.test(sql));
+  const logout = async () => {
+    const csrf = (await client.get('/v1/session')).body.csrfToken as string;
+    assert.equal((await client.post('/v1/logout', undefined, { headers: { 'x-csrf-token': csrf } })).status, 204);
+  };
+  await logout();
+  // A membership written anywhere empties the kept memberships: this login reads them cold.
+  const { client: other } = await signUp(server, 'budget-other');
+  const otherCsrf = (await other.get('/v1/session')).body.csrfToken as string;
+  assert.equal((await other.post('/v1/orgs', { name: 'Budget Org', slug: `budget-${Date.now()}` }, { headers: { 'x-csrf-token': otherCsrf } })).status, 201);
   statements.length = 0;
   counting = true;
-  const response = await client.post('/v1/login', { email, password });
+  assert.equal((await client.post('/v1/login', { email, password })).status, 200);
   counting = false;
-  assert.equal(response.status, 200);
   // The membership read that carries each org's policy (the audit append's org links read ids only).
-  const membershipReads = statements.filter((sql) => /from "org_memberships"/i.test(sql) && /"orgs"\."policy"/i.test(sql));
-  assert.equal(membershipReads.length, 1, membershipReads.join('\n'));
+  assert.equal(membershipReads().length, 1, membershipReads().join('\n'));
+
+  await logout();
+  statements.length = 0;
+  counting = true;
+  assert.equal((await client.post('/v1/login', { email, password })).status, 200);
+  counting = false;
+  assert.deepEqual(membershipReads(), [], 'kept since the last login');
 });

@@ -1,5 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { ChangeFeed } from '../change-feed.js';
 import { preparedQuery } from '../prepared.js';
+import { ReadCache } from '../read-cache.js';
 import type { MainDB, OrgInvitationTable, OrgMembershipTable, OrgTable } from '../schema.js';
 
 export type OrgRow = OrgTable;
@@ -22,9 +24,23 @@ export interface MembershipWithOrg {
 export class OrgRepository {
   /** Runs on every GET /v1/session and every policy resolution: built and compiled once. */
   readonly #membershipsOfUser: (userId: string) => Promise<MembershipWithOrg[]>;
+  /**
+   * And kept between requests (see `ReadCache`): emptied by any change to a
+   * membership, to an org (its name, its policy), or by an account's deletion
+   * (whose memberships cascade away). A new org has no members until its first
+   * membership row.
+   */
+  readonly #kept: ReadCache<string, readonly MembershipWithOrg[]> | null;
 
-  constructor(private readonly db: Kysely<MainDB>, private readonly postgres = false) {
+  constructor(private readonly db: Kysely<MainDB>, private readonly postgres = false, changes: ChangeFeed | null = null, now: () => number = Date.now) {
     this.#membershipsOfUser = preparedQuery<MembershipWithOrg, [string]>(db, 1, (userId) => this.#membershipsQuery(db, userId));
+    this.#kept = changes && new ReadCache({
+      feed: changes,
+      dependsOn: (change) => change.table === 'org_memberships' || (change.table === 'orgs' && change.kind !== 'insert') || (change.table === 'users' && change.kind === 'delete'),
+      maxEntries: 20_000,
+      maxAgeMs: 60_000,
+      now,
+    });
   }
 
   async insertOrg(row: OrgRow, executor: Executor = this.db): Promise<void> {
@@ -76,9 +92,15 @@ export class OrgRepository {
       .executeTakeFirst();
   }
 
-  async listMembershipsOfUser(userId: string, executor: Executor = this.db): Promise<MembershipWithOrg[]> {
-    if (executor === this.db) return this.#membershipsOfUser(userId);
-    return this.#membershipsQuery(executor, userId).execute();
+  /**
+   * The user's memberships with their orgs, oldest first. Read on the store itself
+   * they may come from memory and are shared: callers must not change them (they
+   * are frozen). Inside a transaction they are always read.
+   */
+  async listMembershipsOfUser(userId: string, executor: Executor = this.db): Promise<readonly MembershipWithOrg[]> {
+    if (executor !== this.db) return this.#membershipsQuery(executor, userId).execute();
+    const read = async () => Object.freeze((await this.#membershipsOfUser(userId)).map((row) => Object.freeze(row)));
+    return this.#kept ? this.#kept.get(userId, read) : read();
   }
 
   #membershipsQuery(executor: Executor, userId: string) {
