@@ -170,7 +170,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
   // Imported bcrypt hashes verify (never past 72 bytes) and are re-hashed with argon2id at the next login.
   hasher.registerForeignVerifier(new BcryptVerifier());
-  const users = new UserRepository(stores.main.db);
+  const users = new UserRepository(stores.main.db, stores.main.changes, () => clock.now());
   const sessions = new SessionService(new SessionRepository(stores.main.db), pii, keyring, clock, stores.main.changes);
   const events = new SecurityEvents(clock);
   events.addSink({
@@ -262,6 +262,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     { allowEternalTokens: config.insecureAllowEternalApiTokens },
     // Read late: `services.orgs` is wired after this.
     (): TokenOrgDirectory => services.orgs,
+    stores.main.changes,
   );
   revocation.add(apiTokens.revoker());
   const orgRepository = new OrgRepository(stores.main.db, stores.main.dialect === 'postgres', stores.main.changes, () => clock.now());

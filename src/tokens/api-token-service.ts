@@ -10,6 +10,8 @@ import type { PiiService, Profile } from '../pii/pii-service.js';
 import type { PolicyResolver } from '../policy/effective-policy.js';
 import type { OrgPolicy } from '../policy/org-policy.js';
 import { formatApiToken, hasValidApiTokenChecksum } from '../sdk/api-token-format.js';
+import type { ChangeFeed, TableChange } from '../store/change-feed.js';
+import { ReadCache } from '../store/read-cache.js';
 import type { ApiTokenRepository, ApiTokenRow, ApiTokenWithOwner } from '../store/repositories/api-tokens.js';
 import type { MainDB } from '../store/schema.js';
 import type { CredentialRevoker, RevocationReason } from '../users/credential-revocation.js';
@@ -65,6 +67,18 @@ export interface ApiTokenServiceOptions {
   allowEternalTokens: boolean;
 }
 
+/**
+ * What can change a kept token: any write to `users` but a new account (the owner's
+ * status), any to `api_tokens` but a new token and the last-use bookkeeping (after
+ * which `authenticate` drops its own entry).
+ */
+export function changesApiToken(change: TableChange): boolean {
+  if (change.table === 'users') return change.kind !== 'insert';
+  if (change.table !== 'api_tokens' || change.kind === 'insert') return false;
+  return !(change.kind === 'update' && change.columns !== null && change.columns.length > 0
+    && change.columns.every((column) => column === 'last_used_at' || column === 'last_used_ip_enc'));
+}
+
 /** Why a presented token was refused (for the event; the client only ever sees 401). */
 export type TokenRejection = 'unknown' | 'revoked' | 'expired' | 'owner_inactive';
 
@@ -86,7 +100,13 @@ export class ApiTokenService {
     private readonly clock: Clock,
     private readonly options: ApiTokenServiceOptions,
     private readonly orgs: () => TokenOrgDirectory | undefined,
-  ) {}
+    changes: ChangeFeed | null = null,
+  ) {
+    this.#live = changes && new ReadCache({ feed: changes, dependsOn: changesApiToken, maxEntries: 20_000, maxAgeMs: LAST_USED_THROTTLE_MS, now: () => this.clock.now() });
+  }
+
+  /** Tokens read recently with their owner's status, by HMAC (see `authenticate`); null: every request reads. */
+  readonly #live: ReadCache<string, ApiTokenWithOwner | undefined> | null;
 
   /** HMAC-SHA256 of a token under the `api-token` keyring key. */
   async hash(token: string): Promise<string> {
@@ -198,8 +218,13 @@ export class ApiTokenService {
     if (!hasValidApiTokenChecksum(token)) {
       throw new RampartError('invalid_token_format', { publicDetail: 'This is not a valid API token (bad checksum).' });
     }
-    const row = await this.repository.findByHash(await this.hash(token));
+    const tokenHash = await this.hash(token);
     const now = this.clock.now();
+    // A kept token is used only while it is live and its last use needs no writing; anything
+    // else (a refusal and its event, the once-a-minute write) goes by the row as stored now.
+    const kept = this.#live?.peek(tokenHash);
+    if (kept && checkLive(kept, now) === null && kept.last_used_at !== null && now - kept.last_used_at < LAST_USED_THROTTLE_MS) return { ...kept };
+    const row = this.#live ? await this.#live.load(tokenHash, () => this.repository.findByHash(tokenHash)) : await this.repository.findByHash(tokenHash);
     const rejection = checkLive(row, now);
     if (rejection) {
       // A token that once existed (revoked, expired, locked owner) is a signal worth an event.
@@ -213,8 +238,11 @@ export class ApiTokenService {
       }
       return null;
     }
-    await this.#recordUse(row!, now, meta);
-    return row!;
+    if (await this.#recordUse(row!, now, meta)) {
+      // The write is not announced as a change (see `changesApiToken`): the kept row is now old.
+      this.#live?.delete(tokenHash);
+    }
+    return { ...row! };
   }
 
   /** The live token with this public id (an access JWT's `tid`), or null. */
@@ -235,8 +263,9 @@ export class ApiTokenService {
    * event that goes with it (`api_token.used`) follows the same rhythm, so the
    * audit log shows each token's activity without a row per request.
    */
-  async #recordUse(row: ApiTokenWithOwner, now: number, meta: RequestMeta): Promise<void> {
-    if (row.last_used_at !== null && now - row.last_used_at < LAST_USED_THROTTLE_MS) return;
+  /** Returns whether the last use was due (written here, or by another request just before). */
+  async #recordUse(row: ApiTokenWithOwner, now: number, meta: RequestMeta): Promise<boolean> {
+    if (row.last_used_at !== null && now - row.last_used_at < LAST_USED_THROTTLE_MS) return false;
     const profile = await this.pii.getProfile(row.user_id);
     const ipEnc = profile ? this.pii.sealForUser(profile, meta.ip, 'api-token-ip') : null;
     if (await this.repository.touch(row.id, now, ipEnc, LAST_USED_THROTTLE_MS)) {
@@ -245,6 +274,7 @@ export class ApiTokenService {
         origin: meta, outcome: 'success', details: {},
       });
     }
+    return true;
   }
 
   /**

@@ -96,3 +96,21 @@ test('a login reads the memberships once (the IP-allowlist gate takes them from 
   counting = false;
   assert.deepEqual(membershipReads(), [], 'kept since the last login');
 });
+
+test('GET /v1/session with an API token, once its token, account, profile and memberships are kept: no read, no write', async () => {
+  const { client } = await signUp(server, 'budget-token');
+  const csrf = (await client.get('/v1/session')).body.csrfToken as string;
+  const created = await client.post('/v1/me/tokens', { name: 'budget', scopes: ['profile:read'] }, { headers: { 'x-csrf-token': csrf } });
+  assert.equal(created.status, 201);
+  const bearer = { headers: { authorization: `Bearer ${created.body.token as string}` }, noCookies: true };
+  // The first use writes the token's last use (and drops the kept row); the second reads it back and keeps it.
+  assert.equal((await client.get('/v1/session', bearer)).status, 200);
+  assert.equal((await client.get('/v1/session', bearer)).status, 200);
+  await new Promise((resolve) => setTimeout(resolve, EXTERNAL_POLL_INTERVAL_MS + 1));
+  statements.length = 0;
+  counting = true;
+  const response = await client.get('/v1/session', bearer);
+  counting = false;
+  assert.equal(response.status, 200);
+  assert.deepEqual(statements.filter((sql) => !isPoll(sql)), []);
+});

@@ -65,6 +65,41 @@ describe('kept sessions follow the store', () => {
     assert.equal((await client.get('/v1/session')).status, 200);
   });
 
+  /** A new API token of the client's user, used twice: the first use writes its last use (and drops the kept row), the second keeps it. */
+  async function keptApiToken(client: ReturnType<TestServer['client']>): Promise<{ headers: { authorization: string }; noCookies: true }> {
+    const csrf = (await client.get('/v1/session')).body.csrfToken as string;
+    const created = await client.post('/v1/me/tokens', { name: 'cache', scopes: ['profile:read'] }, { headers: { 'x-csrf-token': csrf } });
+    assert.equal(created.status, 201);
+    const bearer = { headers: { authorization: `Bearer ${created.body.token as string}` }, noCookies: true as const };
+    assert.equal((await client.get('/v1/session', bearer)).status, 200);
+    assert.equal((await client.get('/v1/session', bearer)).status, 200);
+    return bearer;
+  }
+
+  test('an API token revoked by another process is refused at the next request', async () => {
+    const { client, userId } = await signUp(t, 'cache-token');
+    const bearer = await keptApiToken(client);
+    await otherProcess((db) => db.prepare('update api_tokens set revoked_at = ? where user_id = ?').run(Date.now(), userId));
+    assert.equal((await client.get('/v1/session', bearer)).status, 401);
+  });
+
+  test('an API token whose owner another process locked is refused at the next request', async () => {
+    const { client, userId } = await signUp(t, 'cache-token-lock');
+    const bearer = await keptApiToken(client);
+    await otherProcess((db) => db.prepare("update users set status = 'locked' where id = ?").run(userId));
+    assert.equal((await client.get('/v1/session', bearer)).status, 401);
+  });
+
+  test('an API token revoked through the API dies at once', async () => {
+    const { client } = await signUp(t, 'cache-token-api');
+    const bearer = await keptApiToken(client);
+    const session = await client.get('/v1/session');
+    const listed = await client.get('/v1/me/tokens');
+    const id = (listed.body.tokens as Array<{ id: string }>)[0]!.id;
+    assert.equal((await client.delete(`/v1/me/tokens/${id}`, { headers: { 'x-csrf-token': session.body.csrfToken } })).status, 204);
+    assert.equal((await client.get('/v1/session', bearer)).status, 401);
+  });
+
   test('a handler changing the session it is given does not change the kept one', async () => {
     const { client } = await signUp(t, 'cache-copy');
     const first = (await client.get('/v1/session')).body;

@@ -1,5 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { ChangeFeed } from '../change-feed.js';
 import { preparedStatement } from '../prepared.js';
+import { ReadCache } from '../read-cache.js';
 import type { MainDB, UserTable } from '../schema.js';
 
 export type UserRow = UserTable;
@@ -7,15 +9,32 @@ type Executor = Kysely<MainDB> | Transaction<MainDB>;
 
 export class UserRepository {
   readonly #findById = preparedStatement<UserRow, [string]>(1, (id) => this.db.selectFrom('users').selectAll().where('id', '=', id));
+  /** Account rows read on the store itself, by id (see `ReadCache`); null: every call reads. */
+  readonly #kept: ReadCache<string, UserRow | undefined> | null;
 
-  constructor(private readonly db: Kysely<MainDB>) {}
+  constructor(private readonly db: Kysely<MainDB>, changes: ChangeFeed | null = null, now: () => number = Date.now) {
+    this.#kept = changes && new ReadCache({
+      feed: changes,
+      // A new account is no one's kept row (a missing row is never kept).
+      dependsOn: (change) => change.table === 'users' && change.kind !== 'insert',
+      maxEntries: 20_000,
+      maxAgeMs: 60_000,
+      now,
+    });
+  }
 
   async insert(row: UserRow, executor: Executor = this.db): Promise<void> {
     await executor.insertInto('users').values(row).execute();
   }
 
+  /**
+   * The account row (a copy the caller may change). Read on the store itself it
+   * may come from memory; inside a transaction it is always read.
+   */
   async findById(id: string, executor: Executor = this.db): Promise<UserRow | undefined> {
-    return (await this.#findById(executor, id)).rows[0];
+    if (executor !== this.db || this.#kept === null) return (await this.#findById(executor, id)).rows[0];
+    const kept = await this.#kept.get(id, async () => (await this.#findById(executor, id)).rows[0]);
+    return kept && { ...kept };
   }
 
   async update(id: string, changes: Partial<Omit<UserRow, 'id'>>, executor: Executor = this.db): Promise<void> {
