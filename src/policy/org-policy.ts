@@ -32,13 +32,15 @@ export interface OrgPolicy {
   };
 }
 
+// Frozen to the leaves: copies share nothing with it (see copyOrgPolicy), and a
+// mistaken write through one would throw instead of changing every later default.
 export const DEFAULT_ORG_POLICY: Readonly<OrgPolicy> = Object.freeze({
-  password: { minLength: 12, minStrength: 3, historyCount: 5, maxAgeDays: null, blockCommon: true },
-  mfa: { required: false, methods: ['totp', 'webauthn'], gracePeriodHours: 72 },
-  session: { idleTimeoutMinutes: 60, absoluteTimeoutHours: 12 },
-  network: { ipAllowlist: [] },
-  tokens: { maxLifetimeDays: 90 },
-}) as Readonly<OrgPolicy>;
+  password: Object.freeze({ minLength: 12, minStrength: 3, historyCount: 5, maxAgeDays: null, blockCommon: true }),
+  mfa: Object.freeze({ required: false, methods: Object.freeze(['totp', 'webauthn']), gracePeriodHours: 72 }),
+  session: Object.freeze({ idleTimeoutMinutes: 60, absoluteTimeoutHours: 12 }),
+  network: Object.freeze({ ipAllowlist: Object.freeze([]) }),
+  tokens: Object.freeze({ maxLifetimeDays: 90 }),
+}) as unknown as Readonly<OrgPolicy>;
 
 /** Limits a policy may not go beyond: the secure floor (ASVS L2, NIST 800-63B). */
 export const POLICY_LIMITS = {
@@ -115,7 +117,27 @@ export const orgPolicySchema = {
 
 /** A deep copy of the default policy. */
 export function defaultOrgPolicy(): OrgPolicy {
-  return structuredClone(DEFAULT_ORG_POLICY) as OrgPolicy;
+  return copyOrgPolicy(DEFAULT_ORG_POLICY);
+}
+
+/**
+ * A deep copy of a policy. Written out rather than `structuredClone`, which
+ * serializes the whole object graph and cost more than the rest of a login's
+ * policy resolution (it ran two or three times per login). The sections hold
+ * scalars and two string arrays; a new array member must be copied here too.
+ */
+export function copyOrgPolicy(policy: Readonly<OrgPolicy>): OrgPolicy {
+  return {
+    password: { ...policy.password },
+    mfa: copyMfaPolicy(policy.mfa),
+    session: { ...policy.session },
+    network: { ...policy.network, ipAllowlist: [...policy.network.ipAllowlist] },
+    tokens: { ...policy.tokens },
+  };
+}
+
+function copyMfaPolicy(mfa: Readonly<OrgPolicy['mfa']>): OrgPolicy['mfa'] {
+  return { ...mfa, methods: [...mfa.methods] };
 }
 
 /**
@@ -126,7 +148,7 @@ export function defaultOrgPolicy(): OrgPolicy {
  * each applies to its own org.
  */
 export function strictestPolicy(policies: readonly OrgPolicy[], base: OrgPolicy = defaultOrgPolicy()): OrgPolicy {
-  const result = structuredClone(base);
+  const result = copyOrgPolicy(base);
   for (const policy of policies) {
     result.password.minLength = Math.max(result.password.minLength, policy.password.minLength);
     result.password.minStrength = Math.max(result.password.minStrength, policy.password.minStrength);
@@ -138,7 +160,7 @@ export function strictestPolicy(policies: readonly OrgPolicy[], base: OrgPolicy 
         result.mfa.methods = result.mfa.methods.filter((method) => policy.mfa.methods.includes(method));
         result.mfa.gracePeriodHours = Math.min(result.mfa.gracePeriodHours, policy.mfa.gracePeriodHours);
       } else {
-        result.mfa = structuredClone(policy.mfa);
+        result.mfa = copyMfaPolicy(policy.mfa);
       }
     }
     result.session.idleTimeoutMinutes = Math.min(result.session.idleTimeoutMinutes, policy.session.idleTimeoutMinutes);
