@@ -6,7 +6,7 @@ import type { SecurityEvents } from '../events/security-events.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PiiService } from '../pii/pii-service.js';
 import { addressSubject } from '../ratelimit/rate-limits.js';
-import type { LoginThrottleRepository } from '../store/repositories/login-throttle.js';
+import type { LoginThrottleRepository, LoginThrottleRow } from '../store/repositories/login-throttle.js';
 import type { LoginAttemptGuard } from './flows/login.js';
 import type { RequestMeta } from './flows/request-meta.js';
 
@@ -15,6 +15,20 @@ export const LOGIN_THROTTLE_KEY_PURPOSE = 'login-throttle';
 export const FAILURE_STREAK_MS = 24 * 3_600_000;
 /** An address the account logged in from stays "known" (exempt from the account-wide back-off) this long. */
 export const KNOWN_ADDRESS_MS = 90 * 86_400_000;
+/**
+ * A success from a pair that had nothing to reset rewrites its last success at most
+ * this often: the known-address window then ends up to this much earlier (stricter),
+ * and a repeated login from a known address writes nothing.
+ */
+export const SUCCESS_RESOLUTION_MS = 3_600_000;
+
+/** What a login attempt in flight has computed and read (see LoginBackoff.#attempts). */
+interface Attempt {
+  email: string;
+  keys: Promise<{ account: string; pair: string }>;
+  /** The pair's row as `beforeAttempt` read it: null when it had none, undefined when it did not run. */
+  pairRow?: LoginThrottleRow | null;
+}
 
 export interface LoginBackoffOptions {
   /** Failures of one account from one address before that pair waits. */
@@ -41,11 +55,12 @@ export interface LoginBackoffOptions {
  */
 export class LoginBackoff implements LoginAttemptGuard {
   /**
-   * The keys of the attempt in flight, by its request: a login asks before and after the
-   * password check, and the keys (three HMACs) are the same. Held by the request's
-   * RequestMeta, so nothing outlives the request.
+   * The attempt in flight, by its request: a login asks before and after the password
+   * check, and the keys (three HMACs) are the same; the pair's row read before tells
+   * the success whether there is anything to reset. Held by the request's RequestMeta,
+   * so nothing outlives the request.
    */
-  readonly #attemptKeys = new WeakMap<RequestMeta, { email: string; keys: Promise<{ account: string; pair: string }> }>();
+  readonly #attempts = new WeakMap<RequestMeta, Attempt>();
 
   constructor(
     private readonly repo: LoginThrottleRepository,
@@ -62,9 +77,11 @@ export class LoginBackoff implements LoginAttemptGuard {
   }
 
   async beforeAttempt(email: string, meta: RequestMeta): Promise<void> {
-    const keys = await this.#keys(email, meta);
+    const attempt = this.#attempt(email, meta);
+    const keys = await attempt.keys;
     const rows = await this.repo.find(keys.account, keys.pair);
     const pair = rows.find((row) => row.key === keys.pair);
+    attempt.pairRow = pair ?? null;
     const account = rows.find((row) => row.key === keys.account);
     const now = this.clock.now();
     if (pair && pair.blocked_until > now) await this.#refuse(email, meta, 'address', pair.blocked_until - now);
@@ -73,7 +90,7 @@ export class LoginBackoff implements LoginAttemptGuard {
   }
 
   async failed(email: string, userId: string | null, meta: RequestMeta): Promise<void> {
-    const keys = await this.#keys(email, meta);
+    const keys = await this.#attempt(email, meta).keys;
     const now = this.clock.now();
     const [pairFailures, accountFailures] = await Promise.all([
       this.repo.addFailure(keys.pair, now, now - FAILURE_STREAK_MS),
@@ -91,8 +108,19 @@ export class LoginBackoff implements LoginAttemptGuard {
     }
   }
 
+  /**
+   * Resets the pair's streak and marks the address known. When the pair had nothing
+   * to reset as this attempt began (no failures, no block) and its success is recent,
+   * the write is skipped: a failure that raced this attempt then stays counted, and the
+   * address stays known from the earlier success; both only stricter.
+   */
   async succeeded(email: string, _userId: string, meta: RequestMeta): Promise<void> {
-    await this.repo.markSuccess((await this.#keys(email, meta)).pair, this.clock.now());
+    const attempt = this.#attempt(email, meta);
+    const now = this.clock.now();
+    const seen = attempt.pairRow;
+    if (seen && seen.failures === 0 && seen.blocked_until === 0 && seen.succeeded_at !== null
+      && seen.succeeded_at <= now && now - seen.succeeded_at < SUCCESS_RESOLUTION_MS) return;
+    await this.repo.markSuccess((await attempt.keys).pair, now);
   }
 
   /** Deletes finished streaks; run now and then. */
@@ -106,12 +134,12 @@ export class LoginBackoff implements LoginAttemptGuard {
     return Math.min(this.options.maxDelaySeconds * 1000, 1000 * 2 ** Math.min(beyondThreshold, 30));
   }
 
-  #keys(email: string, meta: RequestMeta): Promise<{ account: string; pair: string }> {
-    const known = this.#attemptKeys.get(meta);
-    if (known?.email === email) return known.keys;
-    const keys = this.#computeKeys(email, meta.ip);
-    this.#attemptKeys.set(meta, { email, keys });
-    return keys;
+  #attempt(email: string, meta: RequestMeta): Attempt {
+    const known = this.#attempts.get(meta);
+    if (known?.email === email) return known;
+    const attempt: Attempt = { email, keys: this.#computeKeys(email, meta.ip) };
+    this.#attempts.set(meta, attempt);
+    return attempt;
   }
 
   async #computeKeys(email: string, ip: string): Promise<{ account: string; pair: string }> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { SUCCESS_RESOLUTION_MS } from '../../src/auth/login-backoff.js';
 import { EXTERNAL_POLL_INTERVAL_MS } from '../../src/store/change-feed.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 
@@ -113,4 +114,20 @@ test('GET /v1/session with an API token, once its token, account, profile and me
   counting = false;
   assert.equal(response.status, 200);
   assert.deepEqual(statements.filter((sql) => !isPoll(sql)), []);
+});
+
+test('a repeated login from the same address writes nothing to the back-off counters until the hour is up', async () => {
+  const { email, password } = await signUp(server, 'budget-repeat');
+  const throttleWrites = async () => {
+    statements.length = 0;
+    counting = true;
+    const response = await server.client().post('/v1/login', { email, password });
+    counting = false;
+    assert.equal(response.status, 200);
+    return statements.filter((sql) => /login_throttle/i.test(sql) && !/^\s*select/i.test(sql));
+  };
+  assert.equal((await throttleWrites()).length, 1, 'the first success from an address marks it known');
+  assert.deepEqual(await throttleWrites(), [], 'nothing to reset, and the address is known since moments ago');
+  server.clock.advance(SUCCESS_RESOLUTION_MS);
+  assert.equal((await throttleWrites()).length, 1, 'an hour later the success is written again (the known window moves on)');
 });

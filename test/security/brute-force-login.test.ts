@@ -56,6 +56,17 @@ describe('login brute-force defence', () => {
     assert.equal((await login(email, password, attacker)).status, 429, 'the attacker\'s address still waits');
   });
 
+  test('a success resets its address\'s streak even right after an earlier success (no write is skipped that has a failure to clear)', async () => {
+    const { email, password } = await signUp(t, 'streak');
+    const address = '198.51.100.9';
+    assert.equal((await login(email, password, address)).status, 200);
+    for (let round = 0; round < 3; round++) {
+      // Two failures, under the pair's three, then the owner gets it right: the streak starts again.
+      for (let i = 0; i < 2; i++) assert.equal((await login(email, strongPassword(), address)).status, 401);
+      assert.equal((await login(email, password, address)).status, 200, `round ${round}: the earlier failures were reset`);
+    }
+  });
+
   test('guessing spread over many addresses hits the account limit and raises one alert; known addresses keep working', async () => {
     const victim = await signUp(t, 'botnet');
     const known = '198.51.100.8';
