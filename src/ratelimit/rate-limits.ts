@@ -52,7 +52,11 @@ export class RateLimits {
   readonly #limiters: Record<RateLimitTier, RateLimiterAbstract>;
   readonly #perMinute: Record<RateLimitTier, number>;
   #key: Buffer | null = null;
-  /** tier:subject → its HMAC: the same callers come back many times a minute. */
+  /**
+   * tier:subject → its HMAC: the same callers come back many times a minute. Not the
+   * account tier: its subjects are emails' blind indexes, and nothing derived from an
+   * email may outlive its request (only credential routes count it, so it is rare).
+   */
   readonly #hashedMemo = new BoundedMemo<string, string>(50_000);
 
   constructor(private readonly options: RateLimitsOptions) {
@@ -112,10 +116,17 @@ export class RateLimits {
     };
   }
 
+  /** Subject HMACs held in the memo (tests: no account subject among them). */
+  get memoizedKeys(): number {
+    return this.#hashedMemo.size;
+  }
+
   #hashed(tier: RateLimitTier, subject: string): string {
     if (!this.#key) throw new Error('RateLimits.init() was not awaited');
     const key = this.#key;
-    return this.#hashedMemo.get(`${tier}:${subject}`, (input) => hmacSha256(key, input).slice(0, 22));
+    const input = `${tier}:${subject}`;
+    if (tier === 'account') return hmacSha256(key, input).slice(0, 22);
+    return this.#hashedMemo.get(input, (value) => hmacSha256(key, value).slice(0, 22));
   }
 }
 
