@@ -143,7 +143,7 @@ export class AuditLog implements SecurityEventSink {
     await this.#repo.setHeadHash(prevHash, trx);
     const links = await this.#orgLinks(rows, trx);
     await this.#repo.insertOrgLinks(links, trx);
-    const orgsOf = (seq: number) => links.filter((link) => link.seq === seq).map((link) => link.org_id);
+    const orgsOf = orgsOfSeq(links);
     for (const listener of this.#listeners) await listener(appended, trx, orgsOf);
     return appended;
   }
@@ -287,6 +287,15 @@ function pick(filter: AuditFilter): AuditFilter {
   if (filter.action !== undefined) out.action = filter.action;
   if (filter.actorId !== undefined) out.actorId = filter.actorId;
   return out;
+}
+
+/**
+ * The listeners' `orgsOf` over an append's org links. A factory rather than a local
+ * arrow: tsx keeps function names, and naming a fresh closure on every append costs
+ * an `Object.defineProperty`.
+ */
+function orgsOfSeq(links: ReadonlyArray<{ org_id: string; seq: number }>): (seq: number) => readonly string[] {
+  return (seq) => links.filter((link) => link.seq === seq).map((link) => link.org_id);
 }
 
 /** The user an event is about: the target when it is a user, else a user actor. */

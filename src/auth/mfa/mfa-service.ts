@@ -221,11 +221,13 @@ export class MfaService {
   async startLogin(input: MfaChallengeInput): Promise<MfaLoginStep> {
     const { user, meta } = input;
     const now = this.#d.clock.now();
-    const [own, policy, state] = await Promise.all([
+    const [own, policy] = await Promise.all([
       this.methodsOf(user.id),
       input.policy ? input.policy() : this.#d.policies.forUser(user.id),
-      this.#d.repo.findUserState(user.id),
     ]);
+    // The grace restart counts only where a factor is required and none of the user's
+    // counts (see decideMfa): the state is read then, not on every login.
+    const state = policy.mfa.required && countingMethods(own, policy).length === 0 ? await this.#d.repo.findUserState(user.id) : undefined;
     const decision = decideMfa({ own, policy, now, graceRestartedAt: state?.grace_restarted_at ?? null });
     switch (decision.kind) {
       case 'none':
