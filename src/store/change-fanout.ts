@@ -97,10 +97,13 @@ export class ChangeFanout {
     const relevant = feed.relevant(change);
     if (relevant === null) return;
     const message = JSON.stringify({ from: this.#instance, store, change: relevant });
-    const sent = this.options.publisher.publish(this.options.channel, message).catch((error: unknown) => {
-      // The other instances may miss this change: their entries still end within the caches' maximum age.
-      this.#warn('change fan-out: publishing failed; other instances may keep a changed row for up to a minute', error);
-    });
+    // Runs inside the writer's COMMIT path: nothing may throw from here (the write is already durable).
+    const sent = Promise.resolve()
+      .then(() => this.options.publisher.publish(this.options.channel, message))
+      .catch((error: unknown) => {
+        // The other instances may miss this change: their entries still end within the caches' maximum age.
+        this.#warn('change fan-out: publishing failed; other instances may keep a changed row for up to a minute', error);
+      });
     this.#inFlight.add(sent);
     void sent.finally(() => this.#inFlight.delete(sent));
   }
