@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket, connect } from 'node:net';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { createPgSchema } from '../helpers/pg.js';
+import { RedisRelay } from '../helpers/redis-relay.js';
 import { Resources } from '../helpers/resources.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -97,49 +97,23 @@ describe('read caches across instances sharing PostgreSQL', () => {
   });
 
   test('Redis cut: B stops trusting its caches (reads the store every time) and trusts them again once resubscribed', async () => {
-    const sockets = new Set<Socket>();
     const open = new Resources();
-    let relay: Server | null = null;
-    let relayPort = 0;
-    const startRelay = async () => {
-      relay = createServer((inbound) => {
-        const outbound = connect(6379, '127.0.0.1');
-        for (const socket of [inbound, outbound]) {
-          sockets.add(socket);
-          socket.on('close', () => sockets.delete(socket));
-          socket.on('error', () => socket.destroy());
-        }
-        inbound.pipe(outbound).pipe(inbound);
-      });
-      await new Promise<void>((resolve) => relay!.listen(relayPort, '127.0.0.1', resolve));
-      relayPort = (relay.address() as { port: number }).port;
-    };
-    const cut = async () => {
-      const current = relay!;
-      const closed = new Promise<void>((resolve) => current.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    };
-    open.defer(async () => {
-      for (const socket of sockets) socket.destroy();
-      if (relay?.listening) await new Promise<void>((resolve) => relay!.close(() => resolve()));
-    });
     try {
-      await startRelay();
-      const { a, b, mainUrl } = await twoInstances(open, `redis://127.0.0.1:${relayPort}`);
+      const relay = open.add(await new RedisRelay().start(), (r) => r.close());
+      const { a, b, mainUrl } = await twoInstances(open, relay.url);
       const feed = b.server.services.stores.main.changes;
       assert.equal(feed.trusted, true);
       const { client, userId } = await signUp(a, 'fan-cut');
       const onB = sameBrowser(b, client);
       assert.equal((await onB.get('/v1/session')).status, 200);
 
-      await cut();
+      await relay.cut();
       assert.ok(await eventually(() => !feed.trusted), 'the lost subscription is noticed');
       // Untrusted: a delete nobody announces is still seen, because nothing is kept.
       await deleteBehindTheirBacks(mainUrl, userId);
       assert.equal((await onB.get('/v1/session')).status, 401);
 
-      await startRelay();
+      await relay.start();
       assert.ok(await eventually(() => feed.trusted, 10_000), 'trusted again once resubscribed');
     } finally {
       await open.close();

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket, connect } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { signUp, startTestServer, strongPassword, type TestServer, uniqueEmail } from '../helpers/harness.js';
+import { RedisRelay } from '../helpers/redis-relay.js';
 import { Resources } from '../helpers/resources.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -123,33 +123,15 @@ describe('request rate limits in Redis', () => {
   });
 
   test('Redis down: credential routes fail closed, the rest fail open and are counted', async () => {
-    // A TCP relay in front of Redis that the test can cut, to simulate an outage.
-    const sockets = new Set<Socket>();
     const open = new Resources();
-    const relay: Server = createServer((inbound) => {
-      const outbound = connect(6379, '127.0.0.1');
-      for (const socket of [inbound, outbound]) {
-        sockets.add(socket);
-        socket.on('close', () => sockets.delete(socket));
-        socket.on('error', () => socket.destroy());
-      }
-      inbound.pipe(outbound).pipe(inbound);
-    });
     try {
-      await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-      // Cut below (the outage); if the test fails first, closed here with its connections.
-      open.defer(async () => {
-        for (const socket of sockets) socket.destroy();
-        if (relay.listening) await new Promise<void>((resolve) => relay.close(() => resolve()));
-      });
-      const port = (relay.address() as { port: number }).port;
-      const s = open.add(await startTestServer({ env: { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_KEY_PREFIX: uniquePrefix() } }), (server) => server.close());
+      // A relay in front of Redis that the test cuts below (the outage).
+      const relay = open.add(await new RedisRelay().start(), (r) => r.close());
+      const s = open.add(await startTestServer({ env: { REDIS_URL: relay.url, REDIS_KEY_PREFIX: uniquePrefix() } }), (server) => server.close());
       const { client, email, password } = await signUp(s, 'outage');
       assert.equal((await client.get('/v1/session')).status, 200);
 
-      const closed = new Promise<void>((resolve) => relay.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
+      await relay.cut();
       // Wait for the client to notice the cut (an event, not a timer being tested).
       for (let i = 0; i < 200 && s.server.services.redis!.status === 'ready'; i++) await new Promise((r) => setTimeout(r, 10));
       assert.notEqual(s.server.services.redis!.status, 'ready');
