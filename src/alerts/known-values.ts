@@ -1,6 +1,6 @@
 import { createHmac, hkdfSync } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { PiiService } from '../pii/pii-service.js';
+import type { PiiService, Profile } from '../pii/pii-service.js';
 import { addressSubject } from '../ratelimit/rate-limits.js';
 import type { KnownValueRepository } from '../store/repositories/known-values.js';
 
@@ -14,6 +14,13 @@ export type Seen = { isNew: boolean; firstOfKind: boolean };
  * and gone with the user's key (crypto-shredding).
  */
 export class KnownValues {
+  /**
+   * Derived keys by the opened data key they come from (the PII service hands out the
+   * same Buffer while it keeps the key in memory): a derived key lives no longer than
+   * its data key, and the HKDF runs once per opening instead of after every login.
+   */
+  readonly #derived = new WeakMap<Buffer, { userId: string; key: Buffer }>();
+
   constructor(private readonly repo: KnownValueRepository, private readonly pii: PiiService, private readonly clock: Clock) {}
 
   /**
@@ -26,13 +33,21 @@ export class KnownValues {
     if (present.length === 0) return {};
     const profile = await this.pii.getProfile(userId);
     if (!profile) return null;
-    const key = Buffer.from(hkdfSync('sha256', profile.dataKey, Buffer.alloc(0), `rampart:known-values:${userId}`, 32));
+    const key = this.#keyOf(profile);
     const seen: Partial<Record<K, Seen>> = {};
     for (const [kind, value] of present) {
       const hash = createHmac('sha256', key).update(`${kind}\n${normalize(kind, value)}`).digest('base64url');
       seen[kind] = await this.repo.remember(userId, kind, hash, this.clock.now());
     }
     return seen;
+  }
+
+  #keyOf(profile: Profile): Buffer {
+    const known = this.#derived.get(profile.dataKey);
+    if (known?.userId === profile.userId) return known.key;
+    const key = Buffer.from(hkdfSync('sha256', profile.dataKey, Buffer.alloc(0), `rampart:known-values:${profile.userId}`, 32));
+    this.#derived.set(profile.dataKey, { userId: profile.userId, key });
+    return key;
   }
 }
 
