@@ -96,6 +96,13 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(seen, ['anything']);
     });
 
+    test('a write that fails is announced all the same (its effect is unknown when the answer is lost)', async () => {
+      await store.db.insertInto('u').values({ id: 'dup' }).execute();
+      seen.length = 0;
+      await assert.rejects(store.db.insertInto('u').values({ id: 'dup' }).execute());
+      assert.deepEqual(seen, [[{ table: 'u', kind: 'insert', columns: null }]]);
+    });
+
     test('raw SQL that writes announces anything; raw reads announce nothing', async () => {
       await sql`select count(*) from t`.execute(store.db);
       assert.deepEqual(seen, []);

@@ -194,9 +194,17 @@ class TrackedConnection implements DatabaseConnection {
   constructor(readonly inner: DatabaseConnection, private readonly feed: ChangeFeed) {}
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const result = await this.inner.executeQuery<R>(compiledQuery);
     const node = compiledQuery.query as unknown as QueryNode;
-    if (node.kind !== 'SelectQueryNode' || node.with) this.#record(compiledQuery, result);
+    const reads = node.kind === 'SelectQueryNode' && !node.with;
+    let result: QueryResult<R>;
+    try {
+      result = await this.inner.executeQuery<R>(compiledQuery);
+    } catch (error) {
+      // A write whose answer was lost (a connection dropped after an autocommit) may have happened.
+      if (!reads) this.#add(changeOf(compiledQuery) ?? 'anything');
+      throw error;
+    }
+    if (!reads) this.#record(compiledQuery, result);
     return result;
   }
 
