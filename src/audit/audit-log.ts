@@ -163,7 +163,7 @@ export class AuditLog implements SecurityEventSink {
 
   /** One event by its sequence number (null when pruned or never written). */
   async get(seq: number): Promise<AuditEvent | null> {
-    const [row] = await this.#repo.find({ afterSeq: seq - 1, maxSeq: seq, limit: 1 });
+    const row = await this.#repo.findBySeq(seq);
     return row ? toEvent(row, await this.keyring.key(AUDIT_KEY_PURPOSE)) : null;
   }
 

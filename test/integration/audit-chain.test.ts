@@ -108,6 +108,18 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       assert.equal(deleted.code, 1);
       assert.equal(deleted.stderr.trim(), 'rampart: audit chain broken at seq 3: event 3 is missing');
     });
+
+    test('get(seq) returns that one event, decrypted, and null past the head', async () => {
+      await s.services.events.record(event(7));
+      const last = await s.services.stores.main.db.selectFrom('audit_events').select(['seq', 'id', 'action']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+      const got = await s.services.audit.get(Number(last.seq));
+      assert.ok(got);
+      assert.equal(got.id, last.id);
+      assert.equal(got.seq, Number(last.seq));
+      assert.equal(got.action, 'session.revoked');
+      assert.equal(got.ip, '10.0.0.7', 'the address is decrypted');
+      assert.equal(await s.services.audit.get(Number(last.seq) + 1), null);
+    });
   });
 }
 

@@ -31,6 +31,9 @@ export class AuditRepository {
   readonly #insertOne = preparedInsert<AuditEventRow>('audit_events', ['seq', 'id', 'time', 'org_id', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'user_id', 'ip_enc', 'user_agent_enc', 'outcome', 'details', 'request_id', 'prev_hash', 'hash']);
   readonly #orgsOfUser = preparedStatement<{ user_id: string; org_id: string }, [string]>(1, (userId) =>
     this.db.selectFrom('org_memberships').select(['user_id', 'org_id']).where('user_id', '=', userId));
+  // One event by its seq (the primary key): every login's alert job and every webhook fan-out reads one.
+  readonly #bySeq = preparedStatement<AuditEventRow, [number]>(1, (seq) =>
+    this.db.selectFrom('audit_events').selectAll().where('seq', '=', seq as unknown as number));
 
   constructor(private readonly db: Kysely<MainDB>) {}
 
@@ -60,6 +63,12 @@ export class AuditRepository {
   async head(executor: Executor = this.db): Promise<AuditHeadRow> {
     const row = await executor.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirstOrThrow();
     return { ...row, seq: Number(row.seq), first_seq: Number(row.first_seq) };
+  }
+
+  /** The event with this seq, or undefined (pruned, or never appended). */
+  async findBySeq(seq: number): Promise<AuditEventRow | undefined> {
+    const [row] = (await this.#bySeq(this.db, seq)).rows;
+    return row && { ...row, seq: Number(row.seq), time: Number(row.time) };
   }
 
   async find(query: AuditQuery, executor: Executor = this.db): Promise<AuditEventRow[]> {
