@@ -5,7 +5,7 @@ import type { KeyProvider } from '../crypto/key-provider.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { OpenedCache } from '../crypto/opened-cache.js';
 import type { Clock } from '../clock.js';
-import { ReadCache } from '../store/read-cache.js';
+import { altersRows, ReadCache } from '../store/read-cache.js';
 import { PiiUserRepository } from '../store/repositories/pii-users.js';
 import type { Store } from '../store/db.js';
 import type { PiiDB } from '../store/schema.js';
@@ -49,8 +49,7 @@ export class PiiService {
     this.#fields = new OpenedCache(OPENED_MAX_ENTRIES * 4, OPENED_TTL_MS, now);
     this.#profiles = new ReadCache({
       feed: store.changes,
-      // A new row is no one's kept profile (a missing profile is never kept).
-      dependsOn: (change) => change.table === 'pii_users' && change.kind !== 'insert',
+      dependsOn: (change) => altersRows(change, 'pii_users'),
       maxEntries: OPENED_MAX_ENTRIES,
       maxAgeMs: OPENED_TTL_MS,
       now,

@@ -7,7 +7,7 @@ import { BoundedMemo } from '../memo.js';
 import { randomId, randomToken } from '../crypto/random.js';
 import type { PiiService, Profile } from '../pii/pii-service.js';
 import type { ChangeFeed, TableChange } from '../store/change-feed.js';
-import { ReadCache } from '../store/read-cache.js';
+import { altersRows, ReadCache } from '../store/read-cache.js';
 import type { SessionRepository, SessionRow, SessionWithUser } from '../store/repositories/sessions.js';
 import type { MainDB } from '../store/schema.js';
 
@@ -15,8 +15,6 @@ import type { MainDB } from '../store/schema.js';
 const TOUCH_INTERVAL_MS = 60_000;
 /** The cookie secret: 256 random bits, base64url. */
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
-/** Sessions kept in memory between requests (see `authenticate`). */
-const CACHED_SESSIONS = 20_000;
 
 /**
  * What can change a kept session: any write to `users` but a new account, any to
@@ -24,9 +22,7 @@ const CACHED_SESSIONS = 20_000;
  * cache could miss is an older `last_seen_at`, which makes `authenticate` reread).
  */
 export function changesSession(change: TableChange): boolean {
-  if (change.table === 'users') return change.kind !== 'insert';
-  if (change.table !== 'sessions' || change.kind === 'insert') return false;
-  return !(change.kind === 'update' && change.columns !== null && change.columns.length === 1 && change.columns[0] === 'last_seen_at');
+  return altersRows(change, 'users') || altersRows(change, 'sessions', ['last_seen_at']);
 }
 
 export interface SessionLimits {
@@ -71,7 +67,7 @@ export class SessionService {
     private readonly clock: Clock,
     changes: ChangeFeed,
   ) {
-    this.#live = new ReadCache({ feed: changes, dependsOn: changesSession, maxEntries: CACHED_SESSIONS, maxAgeMs: TOUCH_INTERVAL_MS, now: () => this.clock.now() });
+    this.#live = new ReadCache({ feed: changes, dependsOn: changesSession, now: () => this.clock.now() });
   }
 
   async create(input: NewSessionInput, transaction?: Transaction<MainDB>): Promise<IssuedSession> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ChangeFeed } from './change-feed.js';
-import { ReadCache } from './read-cache.js';
+import { altersRows, ReadCache } from './read-cache.js';
 
 function setup(options: { trusted?: boolean; maxEntries?: number } = {}) {
   const feed = new ChangeFeed(options.trusted ?? true);
@@ -94,4 +94,17 @@ test('delete forgets one entry', async () => {
   await load('a');
   await load('b');
   assert.equal(reads(), 3);
+});
+
+test('altersRows: a new row or a bookkeeping-only UPDATE leaves kept rows alone; anything else of the table does not', () => {
+  const touch = ['last_seen_at'];
+  assert.equal(altersRows({ table: 'sessions', kind: 'insert', columns: null }, 'sessions', touch), false);
+  assert.equal(altersRows({ table: 'users', kind: 'delete', columns: null }, 'sessions', touch), false);
+  assert.equal(altersRows({ table: 'sessions', kind: 'update', columns: ['last_seen_at'] }, 'sessions', touch), false);
+  assert.equal(altersRows({ table: 'sessions', kind: 'update', columns: ['last_seen_at', 'mfa_verified'] }, 'sessions', touch), true);
+  assert.equal(altersRows({ table: 'sessions', kind: 'update', columns: ['id_hash'] }, 'sessions', touch), true);
+  assert.equal(altersRows({ table: 'sessions', kind: 'update', columns: null }, 'sessions', touch), true, 'an upsert may change anything');
+  assert.equal(altersRows({ table: 'sessions', kind: 'update', columns: [] }, 'sessions', touch), true);
+  assert.equal(altersRows({ table: 'sessions', kind: 'delete', columns: null }, 'sessions', touch), true);
+  assert.equal(altersRows({ table: 'users', kind: 'update', columns: ['last_seen_at'] }, 'users'), true, 'no bookkeeping named: every UPDATE counts');
 });

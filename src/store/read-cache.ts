@@ -1,14 +1,25 @@
 import type { ChangeFeed, StoreChange, TableChange } from './change-feed.js';
 
+/**
+ * Whether a change can alter rows of `table` that a cache keeps: a new row
+ * cannot (a missing row is never kept), nor an UPDATE of `bookkeeping` columns
+ * only (written by the cache's owner, which drops its own entry: a session's
+ * idle-time touch, a token's last use).
+ */
+export function altersRows(change: TableChange, table: string, bookkeeping: readonly string[] = []): boolean {
+  if (change.table !== table || change.kind === 'insert') return false;
+  return change.kind !== 'update' || change.columns === null || change.columns.length === 0 || !change.columns.every((column) => bookkeeping.includes(column));
+}
+
 export interface ReadCacheOptions {
   /** The store whose committed writes invalidate this cache. */
   feed: ChangeFeed;
   /** Whether a change to a table can alter what this cache holds; any such change empties it. */
   dependsOn: (change: TableChange) => boolean;
-  /** At most this many entries (the cache empties when full: simpler than LRU, and refills in one read each). */
-  maxEntries: number;
-  /** An entry is reread after this long even if no change was announced (a bound on any missed announcement). */
-  maxAgeMs: number;
+  /** At most this many entries (the cache empties when full: simpler than LRU, and refills in one read each). Default 20,000. */
+  maxEntries?: number;
+  /** An entry is reread after this long even if no change was announced (a bound on any missed announcement). Default a minute. */
+  maxAgeMs?: number;
   /** Milliseconds now (the services' clock, so tests can move time). */
   now: () => number;
 }
@@ -26,12 +37,12 @@ export interface ReadCacheOptions {
  */
 export class ReadCache<K, V> {
   readonly #entries = new Map<K, { value: V; at: number }>();
-  readonly #options: ReadCacheOptions;
+  readonly #options: Required<ReadCacheOptions>;
   /** Bumped by every relevant change: a load started before a change must not store its result. */
   #generation = 0;
 
   constructor(options: ReadCacheOptions) {
-    this.#options = options;
+    this.#options = { maxEntries: 20_000, maxAgeMs: 60_000, ...options };
     options.feed.subscribe((change) => this.#onChange(change), options.dependsOn);
   }
 

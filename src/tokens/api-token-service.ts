@@ -11,7 +11,7 @@ import type { PolicyResolver } from '../policy/effective-policy.js';
 import type { OrgPolicy } from '../policy/org-policy.js';
 import { formatApiToken, hasValidApiTokenChecksum } from '../sdk/api-token-format.js';
 import type { ChangeFeed, TableChange } from '../store/change-feed.js';
-import { ReadCache } from '../store/read-cache.js';
+import { altersRows, ReadCache } from '../store/read-cache.js';
 import type { ApiTokenRepository, ApiTokenRow, ApiTokenWithOwner } from '../store/repositories/api-tokens.js';
 import type { MainDB } from '../store/schema.js';
 import type { CredentialRevoker, RevocationReason } from '../users/credential-revocation.js';
@@ -73,10 +73,7 @@ export interface ApiTokenServiceOptions {
  * which `authenticate` drops its own entry).
  */
 export function changesApiToken(change: TableChange): boolean {
-  if (change.table === 'users') return change.kind !== 'insert';
-  if (change.table !== 'api_tokens' || change.kind === 'insert') return false;
-  return !(change.kind === 'update' && change.columns !== null && change.columns.length > 0
-    && change.columns.every((column) => column === 'last_used_at' || column === 'last_used_ip_enc'));
+  return altersRows(change, 'users') || altersRows(change, 'api_tokens', ['last_used_at', 'last_used_ip_enc']);
 }
 
 /** Why a presented token was refused (for the event; the client only ever sees 401). */
@@ -102,7 +99,7 @@ export class ApiTokenService {
     private readonly orgs: () => TokenOrgDirectory | undefined,
     changes: ChangeFeed | null = null,
   ) {
-    this.#live = changes && new ReadCache({ feed: changes, dependsOn: changesApiToken, maxEntries: 20_000, maxAgeMs: LAST_USED_THROTTLE_MS, now: () => this.clock.now() });
+    this.#live = changes && new ReadCache({ feed: changes, dependsOn: changesApiToken, now: () => this.clock.now() });
   }
 
   /** Tokens read recently with their owner's status, by HMAC (see `authenticate`); null: every request reads. */

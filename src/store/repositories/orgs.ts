@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { ChangeFeed } from '../change-feed.js';
 import { preparedQuery } from '../prepared.js';
-import { ReadCache } from '../read-cache.js';
+import { altersRows, ReadCache } from '../read-cache.js';
 import type { MainDB, OrgInvitationTable, OrgMembershipTable, OrgTable } from '../schema.js';
 
 export type OrgRow = OrgTable;
@@ -36,9 +36,7 @@ export class OrgRepository {
     this.#membershipsOfUser = preparedQuery<MembershipWithOrg, [string]>(db, 1, (userId) => this.#membershipsQuery(db, userId));
     this.#kept = changes && new ReadCache({
       feed: changes,
-      dependsOn: (change) => change.table === 'org_memberships' || (change.table === 'orgs' && change.kind !== 'insert') || (change.table === 'users' && change.kind === 'delete'),
-      maxEntries: 20_000,
-      maxAgeMs: 60_000,
+      dependsOn: (change) => change.table === 'org_memberships' || altersRows(change, 'orgs') || (change.table === 'users' && change.kind === 'delete'),
       now,
     });
   }

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { ChangeFeed } from '../change-feed.js';
 import { preparedStatement } from '../prepared.js';
-import { ReadCache } from '../read-cache.js';
+import { altersRows, ReadCache } from '../read-cache.js';
 import type { MainDB, UserTable } from '../schema.js';
 
 export type UserRow = UserTable;
@@ -13,14 +13,7 @@ export class UserRepository {
   readonly #kept: ReadCache<string, UserRow | undefined> | null;
 
   constructor(private readonly db: Kysely<MainDB>, changes: ChangeFeed | null = null, now: () => number = Date.now) {
-    this.#kept = changes && new ReadCache({
-      feed: changes,
-      // A new account is no one's kept row (a missing row is never kept).
-      dependsOn: (change) => change.table === 'users' && change.kind !== 'insert',
-      maxEntries: 20_000,
-      maxAgeMs: 60_000,
-      now,
-    });
+    this.#kept = changes && new ReadCache({ feed: changes, dependsOn: (change) => altersRows(change, 'users'), now });
   }
 
   async insert(row: UserRow, executor: Executor = this.db): Promise<void> {
