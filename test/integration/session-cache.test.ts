@@ -100,6 +100,15 @@ describe('kept sessions follow the store', () => {
     assert.equal((await client.get('/v1/session', bearer)).status, 401);
   });
 
+  test('an account whose row alone changes in this process (no session or token row touched) is refused at once, by session and by token', async () => {
+    const { client, userId } = await signUp(t, 'cache-users-only');
+    const bearer = await keptApiToken(client);
+    assert.equal((await client.get('/v1/session')).status, 200);
+    await t.server.services.stores.main.db.updateTable('users').set({ status: 'locked' }).where('id', '=', userId).execute();
+    assert.equal((await client.get('/v1/session', bearer)).status, 401, 'the kept token follows its owner');
+    assert.equal((await client.get('/v1/session')).status, 401, 'the kept session follows its user');
+  });
+
   test('a handler changing the session it is given does not change the kept one', async () => {
     const { client } = await signUp(t, 'cache-copy');
     const first = (await client.get('/v1/session')).body;

@@ -214,6 +214,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
     test('a staff member who loses their second factor loses the role', async () => {
       const client = await mfaLogin(t, staff);
       assert.equal((await assume(client, staff, 'support')).status, 200);
+      // The session is now kept in memory (with its user's mfa_enabled): the change below must reach it.
+      assert.equal((await client.get('/v1/session')).status, 200);
       await t.server.services.stores.main.db.updateTable('users').set({ mfa_enabled: 0 }).where('id', '=', staff.userId).execute();
       try {
         assert.equal((await client.get(`/v1/admin/users?email=${encodeURIComponent(target.email)}`)).status, 403);
