@@ -37,9 +37,10 @@ export async function installSecurityOperations(services: Services): Promise<Par
   if (stores.main.dialect === 'postgres') shared['main'] = stores.main.changes;
   if (stores.pii.dialect === 'postgres') shared['pii'] = stores.pii.changes;
   let changeFanout: ChangeFanout | null = null;
-  if (redis && config.redisUrl && Object.keys(shared).length > 0) {
-    changeFanout = new ChangeFanout({ feeds: shared, publisher: redis, redisUrl: config.redisUrl, channel: `${config.redisKeyPrefix}changes`, logger });
-    if (!(await changeFanout.ready(REDIS_READY_TIMEOUT_MS))) logger.warn('change fan-out not subscribed at start-up; read caches stay off until it is');
+  if (redis && Object.keys(shared).length > 0) {
+    changeFanout = new ChangeFanout({ feeds: shared, publisher: redis, channel: `${config.redisKeyPrefix}changes`, logger });
+    // Waits only when Redis answered above: connectRedis already spent its time on one that does not.
+    if (!(await changeFanout.ready(redis.status === 'ready' ? REDIS_READY_TIMEOUT_MS : 0))) logger.warn('change fan-out not subscribed at start-up; read caches stay off until it is');
   }
   const rateLimits = new RateLimits({
     perMinute: {

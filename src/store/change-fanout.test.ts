@@ -30,8 +30,8 @@ before(async () => {
   // Interests, as read caches register them: only `sessions` matters here.
   feed.subscribe((change, origin) => seen.push([change, origin]), (change) => change.table === 'sessions');
   other.subscribe(() => undefined, (change) => change.table === 'sessions');
-  fanout = new ChangeFanout({ feeds: { main: feed }, publisher, redisUrl: REDIS_URL, channel, logger });
-  otherFanout = new ChangeFanout({ feeds: { main: other }, publisher, redisUrl: REDIS_URL, channel, logger });
+  fanout = new ChangeFanout({ feeds: { main: feed }, publisher, channel, logger });
+  otherFanout = new ChangeFanout({ feeds: { main: other }, publisher, channel, logger });
   assert.equal(await fanout.ready(5000), true);
   assert.equal(await otherFanout.ready(5000), true);
   seen.length = 0;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ChangeFeed, StoreChange, TableChange } from './change-feed.js';
 
@@ -10,10 +10,12 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
 export interface ChangeFanoutOptions {
   /** The feeds of the stores other instances share (PostgreSQL), by a name all instances agree on. */
   feeds: Readonly<Record<string, ChangeFeed>>;
-  /** Publishes (the shared connection, no offline queue: a command fails at once while Redis is down). */
+  /**
+   * Publishes (the shared connection, no offline queue: a command fails at once while
+   * Redis is down); the subscribing connection is its duplicate (a subscribed connection
+   * can do nothing else).
+   */
   publisher: Redis;
-  /** Where to open the subscribing connection (a subscribed connection can do nothing else). */
-  redisUrl: string;
   channel: string;
   logger: Logger;
 }
@@ -42,12 +44,8 @@ export class ChangeFanout {
   #lastWarning = 0;
 
   constructor(private readonly options: ChangeFanoutOptions) {
-    this.#subscriber = new Redis(options.redisUrl, {
-      connectTimeout: 2000,
-      retryStrategy: (attempt) => Math.min(attempt * 250, 2000),
-      // Resubscribing is ours to do, so that trust returns only once the subscription is confirmed.
-      autoResubscribe: false,
-    });
+    // Resubscribing is ours to do, so that trust returns only once the subscription is confirmed.
+    this.#subscriber = options.publisher.duplicate({ autoResubscribe: false });
     this.#subscriber.on('ready', () => void this.#subscribe());
     for (const event of ['close', 'end', 'reconnecting'] as const) this.#subscriber.on(event, () => this.#distrust());
     this.#subscriber.on('error', (error: Error) => this.#warn('change fan-out: redis unavailable; read caches off until it is back', error));

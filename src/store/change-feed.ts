@@ -79,7 +79,10 @@ export class ChangeFeed {
   /** The part of a change some listener cares about, or null when none does. */
   relevant(change: StoreChange): StoreChange | null {
     if (change === 'anything') return change;
-    const kept = change.filter((tableChange) => [...this.#interests].some((interest) => interest(tableChange)));
+    const kept = change.filter((tableChange) => {
+      for (const interest of this.#interests) if (interest(tableChange)) return true;
+      return false;
+    });
     return kept.length > 0 ? kept : null;
   }
 
