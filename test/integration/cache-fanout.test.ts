@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { createPgSchema } from '../helpers/pg.js';
@@ -64,10 +64,16 @@ describe('read caches across instances sharing PostgreSQL', () => {
     }
   });
 
-  test('with Redis: B keeps the session it read, and a logout on A reaches B through the fan-out', async () => {
+  describe('with Redis (one pair of instances for these tests)', () => {
     const open = new Resources();
-    try {
-      const { a, b } = await twoInstances(open, REDIS_URL);
+    let a: TestServer;
+    let b: TestServer;
+    before(async () => {
+      ({ a, b } = await twoInstances(open, REDIS_URL));
+    });
+    after(() => open.close());
+
+    test('B keeps the session it read, and a logout on A reaches B through the fan-out', async () => {
       assert.equal(b.server.services.stores.main.changes.trusted, true, 'subscribed at start-up');
       const { client } = await signUp(a, 'fan-logout');
       const onB = sameBrowser(b, client);
@@ -75,25 +81,17 @@ describe('read caches across instances sharing PostgreSQL', () => {
       assert.equal(first.status, 200);
       assert.equal((await client.post('/v1/logout', undefined, { headers: { 'x-csrf-token': first.body.csrfToken } })).status, 204);
       assert.ok(await eventually(async () => (await onB.get('/v1/session')).status === 401), 'B refuses the session A ended');
-    } finally {
-      await open.close();
-    }
-  });
+    });
 
-  test('with Redis: a membership added on A shows in B\'s next session answers', async () => {
-    const open = new Resources();
-    try {
-      const { a, b } = await twoInstances(open, REDIS_URL);
+    test('a membership added on A shows in B\'s next session answers', async () => {
       const { client } = await signUp(a, 'fan-org');
       const onB = sameBrowser(b, client);
-      const before = await onB.get('/v1/session');
-      assert.deepEqual(before.body.orgs, []);
-      const created = await client.post('/v1/orgs', { name: 'Fan Org', slug: `fan-org-${randomBytes(4).toString('hex')}` }, { headers: { 'x-csrf-token': before.body.csrfToken } });
+      const initial = await onB.get('/v1/session');
+      assert.deepEqual(initial.body.orgs, []);
+      const created = await client.post('/v1/orgs', { name: 'Fan Org', slug: `fan-org-${randomBytes(4).toString('hex')}` }, { headers: { 'x-csrf-token': initial.body.csrfToken } });
       assert.equal(created.status, 201);
       assert.ok(await eventually(async () => (await onB.get('/v1/session')).body.orgs?.length === 1));
-    } finally {
-      await open.close();
-    }
+    });
   });
 
   test('Redis cut: B stops trusting its caches (reads the store every time) and trusts them again once resubscribed', async () => {
