@@ -42,7 +42,7 @@ const BATCH = 20;
  * are written in the transaction of the change that causes them, claimed with
  * a lease (SKIP LOCKED on PostgreSQL), and retried with exponential back-off
  * on the injected clock. A restart loses nothing: a job is deleted only after
- * its handler succeeded.
+ * its handler succeeded (a batch's finished jobs in one statement).
  */
 export class JobQueue {
   readonly #handlers = new Map<string, Registration>();
@@ -127,37 +127,47 @@ export class JobQueue {
   async #runOnce(): Promise<number> {
     const now = this.clock.now();
     const jobs = await this.repo.claim(now, now + LEASE_MS, BATCH);
+    if (jobs.length === 0) return 0;
     const ordered = jobs.filter((job) => this.#handlers.get(job.kind)?.ordered);
     const parallel = jobs.filter((job) => !this.#handlers.get(job.kind)?.ordered);
+    const done: string[] = [];
     await Promise.all([
       (async () => {
-        for (const job of ordered) await this.#run(job);
+        for (const job of ordered) if (await this.#run(job)) done.push(job.id);
       })(),
-      ...parallel.map((job) => this.#run(job)),
+      ...parallel.map(async (job) => {
+        if (await this.#run(job)) done.push(job.id);
+      }),
     ]);
+    // One DELETE for the batch's finished jobs instead of one per job (each was its own
+    // commit). Until it runs they stay leased, so no instance takes them again; a crash
+    // before it runs them once more after the lease, as a crash right after a handler did.
+    if (done.length > 0) await this.repo.complete(done);
     return jobs.length;
   }
 
-  async #run(job: JobRow): Promise<void> {
+  /** Runs one claimed job: true when its handler succeeded (the caller deletes it), false when it was rescheduled or gave up. */
+  async #run(job: JobRow): Promise<boolean> {
     const registration = this.#handlers.get(job.kind);
     if (!registration) {
       await this.repo.giveUp(job.id, this.clock.now(), `no handler for ${job.kind}`);
-      return;
+      return false;
     }
     try {
       await registration.handler(JSON.parse(job.payload) as Record<string, unknown>, job);
-      await this.repo.complete(job.id);
+      return true;
     } catch (error) {
       const message = (error instanceof Error ? error.message : String(error)).slice(0, 500);
       const now = this.clock.now();
       if (error instanceof PermanentJobError || job.attempts >= registration.retry.maxAttempts) {
         this.logger.warn({ job: { id: job.id, kind: job.kind, attempts: job.attempts }, reason: message }, 'job gave up');
         await this.repo.giveUp(job.id, now, message);
-        return;
+        return false;
       }
       const delay = Math.min(registration.retry.maxDelayMs, registration.retry.baseDelayMs * 2 ** (job.attempts - 1));
       this.logger.info({ job: { id: job.id, kind: job.kind, attempts: job.attempts }, retryInMs: delay, reason: message }, 'job failed; will retry');
       await this.repo.reschedule(job.id, now + delay, message);
+      return false;
     }
   }
 }

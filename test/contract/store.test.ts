@@ -141,7 +141,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(await lastSeen('h-a'), t0 + 3_600_001, 'after an hour the sighting is written');
     });
 
-    test('jobs: a claim leases the due jobs in order and counts the attempt; leased, future and failed jobs wait; complete deletes', async () => {
+    test('jobs: a claim leases the due jobs in order and counts the attempt; leased, future and failed jobs wait; complete deletes one or many', async () => {
       const jobs = new JobRepository(stores.main.db, kind === 'postgres');
       const t0 = clock.now();
       const job = (id: string, runAt: number, failedAt: number | null = null) => ({ id, kind: 'test', payload: '{}', ref: null, run_at: runAt, attempts: 0, locked_until: 0, last_error: null, failed_at: failedAt, created_at: t0 });
@@ -151,8 +151,11 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(claimed.map((row) => [row.id, row.attempts, row.locked_until]), [['job_a', 1, t0 + 30_000], ['job_b', 1, t0 + 30_000]]);
       assert.deepEqual(await jobs.claim(t0 + 1000, t0 + 31_000, 10), [], 'leased jobs are not claimed again');
       assert.deepEqual((await jobs.claim(t0 + 30_000, t0 + 60_000, 1)).map((row) => [row.id, row.attempts]), [['job_a', 2]], 'an expired lease is claimed again, oldest first, up to the limit');
-      await jobs.complete('job_a');
+      await jobs.complete(['job_a']);
       assert.deepEqual((await jobs.list('test')).map((row) => row.id).sort(), ['job_b', 'job_failed', 'job_future']);
+      await jobs.complete([]);
+      await jobs.complete(['job_b', 'job_future', 'job_gone']);
+      assert.deepEqual((await jobs.list('test')).map((row) => row.id), ['job_failed'], 'a batch of ids is deleted at once; an id already gone is no error');
     });
   });
 }

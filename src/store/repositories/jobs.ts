@@ -21,7 +21,7 @@ export class JobRepository {
       return this.postgres ? due.forUpdate().skipLocked() : due;
     })
     .returningAll());
-  readonly #complete = preparedStatement<never, [string]>(1, (id) => this.db.deleteFrom('jobs').where('id', '=', id));
+  readonly #completeOne = preparedStatement<never, [string]>(1, (id) => this.db.deleteFrom('jobs').where('id', '=', id));
   readonly #insertOne = preparedInsert<JobRow>('jobs', ['id', 'kind', 'payload', 'ref', 'run_at', 'attempts', 'locked_until', 'last_error', 'failed_at', 'created_at']);
 
   constructor(private readonly db: Kysely<MainDB>, private readonly postgres: boolean) {}
@@ -42,8 +42,13 @@ export class JobRepository {
       .sort((a, b) => a.run_at - b.run_at || a.created_at - b.created_at);
   }
 
-  async complete(id: string): Promise<void> {
-    await this.#complete(this.db, id);
+  /** Deletes finished jobs: one statement for up to 500 of them. */
+  async complete(ids: readonly string[]): Promise<void> {
+    if (ids.length === 1) {
+      await this.#completeOne(this.db, ids[0]!);
+      return;
+    }
+    for (let i = 0; i < ids.length; i += 500) await this.db.deleteFrom('jobs').where('id', 'in', ids.slice(i, i + 500)).execute();
   }
 
   async reschedule(id: string, runAt: number, error: string): Promise<void> {
