@@ -32,10 +32,12 @@ const request: Omit<LoadOptions, 'url' | 'durationSeconds'> = login
 await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, ...request, durationSeconds: 2 }); // warm-up
 const c0 = cpu();
 const m0 = mainCpu();
+const own0 = process.cpuUsage();
 const r = await load({ url: `${url}${path}`, ...request, durationSeconds: Number(process.env.SECS ?? 8) });
 const used = cpu() - c0;
 const usedMain = mainCpu() - m0;
-console.log(path, 'rps', Math.round(r.requestsPerSecond), 'ok/s', Math.round(r.okPerSecond), 'non2xx', r.non2xx, 'server CPU µs/request', Math.round(used * 1000 / (r.requestsPerSecond * Number(process.env.SECS ?? 8))), 'of which main thread', Math.round(usedMain * 1000 / (r.requestsPerSecond * Number(process.env.SECS ?? 8))));
+const own = process.cpuUsage(own0);
+console.log(path, 'rps', Math.round(r.requestsPerSecond), 'ok/s', Math.round(r.okPerSecond), 'non2xx', r.non2xx, 'server CPU µs/request', Math.round(used * 1000 / (r.requestsPerSecond * Number(process.env.SECS ?? 8))), 'of which main thread', Math.round(usedMain * 1000 / (r.requestsPerSecond * Number(process.env.SECS ?? 8))), 'load generator CPU µs/request', Math.round((own.user + own.system) / (r.requestsPerSecond * Number(process.env.SECS ?? 8))));
 client.close();
 child.kill('SIGINT');
 await new Promise((ok) => child.once('exit', ok));
