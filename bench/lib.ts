@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
@@ -93,8 +93,9 @@ export async function startRampart(env: Record<string, string> = {}, dataDir = m
   };
 }
 
-export async function startHelloWorld(tlsDataDir: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', resolve('bench/hello-world.ts'), tlsDataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** The hello-world baseline; with `replayFile` ({headers, body} as JSON), a server that sends that answer to every GET /. */
+export async function startHelloWorld(tlsDataDir: string, replayFile?: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve('bench/hello-world.ts'), tlsDataDir, ...(replayFile ? [replayFile] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await firstUrl(child);
   return { url, stop: () => stopChild(child) };
 }
@@ -123,6 +124,21 @@ function stopChild(child: ChildProcess): Promise<void> {
     child.once('exit', () => resolvePromise());
     child.kill('SIGTERM');
   });
+}
+
+/** Headers a server adds by itself (the replay's Fastify and Node write their own). */
+const TRANSPORT_HEADERS = new Set(['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding']);
+
+/** Writes `response` as a replay file for `startHelloWorld`, and returns its path. */
+export function writeReplay(dataDir: string, response: { headers: Record<string, string | string[] | undefined>; text: string }): string {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value === undefined || TRANSPORT_HEADERS.has(name)) continue;
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  const path = join(dataDir, 'replay.json');
+  writeFileSync(path, JSON.stringify({ headers, body: response.text }));
+  return path;
 }
 
 export function ratio(value: number, baseline: number): number {

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
-import { type BenchRow, type ChildServer, load, ratio, startHelloWorld, startRampart } from './lib.js';
+import { type BenchRow, type ChildServer, load, ratio, startHelloWorld, startRampart, writeReplay } from './lib.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CORES = availableParallelism();
@@ -52,6 +52,7 @@ async function main(): Promise<void> {
   // load generator on one address with one session is never refused; METRICS_PORT 0 avoids a taken port.
   const rampart = await startRampart({ LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', ...BENCH_LIMITS });
   const hello = await startHelloWorld(rampart.dataDir);
+  let replay: Awaited<ReturnType<typeof startHelloWorld>> | null = null;
   try {
     const client = rampart.client();
     const email = 'bench.user@example.com';
@@ -71,6 +72,15 @@ async function main(): Promise<void> {
     const session = await load({ url: `${rampart.url}/v1/session`, headers: { cookie: sessionCookie }, connections: 10, durationSeconds: SECONDS });
     if (session.non2xx > 0) throw new Error(`GET /v1/session answered ${session.non2xx} non-2xx`);
     rows.push({ name: 'GET /v1/session', value: session.requestsPerSecond, unit: 'req/s', baselineName: 'Fastify hello-world (same TLS)', baselineValue: helloWorld.requestsPerSecond, ratio: ratio(session.requestsPerSecond, helloWorld.requestsPerSecond), target: '>= 0.5' });
+    // A second baseline that separates the route's work from the size of its answer: the load
+    // generator shares the cores and parses every answer, so ~1.2 KB of headers and body cost
+    // it more than the hello-world's ~170 bytes. This server sends the route's own answer.
+    console.error('# the same answer from a server doing nothing else…');
+    replay = await startHelloWorld(rampart.dataDir, writeReplay(rampart.dataDir, await client.get('/v1/session')));
+    await load({ url: replay.url, connections: 10, durationSeconds: warmUpSeconds });
+    const sameAnswer = await load({ url: replay.url, connections: 10, durationSeconds: SECONDS });
+    rows.push({ name: 'Fastify sending GET /v1/session\'s answer (same headers and body, no work)', value: sameAnswer.requestsPerSecond, unit: 'req/s', baselineName: 'Fastify hello-world (same TLS)', baselineValue: helloWorld.requestsPerSecond, ratio: ratio(sameAnswer.requestsPerSecond, helloWorld.requestsPerSecond), target: 'information: the ceiling the answer\'s size sets' });
+    rows.push({ name: 'GET /v1/session', value: session.requestsPerSecond, unit: 'req/s', baselineName: 'the same answer with no work', baselineValue: sameAnswer.requestsPerSecond, ratio: ratio(session.requestsPerSecond, sameAnswer.requestsPerSecond), target: 'information: the cost of the route\'s work' });
 
     // The raw hash rate of this VM drifts by a fifth over a minute (measured: 222–274/s in one
     // hour), so it is taken right before and right after the login flood, and averaged.
@@ -100,6 +110,7 @@ async function main(): Promise<void> {
       rows.push(...(await module[exportName]!(context)));
     }
   } finally {
+    await replay?.stop();
     await hello.stop();
     await rampart.stop();
   }
