@@ -215,7 +215,12 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     // Flows read `services.policies` late, so a feature may replace the resolver after wiring.
     login: undefined as unknown as LoginService,
     signup: undefined as unknown as SignupService,
-    stepUp: new StepUpService(users, hasher, sessions, events, clock),
+    // Read late: `services.login` is wired below. The password is checked under the login's back-off.
+    stepUp: new StepUpService(async (userId, password, meta) => {
+      const user = await users.findById(userId);
+      const profile = user ? await pii.getProfile(userId) : null;
+      return user && profile ? services.login.verifyPasswordOf(user, profile.email, password, meta) : false;
+    }, sessions, events, clock),
     revocation: undefined as unknown as CredentialRevocation,
     accounts: undefined as unknown as AccountService,
     apiTokens: undefined as unknown as ApiTokenService,
@@ -356,7 +361,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     login,
     signup: new SignupService(stores.main.db, users, pii, hasher, sessions, rules, events, clock),
     passwords,
-    passwordChange: new PasswordChangeFlow(stores.main.db, users, pii, hasher, sessions, passwords, events),
+    passwordChange: new PasswordChangeFlow(stores.main.db, users, pii, login, sessions, passwords, events),
     passwordReset: new PasswordResetFlow(stores.main.db, users, pii, tokenRepo, passwordTokens, passwords, events, mailer, background, {
       publicUrl: () => services.publicUrl,
       productName: config.productName,

@@ -10,9 +10,12 @@
  *  - Against the owner: whatever the attacker does, the owner logs in from an
  *    address they used before; a success there resets that address only.
  *  - Against privacy: an unknown email backs off exactly like a real account.
+ *  - With a stolen session: step-up and password change check the password too,
+ *    so they count in the same back-off as the login (ASVS V6.3.1, V6.3.4).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { TestClient } from '../helpers/client.js';
 import { signUp, startTestServer, strongPassword, type TestServer, uniqueEmail } from '../helpers/harness.js';
 
 const from = (address: string) => ({ headers: { 'x-forwarded-for': address } });
@@ -103,5 +106,40 @@ describe('login brute-force defence', () => {
     assert.equal(answers[1]!.status, 429);
     assert.deepEqual(answers[1]!.body, answers[0]!.body);
     assert.equal(answers[1]!.headers['retry-after'], answers[0]!.headers['retry-after']);
+  });
+
+  /** Another client holding a copy of `victim`'s session cookie and CSRF token. */
+  function stolen(victim: TestClient): TestClient {
+    const thief = t.client();
+    for (const [name, value] of victim.cookies) thief.cookies.set(name, value);
+    thief.csrfToken = victim.csrfToken;
+    return thief;
+  }
+
+  test('a stolen session cannot guess the password at step-up: the login\'s back-off holds there, and they share its counters', async () => {
+    const { client, email, password } = await signUp(t, 'stepup');
+    const thief = stolen(client);
+    const attacker = '203.0.113.60';
+    for (let i = 0; i < 3; i++) assert.equal((await thief.post('/v1/me/reauth', { password: strongPassword() }, from(attacker))).status, 401);
+    const waiting = await thief.post('/v1/me/reauth', { password }, from(attacker));
+    assert.equal(waiting.status, 429, 'the right password is refused while the address waits');
+    assert.equal(waiting.body.code, 'rate_limited');
+    assert.equal(waiting.headers['retry-after'], '1');
+    assert.equal((await login(email, password, attacker)).status, 429, 'the login from that address waits too: one streak');
+    assert.equal((await client.post('/v1/me/reauth', { password }, from('198.51.100.60'))).status, 204, 'the owner elsewhere is not locked out');
+  });
+
+  test('a stolen session cannot guess the password through the password change either', async () => {
+    const { client, email, password } = await signUp(t, 'change');
+    const thief = stolen(client);
+    const attacker = '203.0.113.61';
+    for (let i = 0; i < 3; i++) {
+      const wrong = await thief.post('/v1/me/password', { currentPassword: strongPassword(), newPassword: strongPassword() }, from(attacker));
+      assert.equal(wrong.status, 401);
+    }
+    const waiting = await thief.post('/v1/me/password', { currentPassword: password, newPassword: strongPassword() }, from(attacker));
+    assert.equal(waiting.status, 429, 'the right current password is refused while the address waits');
+    assert.equal(waiting.body.code, 'rate_limited');
+    assert.equal((await login(email, password, '198.51.100.61')).status, 200, 'the password did not change');
   });
 });

@@ -191,6 +191,21 @@ export class LoginService {
   }
 
   /**
+   * Checks the password of a known account outside a login (step-up, password
+   * change) under the login's brute-force guard: it counts in the same back-off
+   * as a login, and while that holds even the right password is refused (429).
+   * A stolen session must not become a way to guess the password that the
+   * login's back-off does not see (ASVS V6.3.1, V6.3.4).
+   */
+  async verifyPasswordOf(user: UserRow, email: string, password: string, meta: RequestMeta): Promise<boolean> {
+    await this.#guard?.beforeAttempt(email, meta);
+    const { valid } = await this.hasher.verify(user.password_hash, password);
+    if (valid) await this.#guard?.succeeded(email, user.id, meta);
+    else await this.#guard?.failed(email, user.id, meta);
+    return valid;
+  }
+
+  /**
    * Runs the gates in turn (the first that answers interrupts the login), then
    * creates the session, committing a pending password in its transaction. The
    * policy is resolved at most once, for the gates and the session alike.

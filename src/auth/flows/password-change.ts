@@ -5,8 +5,8 @@ import type { PiiService } from '../../pii/pii-service.js';
 import type { ActiveSession, SessionService } from '../../sessions/session-service.js';
 import type { UserRepository } from '../../store/repositories/users.js';
 import type { MainDB } from '../../store/schema.js';
-import type { PasswordHasher } from '../password/hasher.js';
 import type { PasswordService } from '../password/password-service.js';
+import type { LoginService } from './login.js';
 import type { RequestMeta } from './request-meta.js';
 
 /**
@@ -21,7 +21,8 @@ export class PasswordChangeFlow {
     private readonly db: Kysely<MainDB>,
     private readonly users: UserRepository,
     private readonly pii: PiiService,
-    private readonly hasher: PasswordHasher,
+    /** Checks the current password under the login's brute-force guard (ASVS V6.3.1). */
+    private readonly login: Pick<LoginService, 'verifyPasswordOf'>,
     private readonly sessions: SessionService,
     private readonly passwords: PasswordService,
     private readonly events: SecurityEvents,
@@ -32,7 +33,7 @@ export class PasswordChangeFlow {
     const user = await this.users.findById(session.user_id);
     const profile = user ? await this.pii.getProfile(user.id) : null;
     if (!user || !profile) throw new RampartError('unauthenticated');
-    if (!(await this.hasher.verify(user.password_hash, currentPassword)).valid) {
+    if (!(await this.login.verifyPasswordOf(user, profile.email, currentPassword, meta))) {
       await this.events.record({
         action: 'password.change_failed', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
         origin: meta, outcome: 'failure', details: { reason: 'bad_current_password' },

@@ -2,8 +2,6 @@ import type { Clock } from '../../clock.js';
 import { RampartError } from '../../errors.js';
 import type { SecurityEvents } from '../../events/security-events.js';
 import type { ActiveSession, SessionService } from '../../sessions/session-service.js';
-import type { UserRepository } from '../../store/repositories/users.js';
-import type { PasswordHasher } from '../password/hasher.js';
 import type { RequestMeta } from './request-meta.js';
 
 /** API.md: sensitive actions need a re-authentication within the last 10 minutes on the same session. */
@@ -31,17 +29,17 @@ export type ReauthVerifier = (userId: string, value: string, meta: RequestMeta) 
 export class StepUpService {
   readonly #verifiers = new Map<string, ReauthVerifier>();
 
+  /**
+   * `password` checks the user's password under the login's brute-force guard
+   * (`LoginService.verifyPasswordOf`): step-up is no side door for guessing it.
+   */
   constructor(
-    users: UserRepository,
-    hasher: PasswordHasher,
+    password: ReauthVerifier,
     private readonly sessions: SessionService,
     private readonly events: SecurityEvents,
     private readonly clock: Clock,
   ) {
-    this.#verifiers.set('password', async (userId, password) => {
-      const user = await users.findById(userId);
-      return user ? (await hasher.verify(user.password_hash, password)).valid : false;
-    });
+    this.#verifiers.set('password', password);
   }
 
   registerVerifier(method: string, verifier: ReauthVerifier): void {
