@@ -125,6 +125,15 @@ export class SessionService {
   }
 
   /**
+   * The stored session a cookie secret names, live or not, without touching it or
+   * keeping it: for a sign-in that is about to replace it (ASVS V7.2.4).
+   */
+  async findBySecret(secret: string): Promise<SessionRow | null> {
+    if (!SECRET_PATTERN.test(secret)) return null;
+    return (await this.repo.findByIdHash(sha256Hex(secret))) ?? null;
+  }
+
+  /**
    * The live session with this public id, or null; read-only (a credential
    * derived from the session, such as an access JWT, neither extends nor
    * refreshes it). An access JWT minted from a session dies with it.

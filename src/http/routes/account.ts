@@ -1,7 +1,7 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CompletedLogin, LoginResult } from '../../auth/flows/login.js';
 import type { Services } from '../../services.js';
-import { clearSessionCookie, sessionAuth, setSessionCookie } from '../auth.js';
+import { clearSessionCookie, SESSION_COOKIE, sessionAuth, setSessionCookie } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { emailSchema, loginResponseSchema, nameSchema, passwordSchema, sessionSchema, userSchema } from '../schemas.js';
 import { toPublicSession } from '../../sessions/public-session.js';
@@ -13,8 +13,13 @@ function sessionUser(session: ActiveSession) {
   return { id: session.user_id, email_verified: session.user_email_verified, mfa_enabled: session.user_mfa_enabled, created_at: session.user_created_at };
 }
 
-/** Sets the cookie of a completed login and returns the API's login body. */
-export function sendLogin(reply: FastifyReply, services: Services, result: CompletedLogin, status = 200) {
+/**
+ * Sets the cookie of a completed login and returns the API's login body. A
+ * session cookie the browser already held is replaced, so that session ends
+ * here too (ASVS V7.2.4: a copy of the old cookie must not live on).
+ */
+export async function sendLogin(request: FastifyRequest, reply: FastifyReply, services: Services, result: CompletedLogin, status = 200) {
+  await endReplacedSession(request, services);
   setSessionCookie(reply, result.issued.secret, result.issued.row.expires_at);
   return reply.code(status).send({
     ...result.responseExtras,
@@ -24,9 +29,26 @@ export function sendLogin(reply: FastifyReply, services: Services, result: Compl
   });
 }
 
-export function sendLoginResult(reply: FastifyReply, services: Services, result: LoginResult) {
+export async function sendLoginResult(request: FastifyRequest, reply: FastifyReply, services: Services, result: LoginResult) {
   if (result.kind === 'interrupted') return reply.code(200).send(result.body);
-  return sendLogin(reply, services, result);
+  return sendLogin(request, reply, services, result);
+}
+
+/** Ends the session named by the request's cookie, if one is stored, with its `session.revoked` event (reason `replaced`). */
+async function endReplacedSession(request: FastifyRequest, services: Services): Promise<void> {
+  const secret = request.cookies[SESSION_COOKIE];
+  if (!secret) return;
+  // Read before the transaction: on SQLite a query outside it would wait for it forever.
+  const replaced = await services.sessions.findBySecret(secret);
+  if (!replaced) return;
+  const meta = requestMeta(request);
+  await services.stores.main.db.transaction().execute(async (trx) => {
+    if (!(await services.sessions.revoke(replaced.id_hash, trx))) return;
+    await services.events.record({
+      action: 'session.revoked', actor: { type: 'user', id: replaced.user_id }, target: { type: 'session', id: replaced.public_id },
+      origin: meta, outcome: 'success', details: { reason: 'replaced' },
+    }, trx);
+  });
 }
 
 export async function accountRoutes(app: FastifyInstance, services: Services): Promise<void> {
@@ -44,7 +66,7 @@ export async function accountRoutes(app: FastifyInstance, services: Services): P
   }, async (request, reply) => {
     const { email, password, name } = request.body;
     const result = await services.signup.signup({ email, password, name: name ?? null }, requestMeta(request));
-    return sendLogin(reply, services, result, 201);
+    return sendLogin(request, reply, services, result, 201);
   });
 
   app.post<{ Body: { email: string; password: string } }>('/v1/login', {
@@ -60,7 +82,7 @@ export async function accountRoutes(app: FastifyInstance, services: Services): P
     },
   }, async (request, reply) => {
     const result = await services.login.login(request.body.email, request.body.password, requestMeta(request));
-    return sendLoginResult(reply, services, result);
+    return sendLoginResult(request, reply, services, result);
   });
 
   app.post('/v1/logout', {

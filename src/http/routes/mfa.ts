@@ -288,7 +288,7 @@ export async function mfaRoutes(app: FastifyInstance, services: Services): Promi
         ? { method: 'recovery_code', code: recoveryCode }
         : { method: 'webauthn', response: { ...webauthn!, clientExtensionResults: webauthn!.clientExtensionResults ?? {} } };
     const result = await services.mfaLogin.complete(mfaToken, proof, requestMeta(request));
-    return sendLogin(reply, services, result);
+    return sendLogin(request, reply, services, result);
   });
 
   app.post<{ Body: { mfaToken: string } }>('/v1/login/webauthn/options', {

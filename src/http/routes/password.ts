@@ -53,7 +53,7 @@ export async function passwordRoutes(app: FastifyInstance, services: Services): 
     },
   }, async (request, reply) => {
     const result = await services.passwordExpiry.changeExpired(request.body.changeToken, request.body.password, requestMeta(request));
-    return sendLoginResult(reply, services, result);
+    return sendLoginResult(request, reply, services, result);
   });
 
   /**
