@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCors from '@fastify/cors';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import helmet, { type HelmetOptions } from 'helmet';
 import { registerAuth } from './http/auth.js';
 import { registerRateLimitsAfterAuth, registerRateLimitsBeforeAuth } from './http/rate-limit.js';
 import { registerRequestMetrics } from './http/request-metrics.js';
-import { registerProblemHandling, sendProblem } from './http/problem.js';
+import { frameworkErrorHandler, registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { auditRoutes } from './http/routes/audit.js';
@@ -53,6 +53,8 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 256 },
     logController: new OneLinePerRequest(),
+    // Refusals before routing get the problem body and headers of every other answer.
+    frameworkErrors: frameworkErrorHandler(SECURITY_HEADERS),
   }) as unknown as FastifyInstance;
 
   configureValidation(app);
@@ -158,7 +160,36 @@ class OneLinePerRequest extends LogController {
 function configureValidation(app: FastifyInstance): void {
   const strict = new Ajv({ removeAdditional: false, useDefaults: false, coerceTypes: false, allErrors: false, strict: true });
   const query = new Ajv({ removeAdditional: false, useDefaults: true, coerceTypes: true, allErrors: false, strict: true });
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'querystring' || httpPart === 'params' ? query : strict).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'querystring' || httpPart === 'params' ? finiteOnly(query.compile(schema)) : strict.compile(schema)));
+}
+
+/**
+ * Ajv coerces the query string "1e309" (or "Infinity") to Infinity and then skips
+ * `minimum`/`maximum`, which only compare finite numbers: `?limit=1e309` reached the
+ * database as LIMIT Infinity (a 500). Query strings and params are flat objects,
+ * so one pass over their values refuses what coercion made non-finite.
+ */
+function finiteOnly(validate: ValidateFunction): ValidateFunction {
+  const checked = ((data: unknown, context?: Parameters<ValidateFunction>[1]) => {
+    if (!validate(data, context)) {
+      checked.errors = validate.errors;
+      return false;
+    }
+    if (data !== null && typeof data === 'object') {
+      for (const key in data) {
+        const value = (data as Record<string, unknown>)[key];
+        if (typeof value === 'number' && !Number.isFinite(value)) {
+          checked.errors = [{ instancePath: `/${key}`, schemaPath: '#', keyword: 'type', params: {}, message: 'must be a finite number' }];
+          return false;
+        }
+      }
+    }
+    checked.errors = null;
+    return true;
+  }) as ValidateFunction;
+  // Fastify passes the parent (so Ajv may write coerced values back) only to validators that carry it.
+  checked.schemaEnv = validate.schemaEnv;
+  return checked;
 }
 
 /** 405 with Allow for a known path under another method, instead of a bare 404. */

@@ -55,6 +55,8 @@ export interface RouteEntry {
   scope: string | readonly string[] | undefined;
   /** Where the request names an org by an `orgId` member (path param, body or query string), per the route's schema. */
   orgIdIn: ReadonlyArray<'path' | 'body' | 'query'>;
+  /** The query-string parameters its schema declares (none: the query string is ignored). */
+  query: readonly string[];
 }
 
 export interface HttpExtensions {
@@ -93,7 +95,7 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat() as string[]) {
       if (method === 'HEAD') continue;
-      extensions.routes.push({ method, url: route.url, auth: route.config?.auth ?? 'none', scope: route.config?.scope, orgIdIn: orgIdPlaces(route) });
+      extensions.routes.push({ method, url: route.url, auth: route.config?.auth ?? 'none', scope: route.config?.scope, orgIdIn: orgIdPlaces(route), query: queryNames(route) });
     }
   });
 
@@ -132,6 +134,11 @@ function orgIdPlaces(route: { url: string; schema?: { body?: unknown; querystrin
   if (hasOrgId(route.schema?.body)) places.push('body');
   if (hasOrgId(route.schema?.querystring)) places.push('query');
   return places;
+}
+
+function queryNames(route: { schema?: { querystring?: unknown } }): string[] {
+  const schema = route.schema?.querystring as { properties?: object } | undefined;
+  return Object.keys(schema?.properties ?? {});
 }
 
 async function authenticate(app: FastifyInstance, services: Services, request: FastifyRequest): Promise<AuthContext | null> {

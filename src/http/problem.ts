@@ -75,3 +75,19 @@ export function registerProblemHandling(app: FastifyInstance): void {
     return sendProblem(reply, 'internal_error', { extensions: { incidentId } });
   });
 }
+
+/**
+ * Fastify's answer to a URL it cannot decode (`%ff`) or a path parameter longer than
+ * the router's limit bypasses the error handler and the onRequest hooks: it went out
+ * as Fastify's own JSON (echoing the path) without security headers. Same problem
+ * body and headers as every other refusal.
+ */
+export function frameworkErrorHandler(headers: Readonly<Record<string, string>>) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    request.log.info({ code: 'invalid_request', detail: error.code }, 'request refused');
+    reply.headers(headers);
+    reply.header('x-request-id', request.id);
+    void sendProblem(reply, 'invalid_request');
+  };
+}
+

@@ -9,7 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { ERRORS } from '../../src/errors.js';
+import type { Response } from '../helpers/client.js';
 import { startTestServer, type TestServer } from '../helpers/harness.js';
+import { createOrgWithRoles, stepUp } from '../helpers/orgs.js';
 
 function assertWellFormed(response: LightMyRequestResponse, context: string): void {
   assert.ok(response.statusCode < 500, `${context} → ${response.statusCode} ${response.body}`);
@@ -124,3 +126,68 @@ describe('fuzzing signup and login never yields a 5xx', () => {
     assert.deepEqual(await count(), [users, profiles]);
   });
 });
+
+/**
+ * Threat: a hostile value in a query string or path parameter of any route
+ * reaches a handler or a query it was never meant to (a 5xx with the database's
+ * error in the log), or a framework answer goes out without our problem body
+ * and security headers. The walk drives every registered route as a signed-in,
+ * stepped-up org owner over real HTTPS, with values parsers disagree on.
+ */
+describe('every route, hostile query strings and path parameters', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer();
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  /** Numbers JavaScript reads as Infinity or NaN, radix and sign tricks, encodings, control and odd unicode. */
+  const QUERY_VALUES = ['1e309', '-1e309', 'Infinity', '-Infinity', 'NaN', '1e3', '0x10', '0b1', '-0', '+5', '1.5', '9007199254740993', '',
+    '%00', '%ff', '%C0%AE', '%252e%252e%252f', '%0d%0aSet-Cookie:%20a=b', '\u202e', '😀', 'true', 'null', '[]', 'a'.repeat(3000)];
+  /** Path parameter values: too long for the router, undecodable, traversal, control characters. */
+  const PARAM_VALUES = ['x', 'a'.repeat(64), 'a'.repeat(65), 'a'.repeat(300), '%00', '%ff', '%E0%A4%A', '..', '%2e%2e', '%2F', '%0d%0a', '😀'];
+  /** Routes that would end the walk's session or account. */
+  const SKIP = new Set(['DELETE /v1/me', 'POST /v1/logout', 'POST /v1/me/password', 'POST /v1/me/reauth']);
+
+  function assertProblemOrSuccess(response: Response, context: string): void {
+    assert.ok(response.status < 500, `${context} → ${response.status} ${response.text.slice(0, 200)}`);
+    if (response.status >= 400) {
+      assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8', `${context} → ${response.status} ${response.text.slice(0, 200)}`);
+      assert.ok(Object.hasOwn(ERRORS, response.body.code), `${context}: code ${response.body.code}`);
+      assert.equal(response.body.status, response.status, context);
+      assert.equal(response.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains', `${context}: HSTS`);
+      assert.equal(response.headers['x-content-type-options'], 'nosniff', `${context}: nosniff`);
+    }
+    assert.doesNotMatch(response.text, /\bat .+\.(ts|js):\d+|SQLITE|FST_ERR|is not a valid url/i, context);
+  }
+
+  test('no value in any query parameter or path parameter of any route yields a 5xx or a non-problem error', async () => {
+    const org = await createOrgWithRoles(t, 'walk');
+    const owner = org.users.owner;
+    await stepUp(owner);
+    const routes = t.server.app.rampart.routes.filter((route) => !SKIP.has(`${route.method} ${route.url}`));
+    assert.ok(routes.length > 40, `the walk sees the routes (${routes.length})`);
+    assert.ok(routes.filter((route) => route.query.includes('limit')).length >= 3, 'and their query parameters');
+    const fill = (url: string, value: string) => url.replace(/:orgId/g, org.orgId).replace(/:[A-Za-z]+/g, value);
+    const bodyOf = (method: string) => (method === 'GET' || method === 'DELETE' ? {} : { json: {} });
+    for (const route of routes) {
+      // Every hostile value in each parameter the route declares; a route without a query schema ignores its query string.
+      for (const name of route.query.length > 0 ? [...route.query, '__proto__', 'x'] : ['limit']) {
+        for (const value of route.query.length > 0 ? QUERY_VALUES : QUERY_VALUES.slice(0, 3)) {
+          const encoded = value.startsWith('%') ? value : encodeURIComponent(value);
+          const path = `${fill(route.url, 'x')}?${name}=${encoded}`;
+          assertProblemOrSuccess(await owner.client.request(route.method, path, bodyOf(route.method)), `${route.method} ${path.slice(0, 100)}`);
+        }
+      }
+      if (!route.url.includes('/:')) continue;
+      for (const value of PARAM_VALUES) {
+        const path = fill(route.url, value);
+        assertProblemOrSuccess(await owner.client.request(route.method, path, bodyOf(route.method)), `${route.method} ${path.slice(0, 100)}`);
+      }
+    }
+    assert.equal((await owner.client.get('/v1/session')).status, 200, 'the walk kept its session');
+  });
+});
+
