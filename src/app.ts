@@ -8,7 +8,7 @@ import helmet, { type HelmetOptions } from 'helmet';
 import { registerAuth } from './http/auth.js';
 import { registerRateLimitsAfterAuth, registerRateLimitsBeforeAuth } from './http/rate-limit.js';
 import { registerRequestMetrics } from './http/request-metrics.js';
-import { frameworkErrorHandler, registerProblemHandling, sendProblem } from './http/problem.js';
+import { clientErrorHandler, frameworkErrorHandler, registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { auditRoutes } from './http/routes/audit.js';
@@ -53,8 +53,9 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 256 },
     logController: new OneLinePerRequest(),
-    // Refusals before routing get the problem body and headers of every other answer.
+    // Refusals before routing and before parsing get the problem body and headers of every other answer.
     frameworkErrors: frameworkErrorHandler(SECURITY_HEADERS),
+    clientErrorHandler: clientErrorHandler(SECURITY_HEADERS, services.logger),
   }) as unknown as FastifyInstance;
 
   configureValidation(app);

@@ -20,6 +20,8 @@ export const ERRORS = {
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'Conflict' },
   payload_too_large: { status: 413, title: 'Request body too large' },
+  request_headers_too_large: { status: 431, title: 'Request headers too large' },
+  request_timeout: { status: 408, title: 'The request did not arrive in time' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   rate_limited: { status: 429, title: 'Too many requests' },
   rate_limiter_unavailable: { status: 503, title: 'Rate limiting is unavailable; retry shortly' },

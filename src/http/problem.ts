@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, type ErrorCode, RampartError } from '../errors.js';
 
@@ -91,3 +93,32 @@ export function frameworkErrorHandler(headers: Readonly<Record<string, string>>)
   };
 }
 
+/**
+ * Node refuses a request it cannot parse (header block over the limit, a bad request
+ * line, Content-Length with Transfer-Encoding, a slow sender) before Fastify sees it;
+ * Fastify's default answer was its own JSON without security headers. This writes an
+ * RFC 9457 body with the same headers as every response, then closes the connection
+ * (what follows on it cannot be framed). Only the error code is logged: the error's
+ * rawPacket holds the request's headers, cookies and Authorization included.
+ */
+export function clientErrorHandler(headers: Readonly<Record<string, string>>, log: { info(object: object, message: string): void }) {
+  const raw = (code: ErrorCode): string => {
+    const { status, title } = ERRORS[code];
+    const body = JSON.stringify({ type: 'about:blank', title, status, code });
+    const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    lines.push(`content-type: ${PROBLEM_CONTENT_TYPE}`, `content-length: ${Buffer.byteLength(body)}`, 'connection: close');
+    return `${lines.join('\r\n')}\r\n\r\n${body}`;
+  };
+  const answers = { invalid_request: raw('invalid_request'), request_headers_too_large: raw('request_headers_too_large'), request_timeout: raw('request_timeout') };
+  return (error: Error & { code?: string }, socket: Socket): void => {
+    // A reset connection has nobody to answer.
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const code = error.code === 'HPE_HEADER_OVERFLOW' ? 'request_headers_too_large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'invalid_request';
+    log.info({ code, detail: error.code }, 'request refused before parsing');
+    // As Node's own handler: never write into a response that has started.
+    const pending = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !pending?.headersSent) socket.end(answers[code]);
+    socket.destroy(error);
+  };
+}

@@ -5,6 +5,7 @@
  * internal leaks.
  */
 import assert from 'node:assert/strict';
+import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
@@ -191,3 +192,68 @@ describe('every route, hostile query strings and path parameters', () => {
   });
 });
 
+/**
+ * Threat: a request Node's parser refuses (a header block over the limit, a bad
+ * request line, request-smuggling framing) is answered by the framework's default
+ * handler, outside every hook: a non-problem body and no HSTS, CSP or nosniff.
+ * Sent over a raw TLS socket, byte for byte, as an attacker would.
+ */
+describe('requests the HTTP parser refuses', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer();
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  /** Writes `request` on a fresh TLS connection; resolves with everything the server sent before closing. */
+  function raw(request: string): Promise<string> {
+    const { port } = new URL(t.url);
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: Number(port), ca: t.ca!, servername: 'localhost' }, () => socket.end(request));
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      socket.on('error', reject);
+      socket.setTimeout(5000, () => socket.destroy(new Error('no answer')));
+    });
+  }
+
+  function parse(answer: string): { status: number; headers: Record<string, string>; body: Record<string, unknown> } {
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    const [statusLine = '', ...lines] = head.split('\r\n');
+    const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+    return { status: Number(statusLine.split(' ')[1]), headers, body: JSON.parse(body) as Record<string, unknown> };
+  }
+
+  const CASES: Array<[string, string, number, string]> = [
+    ['a header block over the limit', `GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'request_headers_too_large'],
+    ['an unknown method', 'FOO /v1/session HTTP/1.1\r\nHost: localhost\r\n\r\n', 400, 'invalid_request'],
+    ['Content-Length with Transfer-Encoding (CL.TE smuggling)', 'POST /v1/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'invalid_request'],
+    ['two different Content-Lengths', 'POST /v1/login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400, 'invalid_request'],
+    ['a control character in a header value', 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Evil: a\u0001b\r\n\r\n', 400, 'invalid_request'],
+    ['a request line that is not HTTP', '\u0000\u0001garbage\r\n\r\n', 400, 'invalid_request'],
+  ];
+
+  for (const [name, request, status, code] of CASES) {
+    test(`${name}: ${status} ${code} as a problem body with the security headers, then the connection closes`, async () => {
+      const answer = parse(await raw(request));
+      assert.equal(answer.status, status, JSON.stringify(answer));
+      assert.equal(answer.headers['content-type'], 'application/problem+json; charset=utf-8');
+      assert.deepEqual(answer.body, { type: 'about:blank', title: ERRORS[code as keyof typeof ERRORS].title, status, code });
+      assert.equal(answer.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
+      assert.equal(answer.headers['x-content-type-options'], 'nosniff');
+      assert.match(answer.headers['content-security-policy'] ?? '', /default-src 'none'/);
+      assert.equal(answer.headers['cache-control'], 'no-store');
+      assert.equal(answer.headers['connection'], 'close');
+    });
+  }
+
+  test('the refusal is logged by its code, never with the request\'s bytes (its cookies and Authorization)', async () => {
+    const canary = `parser-canary-${Date.now()}`;
+    await raw(`GET /v1/session HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${canary}\r\nCookie: __Host-rampart_session=${canary}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    assert.ok(t.logs.some((line) => line.includes('"code":"request_headers_too_large"')), 'the refusal is in the log');
+    assert.ok(!t.logs.join('\n').includes(canary));
+  });
+});
