@@ -89,8 +89,10 @@ export class PiiService {
 
   /** The user's profile, decrypted; shared between requests, so callers must not change it. */
   async getProfile(userId: string): Promise<Profile | null> {
-    return this.#profiles.get(userId, () => this.#readProfile(userId));
+    return this.#profiles.get(userId, this.#readProfileOf);
   }
+
+  readonly #readProfileOf = (userId: string): Promise<Profile | null> => this.#readProfile(userId);
 
   async #readProfile(userId: string): Promise<Profile | null> {
     const row = await this.#repo.findByUserId(userId);

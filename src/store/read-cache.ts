@@ -60,9 +60,9 @@ export class ReadCache<K, V> {
   }
 
   /** Reads through `load` and keeps the result, unless a relevant change arrived meanwhile. Undefined and null are not kept. */
-  async load(key: K, load: () => Promise<V>): Promise<V> {
+  async load(key: K, load: (key: K) => Promise<V>): Promise<V> {
     const generation = this.#generation;
-    const value = await load();
+    const value = await load(key);
     if (value !== undefined && value !== null && generation === this.#generation && this.#options.feed.trusted) {
       if (this.#entries.size >= this.#options.maxEntries) this.#entries.clear();
       this.#entries.set(key, { value, at: this.#options.now() });
@@ -70,8 +70,11 @@ export class ReadCache<K, V> {
     return value;
   }
 
-  /** `peek`, else `load`. */
-  async get(key: K, load: () => Promise<V>): Promise<V> {
+  /**
+   * `peek`, else `load`. `load` is given the key, so callers can pass one function made
+   * once instead of a closure per call (closures are named at run time under tsx).
+   */
+  async get(key: K, load: (key: K) => Promise<V>): Promise<V> {
     const kept = this.peek(key);
     return kept === undefined ? this.load(key, load) : kept;
   }

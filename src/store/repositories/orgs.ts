@@ -97,9 +97,11 @@ export class OrgRepository {
    */
   async listMembershipsOfUser(userId: string, executor: Executor = this.db): Promise<readonly MembershipWithOrg[]> {
     if (executor !== this.db) return this.#membershipsQuery(executor, userId).execute();
-    const read = async () => Object.freeze((await this.#membershipsOfUser(userId)).map((row) => Object.freeze(row)));
-    return this.#kept ? this.#kept.get(userId, read) : read();
+    return this.#kept ? this.#kept.get(userId, this.#readMembershipsOf) : this.#readMembershipsOf(userId);
   }
+
+  readonly #readMembershipsOf = async (userId: string): Promise<readonly MembershipWithOrg[]> =>
+    Object.freeze((await this.#membershipsOfUser(userId)).map((row) => Object.freeze(row)));
 
   #membershipsQuery(executor: Executor, userId: string) {
     return this.#membershipsWithOrgs(executor)

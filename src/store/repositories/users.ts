@@ -26,9 +26,11 @@ export class UserRepository {
    */
   async findById(id: string, executor: Executor = this.db): Promise<UserRow | undefined> {
     if (executor !== this.db || this.#kept === null) return (await this.#findById(executor, id)).rows[0];
-    const kept = await this.#kept.get(id, async () => (await this.#findById(executor, id)).rows[0]);
+    const kept = await this.#kept.get(id, this.#readById);
     return kept && { ...kept };
   }
+
+  readonly #readById = async (id: string): Promise<UserRow | undefined> => (await this.#findById(this.db, id)).rows[0];
 
   async update(id: string, changes: Partial<Omit<UserRow, 'id'>>, executor: Executor = this.db): Promise<void> {
     await executor.updateTable('users').set(changes).where('id', '=', id).execute();
