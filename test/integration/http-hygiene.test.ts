@@ -110,6 +110,30 @@ describe('HTTP hygiene', () => {
     assert.ok(!t.logs.join('\n').includes('forged-id-123'));
   });
 
+  test('ending the session tells the browser to drop what it holds for this origin (ASVS V14.3.1)', async () => {
+    const { client } = await signUp(t, 'clear-site');
+    const signedIn = await client.get('/v1/session');
+    assert.equal(signedIn.headers['clear-site-data'], undefined, 'only an ending session clears anything');
+    const logout = await client.post('/v1/logout');
+    assert.equal(logout.status, 204);
+    assert.ok(logout.setCookies.some((cookie) => /^__Host-rampart_session=;.*Max-Age=0/.test(cookie)), 'the session cookie itself is expired by name');
+    assert.equal(logout.headers['clear-site-data'], '"cache", "storage"');
+
+    // Revoking the current session from the sessions list ends it just the same.
+    const { client: listing } = await signUp(t, 'clear-site-list');
+    const current = (await listing.get('/v1/me/sessions')).body.sessions.find((session: { current: boolean }) => session.current);
+    const revoked = await listing.delete(`/v1/me/sessions/${current.id}`);
+    assert.equal(revoked.status, 204);
+    assert.equal(revoked.headers['clear-site-data'], '"cache", "storage"');
+    assert.ok(revoked.setCookies.some((cookie) => /^__Host-rampart_session=;.*Max-Age=0/.test(cookie)));
+
+    const leaving = await signUp(t, 'clear-site-delete');
+    assert.equal((await leaving.client.post('/v1/me/reauth', { password: leaving.password })).status, 204);
+    const deleted = await leaving.client.delete('/v1/me');
+    assert.equal(deleted.status, 204);
+    assert.equal(deleted.headers['clear-site-data'], '"cache", "storage"');
+  });
+
   test('a state-changing request with a session cookie but no CSRF header is refused even with a JSON body', async () => {
     const { client } = await signUp(t, 'csrf');
     const token = client.csrfToken;

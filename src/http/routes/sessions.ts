@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { RampartError } from '../../errors.js';
 import type { Services } from '../../services.js';
-import { sessionAuth } from '../auth.js';
+import { clearSessionCookie, sessionAuth } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { idParamSchema, sessionSchema } from '../schemas.js';
 import { toPublicSession } from '../../sessions/public-session.js';
@@ -28,7 +28,7 @@ export async function sessionRoutes(app: FastifyInstance, services: Services): P
       response: { 204: { type: 'null' } },
     },
   }, async (request, reply) => {
-    const { userId } = sessionAuth(request);
+    const { userId, session } = sessionAuth(request);
     const meta = requestMeta(request);
     const revoked = await services.stores.main.db.transaction().execute(async (trx) => {
       // Scoped by user: another user's session id answers exactly like a missing one.
@@ -42,6 +42,8 @@ export async function sessionRoutes(app: FastifyInstance, services: Services): P
       return done;
     });
     if (!revoked) throw new RampartError('not_found');
+    // The caller ended its own session: the browser's side ends as at logout.
+    if (request.params.id === session.public_id) clearSessionCookie(reply);
     return reply.code(204).send();
   });
 
