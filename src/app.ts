@@ -8,6 +8,7 @@ import helmet, { type HelmetOptions } from 'helmet';
 import { registerAuth } from './http/auth.js';
 import { registerRateLimitsAfterAuth, registerRateLimitsBeforeAuth } from './http/rate-limit.js';
 import { registerRequestMetrics } from './http/request-metrics.js';
+import { refuseUnparsableForwardedAddress } from './http/request-meta.js';
 import { clientErrorHandler, frameworkErrorHandler, registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRoutes } from './http/routes/admin.js';
@@ -87,6 +88,8 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     done();
   });
   registerRequestMetrics(app, services);
+  // Before any counting: a forwarded address must be an address (one isIP per request, proxy mode only).
+  if (config.trustedProxies.length > 0) app.addHook('onRequest', refuseUnparsableForwardedAddress);
   registerRateLimitsBeforeAuth(app, services);
   registerAuth(app, services);
   registerRateLimitsAfterAuth(app, services);

@@ -143,7 +143,7 @@ export const OPTIONS = [
   }),
   def<string[]>({
     key: 'trustedProxies', env: 'TRUSTED_PROXIES', type: 'list', default: [],
-    doc: 'CIDRs of reverse proxies whose X-Forwarded-For is believed. Empty: the socket address is the client address.',
+    doc: 'CIDRs of reverse proxies whose X-Forwarded-For is believed (the rightmost hop not in this list is the client). Empty: the socket address is the client address. A forwarded value that is not a bare IP address (with a port, `unknown`) is refused with 400.',
     validate: (value) => void parseCIDRList(value, 'TRUSTED_PROXIES'),
   }),
   def<string[]>({
