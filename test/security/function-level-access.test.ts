@@ -103,3 +103,27 @@ describe('function-level access: every route, by what the caller presents', () =
     assert.ok(walked.includes('GET /v1/session') && walked.includes('POST /v1/introspect') && walked.includes('GET /v1/orgs/:orgId/audit'));
   });
 });
+
+describe('no default account (ASVS V6.3.2)', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer();
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  test('a fresh install holds no account and no staff grant: the usual defaults are refused like any unknown login', async () => {
+    const db = t.server.services.stores.main.db;
+    const count = async (table: 'users' | 'staff_roles') => Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    assert.equal(await count('users'), 0);
+    assert.equal(await count('staff_roles'), 0);
+    const client = t.client();
+    for (const [email, password] of [['admin@example.com', 'admin'], ['root@example.com', 'root'], ['test@example.com', 'test'], ['admin@rampart.local', 'password'], ['sa@example.com', 'changeme']]) {
+      const response = await client.post('/v1/login', { email, password });
+      assert.equal(response.status, 401, email);
+      assert.equal(response.body.code, 'invalid_credentials', email);
+      assert.equal(response.setCookies.length, 0, email);
+    }
+  });
+});

@@ -18,10 +18,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
+import { SESSION_COOKIE } from '../../src/http/auth.js';
 import { createRampartVerifier, RampartAuthError, type RampartVerifier } from '../../src/sdk/index.js';
 import { caFetch } from '../helpers/ca-fetch.js';
 import type { TestClient } from '../helpers/client.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
+import { readOutbox, resetTokenFrom } from '../helpers/mail.js';
+import { enrollTOTP, passwordStep } from '../helpers/mfa.js';
 import { Resources } from '../helpers/resources.js';
 
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -183,5 +186,22 @@ describe('JWT attacks are refused by the server, introspection and the SDK', () 
     const otherSid = (await other.client.get('/v1/session')).body.session.id;
     // Only the server can tell the session is not this subject's (the SDK verifies offline).
     await assertRefused(await signedByUs({ sid: otherSid }), 'sid of another user', { sdk: false });
+  });
+
+  test('our other secrets are no access credential: a session secret, an mfaToken, a reset link (ASVS V9.2.2)', async () => {
+    const user = await signUp(t, 'othertokens');
+    await enrollTOTP(t, user.client, user.password);
+    const sessionSecret = user.client.cookies.get(SESSION_COOKIE)!;
+    const { mfaToken } = await passwordStep(t.client(), user.email, user.password);
+    await t.client().post('/v1/password/forgot', { email: user.email });
+    await t.server.services.background.settled();
+    const resetToken = resetTokenFrom(readOutbox(t.dataDir).find((mail) => mail.to === user.email && /Reset/.test(mail.subject))!);
+    for (const [label, token] of [['session secret', sessionSecret], ['mfaToken', mfaToken], ['reset token', resetToken]] as const) {
+      await assertRefused(token, `${label} as a bearer`, { sdk: false });
+    }
+    for (const [label, token] of [['mfaToken', mfaToken], ['reset token', resetToken], ['access JWT', genuine]] as const) {
+      assert.equal((await anon.get('/v1/session', { headers: { cookie: `${SESSION_COOKIE}=${token}` } })).status, 401, `${label} as the session cookie`);
+    }
+    assert.equal((await anon.get('/v1/session', { headers: { cookie: `${SESSION_COOKIE}=${sessionSecret}` } })).status, 200, 'control: the session secret is a cookie');
   });
 });
