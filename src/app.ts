@@ -68,18 +68,8 @@ export async function buildApp(services: Services, options: AppOptions): Promise
   app.removeContentTypeParser(['text/plain']);
 
   await app.register(fastifyCookie, { hook: 'onRequest' });
-  if (config.corsOrigins.length > 0) {
-    // Exact origins only, never a reflected or wildcard origin with credentials (ASVS V3.4.2).
-    await app.register(fastifyCors, {
-      origin: [...config.corsOrigins],
-      credentials: true,
-      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      allowedHeaders: ['content-type', 'x-csrf-token', 'authorization'],
-      maxAge: 600,
-    });
-  }
-
   const securityHeaders = { ...SECURITY_HEADERS };
+  // First of the hooks: a CORS preflight is answered from the CORS hook and must carry them too.
   app.addHook('onRequest', (request, reply, done) => {
     // Credentials and personal data flow through almost every route; nothing is cacheable
     // unless a route says so explicitly.
@@ -87,6 +77,22 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     reply.header('x-request-id', request.id);
     done();
   });
+
+  if (config.corsOrigins.length > 0) {
+    // Exact origins only, never a reflected or wildcard origin with credentials (ASVS V3.4.2).
+    // Another origin gets no CORS header at all (with an origin list, @fastify/cors still sent
+    // Allow-Credentials to it), and its preflight is the 405 problem of any other OPTIONS.
+    const allowed = new Set(config.corsOrigins);
+    await app.register(fastifyCors, {
+      origin: (origin: string | undefined, callback: (error: Error | null, origin: string | false) => void) => callback(null, origin !== undefined && allowed.has(origin) ? origin : false),
+      credentials: true,
+      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: ['content-type', 'x-csrf-token', 'authorization'],
+      maxAge: 600,
+      // Not the plugin's text/plain 400 for an OPTIONS without Access-Control-Request-Method.
+      strictPreflight: false,
+    });
+  }
   registerRequestMetrics(app, services);
   // Before any counting: a forwarded address must be an address (one isIP per request, proxy mode only).
   if (config.trustedProxies.length > 0) app.addHook('onRequest', refuseUnparsableForwardedAddress);

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Response } from '../helpers/client.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 
-function assertSecurityHeaders(response: Response, context: string): void {
+function assertSecurityHeaders(response: Response, context: string, { corsAllowed = false } = {}): void {
   const h = response.headers;
   assert.equal(h['strict-transport-security'], 'max-age=31536000; includeSubDomains', context);
   assert.match(String(h['content-security-policy']), /default-src 'none'/, context);
@@ -14,7 +14,7 @@ function assertSecurityHeaders(response: Response, context: string): void {
   assert.equal(h['x-frame-options'], 'DENY', context);
   assert.equal(h['server'], undefined, context);
   assert.equal(h['x-powered-by'], undefined, context);
-  assert.equal(h['access-control-allow-origin'], undefined, `${context}: no CORS unless configured`);
+  if (!corsAllowed) assert.equal(h['access-control-allow-origin'], undefined, `${context}: no CORS unless configured`);
   assert.match(String(h['x-request-id']), /^[0-9a-f-]{36}$/, context);
 }
 
@@ -164,5 +164,25 @@ describe('CORS, when configured, allows exact origins only', () => {
     }
     const preflight = await client.request('OPTIONS', '/v1/login', { headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
     assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers['access-control-allow-origin'], 'https://app.example.com');
+  });
+
+  test('a foreign origin gets no CORS header at all, credentials included; preflights carry the security headers (ASVS V3.4.1, V3.4.2)', async () => {
+    const client = t.client();
+    for (const origin of ['https://evil.example', 'null']) {
+      for (const response of [
+        await client.get('/healthz', { headers: { origin } }),
+        await client.request('OPTIONS', '/v1/login', { headers: { origin, 'access-control-request-method': 'POST' } }),
+      ]) {
+        const cors = Object.keys(response.headers).filter((name) => name.startsWith('access-control-'));
+        assert.deepEqual(cors, [], `${origin}: ${cors.join(', ')}`);
+        if (response.status >= 400) assertProblem(response, response.status, response.body.code);
+      }
+    }
+    const preflight = await client.request('OPTIONS', '/v1/login', { headers: { origin: 'https://app.example.com', 'access-control-request-method': 'POST' } });
+    assertSecurityHeaders(preflight, 'preflight', { corsAllowed: true });
+    // A malformed preflight from the allowed origin is not answered in plain text.
+    const malformed = await client.request('OPTIONS', '/v1/login', { headers: { origin: 'https://app.example.com' } });
+    assert.ok(malformed.status < 400 || malformed.headers['content-type'] === 'application/problem+json; charset=utf-8', `${malformed.status} ${malformed.text}`);
   });
 });
