@@ -50,24 +50,27 @@ export function registerProblemHandling(app: FastifyInstance): void {
       return sendProblem(reply, error.code, { detail: error.publicDetail, headers: error.headers, extensions: error.extensions });
     }
     const fastifyError = error as FastifyError;
+    // Refusals of malformed input are logged by code and place (ASVS V16.3.3), never with the
+    // input or the parser's message: a JSON SyntaxError quotes the body, password included.
     if (fastifyError.validation) {
-      return sendProblem(reply, 'invalid_request', {
-        detail: 'The request does not match the schema.',
-        extensions: {
-          errors: fastifyError.validation.slice(0, 10).map((issue) => ({
-            in: fastifyError.validationContext ?? 'body',
-            pointer: issue.instancePath || '/',
-            message: issue.message ?? 'is invalid',
-          })),
-        },
-      });
+      const errors = fastifyError.validation.slice(0, 10).map((issue) => ({
+        in: fastifyError.validationContext ?? 'body',
+        pointer: issue.instancePath || '/',
+        message: issue.message ?? 'is invalid',
+      }));
+      request.log.info({ code: 'invalid_request', errors }, 'request refused');
+      return sendProblem(reply, 'invalid_request', { detail: 'The request does not match the schema.', extensions: { errors } });
     }
     // JSON syntax errors and prototype-poisoning attempts arrive as 400 SyntaxErrors.
     if (error instanceof SyntaxError || (fastifyError.statusCode === 400 && /JSON|prototype|__proto__|constructor/i.test(error.message))) {
+      request.log.info({ code: 'invalid_json' }, 'request refused');
       return sendProblem(reply, 'invalid_json');
     }
     const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
-    if (mapped) return sendProblem(reply, mapped);
+    if (mapped) {
+      request.log.info({ code: mapped, detail: fastifyError.code }, 'request refused');
+      return sendProblem(reply, mapped);
+    }
     if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
       request.log.info({ err: error }, 'client error');
       return sendProblem(reply, fastifyError.statusCode === 404 ? 'not_found' : 'invalid_request');

@@ -103,6 +103,26 @@ describe('HTTP hygiene', () => {
     assert.ok(!t.logs.join('\n').includes(canary), 'no query string reached the log');
   });
 
+  test('every refused request leaves a line naming its code, never the refused values (ASVS V16.3.3, V16.2.5)', async () => {
+    const client = t.client();
+    const canary = `refused-canary-${Date.now()}`;
+    const refusals: Array<[Response, string]> = [
+      [await client.post('/v1/login', { email: 'a@b.co', password: canary, role: 'owner' }), 'invalid_request'],
+      [await client.post('/v1/login', undefined, { raw: `{"email":"a@b.co","password":"${canary}"`, headers: { 'content-type': 'application/json' } }), 'invalid_json'],
+      [await client.post('/v1/login', undefined, { raw: `password=${canary}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 'unsupported_media_type'],
+    ];
+    const lines = t.logs.map((line) => JSON.parse(line) as Record<string, unknown>);
+    for (const [response, code] of refusals) {
+      assert.equal(response.body.code, code);
+      const line = lines.find((entry) => entry['reqId'] === response.headers['x-request-id'] && entry['code'] === code);
+      assert.ok(line, `a log line for ${code}`);
+      assert.equal(line['msg'], 'request refused');
+    }
+    const schemaLine = lines.find((entry) => entry['reqId'] === refusals[0]![0].headers['x-request-id'] && entry['code'] === 'invalid_request');
+    assert.deepEqual(schemaLine?.['errors'], [{ in: 'body', pointer: '/', message: 'must NOT have additional properties' }], 'where, not what');
+    assert.ok(!t.logs.join('\n').includes(canary), 'no refused value reached the log');
+  });
+
   test('a client-chosen request id is not echoed into our logs', async () => {
     const client = t.client();
     const response = await client.get('/healthz', { headers: { 'x-request-id': 'forged-id-123' } });
