@@ -101,6 +101,9 @@ describe('org audit API and the security-events feed', () => {
     const exported = await client.get(`/v1/orgs/${org.orgId}/audit/export`);
     assert.equal(exported.status, 200);
     assert.match(String(exported.headers['content-type']), /^application\/x-ndjson/);
+    // A download, never rendered by a browser that opens the link (ASVS V3.2.1).
+    assert.equal(exported.headers['content-disposition'], `attachment; filename="audit-${org.orgId}.ndjson"`);
+    assert.equal(exported.headers['x-content-type-options'], 'nosniff');
     const lines = exported.text.trimEnd().split('\n').map((line) => JSON.parse(line) as AuditEvent);
     assert.deepEqual(lines.map((e) => e.seq), all.map((e) => e.seq));
     assert.deepEqual(lines[0], all[0]);

@@ -74,6 +74,25 @@ describe('HTTP hygiene', () => {
     assertProblem(await client.post('/v1/signup', { email: 'z@example.com', password: 'correct horse battery staple', name: 'Bad\u0000Name' }), 400, 'invalid_request');
   });
 
+  test('no source-control metadata, secrets, docs, debug, test or index routes are served (ASVS V13.4.1–V13.4.5, V15.2.3, V4.3.2)', async () => {
+    const client = t.client();
+    const paths = ['/.git/HEAD', '/.git/config', '/.svn/entries', '/.env', '/config.json', '/rampart.config.json', '/data/keys/master.key',
+      '/docs', '/swagger', '/openapi.json', '/documentation/json', '/metrics', '/debug/vars', '/graphql', '/test', '/seed', '/dev/login', '/__e2e',
+      '/static/', '/assets/', '/.well-known/', '/v1/', '/', '/package.json', '/node_modules/', '/src/app.ts'];
+    for (const path of paths) {
+      for (const method of ['GET', 'POST']) {
+        const response = await client.request(method, path, method === 'POST' ? { json: {} } : {});
+        assertProblem(response, 404, 'not_found');
+      }
+    }
+    for (const method of ['TRACE', 'TRACK', 'PROPFIND', 'SEARCH']) {
+      const response = await client.request(method, '/healthz');
+      assert.ok(response.status === 405 || response.status === 400, `${method} → ${response.status}`);
+      assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8', method);
+      assert.ok(!response.text.includes('/healthz'), `${method}: nothing echoed`);
+    }
+  });
+
   test('prototype pollution attempts are refused and change nothing', async () => {
     const client = t.client();
     const response = await client.post('/v1/signup', undefined, {

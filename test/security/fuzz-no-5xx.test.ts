@@ -158,9 +158,12 @@ describe('every route, hostile query strings and path parameters', () => {
       assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8', `${context} → ${response.status} ${response.text.slice(0, 200)}`);
       assert.ok(Object.hasOwn(ERRORS, response.body.code), `${context}: code ${response.body.code}`);
       assert.equal(response.body.status, response.status, context);
-      assert.equal(response.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains', `${context}: HSTS`);
-      assert.equal(response.headers['x-content-type-options'], 'nosniff', `${context}: nosniff`);
     }
+    // Every answer, success or not (ASVS V3.4.1, V3.4.4, V3.4.6), and a body says what it is in which charset (V4.1.1).
+    assert.equal(response.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains', `${context}: HSTS`);
+    assert.equal(response.headers['x-content-type-options'], 'nosniff', `${context}: nosniff`);
+    assert.match(String(response.headers['content-security-policy']), /frame-ancestors 'none'/, `${context}: CSP`);
+    if (response.text.length > 0) assert.match(String(response.headers['content-type']), /^[a-z]+\/[a-z0-9.+-]+; charset=utf-8$/, `${context}: content type`);
     assert.doesNotMatch(response.text, /\bat .+\.(ts|js):\d+|SQLITE|FST_ERR|is not a valid url/i, context);
   }
 
@@ -181,6 +184,12 @@ describe('every route, hostile query strings and path parameters', () => {
           const path = `${fill(route.url, 'x')}?${name}=${encoded}`;
           assertProblemOrSuccess(await owner.client.request(route.method, path, bodyOf(route.method)), `${route.method} ${path.slice(0, 100)}`);
         }
+      }
+      // Parameter pollution (ASVS V15.3.7): a parameter given twice is refused, never one of the two picked.
+      for (const name of route.query) {
+        const polluted = await owner.client.request(route.method, `${fill(route.url, 'x')}?${name}=1&${name}=2`, bodyOf(route.method));
+        assertProblemOrSuccess(polluted, `${route.method} ${route.url}?${name}=1&${name}=2`);
+        assert.equal(polluted.status, 400, `${route.method} ${route.url}?${name}=1&${name}=2`);
       }
       if (!route.url.includes('/:')) continue;
       for (const value of PARAM_VALUES) {
