@@ -38,3 +38,23 @@ test('doctor reports webhooks to private networks and a metrics listener off loo
   assert.equal(control({}, 'Metrics')?.status, 'ok');
   assert.equal(control({ METRICS_HOST: '0.0.0.0' }, 'Metrics')?.status, 'warn');
 });
+
+test('doctor warns when a store or Redis is reached over the network without verified TLS (ASVS V12.3.1, V12.3.2)', () => {
+  assert.equal(control({}, 'Backend connections'), undefined, 'SQLite and in-memory counters: no connection to speak of');
+  const local = control({ DATABASE_URL: 'postgres://u:p@127.0.0.1/x', PII_DATABASE_URL: 'postgres://u:p@localhost/y', REDIS_URL: 'redis://[::1]:6379' }, 'Backend connections');
+  assert.equal(local?.status, 'ok', local?.detail);
+  const verified = control({ DATABASE_URL: 'postgres://db.internal/x?sslmode=verify-full', PII_DATABASE_URL: 'postgres:///y?host=/var/run/postgresql', REDIS_URL: 'rediss://cache:6380' }, 'Backend connections');
+  assert.equal(verified?.status, 'ok', verified?.detail);
+  for (const [env, reason] of [
+    [{ DATABASE_URL: 'postgres://u:secret@db.internal/x' }, /DATABASE_URL .*plaintext/],
+    [{ DATABASE_URL: 'postgres://db.internal/x?sslmode=disable' }, /plaintext/],
+    [{ DATABASE_URL: 'postgres://db/x', PII_DATABASE_URL: 'postgres://pii.internal/y?sslmode=no-verify' }, /PII_DATABASE_URL .*without certificate verification/],
+    [{ DATABASE_URL: 'postgres://db/x?sslmode=require&uselibpqcompat=true' }, /not verified/],
+    [{ REDIS_URL: 'redis://:secret@cache.internal:6379' }, /REDIS_URL .*plaintext/],
+  ] as const) {
+    const check = control(env, 'Backend connections');
+    assert.equal(check?.status, 'warn', JSON.stringify(env));
+    assert.match(check!.detail, reason);
+    assert.ok(!check!.detail.includes('secret'), 'no password in the report');
+  }
+});

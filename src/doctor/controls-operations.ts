@@ -28,7 +28,43 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
   } else {
     add('Webhooks', 'ok', 'https only; private, loopback, link-local and reserved destinations refused at registration and at every delivery (pinned to the checked address); payloads signed HMAC-SHA256');
   }
+  const backends: Array<[string, string]> = [];
+  for (const [name, url] of [['DATABASE_URL', config.databaseUrl], ['PII_DATABASE_URL', config.piiDatabaseUrl], ['REDIS_URL', config.redisUrl]] as const) {
+    if (url !== null) backends.push([name, url]);
+  }
+  if (backends.length > 0) {
+    const problems = backends.flatMap(([name, url]) => {
+      const problem = backendTransportProblem(url);
+      return problem ? [`${name} ${redactURL(url)}: ${problem}`] : [];
+    });
+    add('Backend connections', problems.length > 0 ? 'warn' : 'ok', problems.length > 0
+      ? `${problems.join('; ')} (ASVS V12.3.1: sessions, audit events and password hashes cross the network in clear or to an unverified peer)`
+      : `${backends.map(([name]) => name).join(', ')}: TLS with certificate verification, or loopback`);
+  }
   const metricsOnLoopback = isLoopbackHost(config.metricsHost);
   add('Metrics', metricsOnLoopback ? 'ok' : 'warn', `Prometheus on http://${config.metricsHost}:${config.metricsPort}/metrics, a separate listener${metricsOnLoopback ? ' on loopback' : ': reachable from the network, restrict it to the scraper'}`);
   return checks;
+}
+
+/**
+ * Why a PostgreSQL or Redis URL does not protect its connection (null when it does):
+ * loopback and Unix sockets need no TLS; otherwise PostgreSQL needs an sslmode that
+ * node-postgres verifies (verify-full, or require/verify-ca/prefer, which it treats as
+ * verify-full unless uselibpqcompat asks for libpq's weaker meaning) and Redis rediss://.
+ */
+export function backendTransportProblem(text: string): string | null {
+  const url = new URL(text);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const socketHost = url.searchParams.get('host');
+  if (isLoopbackHost(host) || (host === '' && (socketHost === null || socketHost.startsWith('/')))) return null;
+  if (url.protocol === 'redis:') return 'plaintext (use rediss://)';
+  if (url.protocol === 'rediss:') return null;
+  const sslmode = url.searchParams.get('sslmode');
+  const ssl = url.searchParams.get('ssl');
+  if (sslmode === null || sslmode === 'disable' || sslmode === 'allow') {
+    return ssl === 'true' || ssl === '1' ? null : 'plaintext (add sslmode=verify-full)';
+  }
+  if (sslmode === 'no-verify') return 'TLS without certificate verification (sslmode=no-verify)';
+  if (url.searchParams.get('uselibpqcompat') === 'true' && sslmode !== 'verify-full') return `the server's certificate or name is not verified (libpq sslmode=${sslmode})`;
+  return null;
 }
