@@ -69,6 +69,10 @@ describe('configuration', () => {
     refuse({ DATABASE_URL: 'postgres://a/b', PII_DATABASE_URL: 'postgres://a/b' }, /must differ/);
     refuse({ TRUSTED_PROXIES: '10.0.0.1/8' }, /TRUSTED_PROXIES/);
     refuse({ TRUSTED_PROXIES: 'not-an-ip' }, /TRUSTED_PROXIES/);
+    // A range holding every client lets anyone write their own address; ::ffff:0:0/96 is every IPv4 client.
+    for (const everyone of ['0.0.0.0/0', '::/0', '::ffff:0:0/96', '10.0.0.0/8,::/64']) refuse({ TRUSTED_PROXIES: everyone }, /TRUSTED_PROXIES: .* covers every IPv(4|6) address/);
+    const proxies = ['10.0.0.0/8', '::ffff:192.168.0.0/112', '2001:db8::/32', '0.0.0.0/1'];
+    assert.deepEqual(loadConfig({ env: { RAMPART_DATA_DIR: dataDir, TRUSTED_PROXIES: proxies.join(',') }, flags: {} }).trustedProxies, proxies);
     refuse({ CORS_ORIGINS: 'http://app.example.com' }, /https/);
     refuse({ CORS_ORIGINS: '*' }, /CORS_ORIGINS/);
     refuse({ TLS_CERT_FILE: '/tmp/cert.pem' }, /TLS_KEY_FILE/);
