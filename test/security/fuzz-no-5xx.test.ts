@@ -149,6 +149,8 @@ describe('every route, hostile query strings and path parameters', () => {
     '%00', '%ff', '%C0%AE', '%252e%252e%252f', '%0d%0aSet-Cookie:%20a=b', '\u202e', '😀', 'true', 'null', '[]', 'a'.repeat(3000)];
   /** Path parameter values: too long for the router, undecodable, traversal, control characters. */
   const PARAM_VALUES = ['x', 'a'.repeat(64), 'a'.repeat(65), 'a'.repeat(300), '%00', '%ff', '%E0%A4%A', '..', '%2e%2e', '%2F', '%0d%0a', '😀'];
+  /** The public documents a cache may keep (the rest is no-store). */
+  const PUBLIC_DOCUMENTS = new Set(['GET /security', 'GET /.well-known/security.txt', 'GET /.well-known/jwks.json']);
   /** Routes that would end the walk's session or account. */
   const SKIP = new Set(['DELETE /v1/me', 'POST /v1/logout', 'POST /v1/me/password', 'POST /v1/me/reauth']);
 
@@ -164,6 +166,9 @@ describe('every route, hostile query strings and path parameters', () => {
     assert.equal(response.headers['x-content-type-options'], 'nosniff', `${context}: nosniff`);
     assert.match(String(response.headers['content-security-policy']), /frame-ancestors 'none'/, `${context}: CSP`);
     if (response.text.length > 0) assert.match(String(response.headers['content-type']), /^[a-z]+\/[a-z0-9.+-]+; charset=utf-8$/, `${context}: content type`);
+    // Nothing a credential or personal data flows through may be kept by a cache (ASVS V14.2.2, V14.3.2).
+    const publicDocument = PUBLIC_DOCUMENTS.has(context.slice(0, context.indexOf('?') === -1 ? undefined : context.indexOf('?'))) && response.status < 400;
+    if (!publicDocument) assert.equal(response.headers['cache-control'], 'no-store', `${context}: cache-control`);
     assert.doesNotMatch(response.text, /\bat .+\.(ts|js):\d+|SQLITE|FST_ERR|is not a valid url/i, context);
   }
 
