@@ -14,9 +14,13 @@ import { normalizeIp } from './request-meta.js';
  *  - 'default': the anonymous or authenticated tier, FAIL-OPEN when the store is down
  *    (counted in rampart_rate_limit_store_errors_total) so an outage of an optional
  *    component does not take the whole API down;
+ *  - 'mail': a route that mails an address its caller chose (invitations): the default
+ *    tiers plus a per-account mail budget (the account tier, keyed apart from the
+ *    credential budget), FAIL-CLOSED: signup, an org and an invitation are all anyone
+ *    needs to make Rampart mail strangers (ASVS V2.4.1);
  *  - 'exempt': health probes only.
  */
-export type RateLimitClass = 'credential' | 'default' | 'exempt';
+export type RateLimitClass = 'credential' | 'mail' | 'default' | 'exempt';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -104,6 +108,7 @@ export function registerRateLimitsAfterAuth(app: FastifyInstance, services: Serv
     await count(services, request, reply, 'auth', credentialSubject(request.auth), credential);
     // Step-up checks a password with a session: its account budget is the user's.
     if (credential) await count(services, request, reply, 'account', `user:${request.auth.userId}`, true);
+    else if (kind === 'mail') await count(services, request, reply, 'account', `mail:${request.auth.userId}`, true);
   });
 
   // The account of an anonymous credential request is known once the body is parsed and

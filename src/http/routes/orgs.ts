@@ -97,7 +97,8 @@ export async function orgRoutes(app: FastifyInstance, services: Services): Promi
   });
 
   app.post<{ Params: { orgId: string }; Body: { email: string; role: OrgRole } }>('/v1/orgs/:orgId/invitations', {
-    config: { auth: 'user', scope: 'org:admin' },
+    // Each invitation mails an address the caller chose: the inviter's mail budget counts it.
+    config: { auth: 'user', scope: 'org:admin', rateLimit: 'mail' },
     schema: {
       params: orgParams,
       body: { type: 'object', additionalProperties: false, required: ['email', 'role'], properties: { email: emailSchema, role: roleSchema } },
