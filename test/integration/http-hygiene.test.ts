@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Response } from '../helpers/client.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
+import { createOrgWithRoles } from '../helpers/orgs.js';
+import { sql } from 'kysely';
 
 function assertSecurityHeaders(response: Response, context: string, { corsAllowed = false } = {}): void {
   const h = response.headers;
@@ -91,6 +93,29 @@ describe('HTTP hygiene', () => {
       assert.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8', method);
       assert.ok(!response.text.includes('/healthz'), `${method}: nothing echoed`);
     }
+  });
+
+  test('an unexpected failure is a bare internal_error whose incident id the log holds, with the cause; the body names nothing internal (ASVS V16.5.1)', async () => {
+    const org = await createOrgWithRoles(t, 'incident');
+    const db = t.server.services.stores.main.db;
+    // A real fault in the real store: the table a route reads is gone.
+    await sql`ALTER TABLE webhooks RENAME TO webhooks_gone_for_test`.execute(db);
+    let response: Response;
+    try {
+      response = await org.users.owner.client.get(`/v1/orgs/${org.orgId}/webhooks`);
+    } finally {
+      await sql`ALTER TABLE webhooks_gone_for_test RENAME TO webhooks`.execute(db);
+    }
+    assertProblem(response, 500, 'internal_error');
+    assertSecurityHeaders(response, 'a 500');
+    assert.deepEqual(Object.keys(response.body).sort(), ['code', 'incidentId', 'status', 'title', 'type']);
+    assert.match(response.body.incidentId, /^[0-9a-f-]{36}$/);
+    assert.doesNotMatch(response.text, /webhooks|SQLITE|no such table|select|\.ts:|node_modules/i);
+    const line = t.logs.map((entry) => JSON.parse(entry) as Record<string, any>).find((entry) => entry['incidentId'] === response.body.incidentId);
+    assert.ok(line, 'the incident id leads to the log line');
+    assert.equal(line['level'], 50);
+    assert.match(String(line['err']?.message), /no such table/, 'the operator gets the cause');
+    assert.equal((await org.users.owner.client.get(`/v1/orgs/${org.orgId}/webhooks`)).status, 200, 'and the route works again');
   });
 
   test('prototype pollution attempts are refused and change nothing', async () => {
