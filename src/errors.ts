@@ -32,6 +32,7 @@ export const ERRORS = {
   internal_error: { status: 500, title: 'Internal server error' },
   server_busy: { status: 503, title: 'The server is busy; retry shortly' },
   not_ready: { status: 503, title: 'The service is not ready' },
+  mail_unavailable: { status: 503, title: 'Mail cannot be sent right now; retry shortly' },
 
   // accounts and login
   invalid_credentials: { status: 401, title: 'Invalid email or password' },

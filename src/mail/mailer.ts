@@ -42,6 +42,9 @@ export function createMailer(options: MailerOptions): Mailer {
   return new OutboxMailer(options.outboxDir, options.from, options.clock);
 }
 
+/** How long the SMTP relay may take to accept a connection and greet (a send waits on it). */
+export const SMTP_TIMEOUT_MS = 5_000;
+
 /** RFC 5322 §2.1.1: a line MUST NOT exceed 998 characters (78 is a SHOULD). */
 const MAX_LINE = 998;
 const PLAIN_ASCII = /^[\t\x20-\x7e\n]*$/;
@@ -75,6 +78,10 @@ class SmtpMailer implements Mailer {
       secure,
       requireTLS: !secure && !insecure,
       ignoreTLS: insecure && !secure,
+      // A relay that accepts and never answers held a request for 30 s (greeting) to 10 min (socket).
+      connectionTimeout: SMTP_TIMEOUT_MS,
+      greetingTimeout: SMTP_TIMEOUT_MS,
+      socketTimeout: 3 * SMTP_TIMEOUT_MS,
       // The certificate is always verified; an internal relay's CA is added, never a bypass.
       tls: { minVersion: 'TLSv1.2', ...(ca ? { ca } : {}) },
     });

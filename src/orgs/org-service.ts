@@ -352,7 +352,7 @@ export class OrgService {
       return (await this.repo.findOrg(orgId, trx))!;
     });
     const link = `${this.options.publicUrl()}/invitations/accept?token=${token}`;
-    await this.mailer.send({
+    await this.#sendInvitation({
       to: input.email,
       subject: `You are invited to join ${org.name} on ${this.options.productName}`,
       text: [
@@ -367,6 +367,24 @@ export class OrgService {
       ].join('\r\n'),
     });
     return { id, expiresAt: iso(expiresAt) };
+  }
+
+  /**
+   * The invitation's link exists only in this mail: when the relay refuses or does not
+   * answer, the caller learns it (503, retry; a retry replaces this invitation) instead
+   * of an internal error (ASVS V16.5.2). The unsent token never left the server.
+   */
+  async #sendInvitation(message: Parameters<Mailer['send']>[0]): Promise<void> {
+    try {
+      await this.mailer.send(message);
+    } catch (error) {
+      const reason = (error as { code?: unknown }).code;
+      throw new RampartError('mail_unavailable', {
+        headers: { 'retry-after': '60' },
+        detail: `invitation mail not sent: ${typeof reason === 'string' ? reason : (error as Error).message}`,
+        cause: error,
+      });
+    }
   }
 
   /**
