@@ -116,6 +116,28 @@ describe('webhooks', () => {
     assert.match(metric, /outcome="delivered"\} [1-9]/);
   });
 
+  test('a receiver\'s redirect is not followed: the target gets nothing and the delivery counts as failed (ASVS V15.3.2)', async () => {
+    const target = open.add(await startReceiver(), (r) => r.close());
+    let redirected = 0;
+    const redirector = open.add(createServer((req, res) => {
+      redirected++;
+      req.resume();
+      res.writeHead(307, { location: target.url }).end();
+    }), (server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    await createHook(['member.role_changed'], `http://127.0.0.1:${(redirector.address() as AddressInfo).port}/hook`);
+    const member = await signUp(t, 'hooks-redirect');
+    await t.server.services.orgs.addMember(owner.orgId, member.userId, 'member', { type: 'system', id: null });
+    await t.server.services.jobs.drain();
+    const failed = async () => /outcome="failed"\} (\d+)/.exec(await t.server.services.metrics.registry.getSingleMetricAsString('rampart_webhook_deliveries_total'))?.[1] ?? '0';
+    const failedBefore = Number(await failed());
+    assert.equal((await owner.client.patch(`/v1/orgs/${owner.orgId}/members/${member.userId}`, { role: 'auditor' })).status, 200);
+    await t.server.services.jobs.drain();
+    assert.equal(redirected, 1, 'the registered URL got the delivery');
+    assert.equal(target.deliveries.length, 0, 'the redirect target got nothing');
+    assert.equal(Number(await failed()), failedBefore + 1, 'a redirect is not a delivery');
+  });
+
   test('a deleted webhook loses its pending deliveries; an unsubscribed event is not sent', async () => {
     const hook = await createHook(['member.removed']);
     const count = () => t.server.services.stores.main.db.selectFrom('jobs').select('id').where('ref', '=', hook.id).execute();
