@@ -24,6 +24,7 @@ import { sessionRoutes } from './http/routes/sessions.js';
 import { tokenRoutes } from './http/routes/tokens.js';
 import { accessTokenRoutes } from './http/routes/access-tokens.js';
 import { introspectionRoutes } from './http/routes/introspect.js';
+import { RampartError } from './errors.js';
 import type { Services } from './services.js';
 import { pathOf } from './logger.js';
 import { httpsServerOptions, type TlsMaterial } from './tls/certificate.js';
@@ -44,7 +45,8 @@ export async function buildApp(services: Services, options: AppOptions): Promise
   const { config } = services;
   const app = Fastify({
     loggerInstance: services.logger,
-    ...(options.tls ? { https: httpsServerOptions(options.tls) } : {}),
+    // Host is checked in the first onRequest hook, so that its 400 is a problem body like every other.
+    ...(options.tls ? { https: { ...httpsServerOptions(options.tls), requireHostHeader: false } } : { http: { requireHostHeader: false } }),
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     bodyLimit: config.bodyLimitBytes,
     // Our own ids only: a client-chosen request id could forge log lines.
@@ -75,6 +77,11 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     // unless a route says so explicitly.
     reply.headers(securityHeaders);
     reply.header('x-request-id', request.id);
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400. Node's own check (off in
+    // the server options) answered it with an empty body outside every hook.
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      return done(new RampartError('invalid_request', { publicDetail: 'An HTTP/1.1 request needs a Host header.' }));
+    }
     done();
   });
 

@@ -264,6 +264,17 @@ describe('requests the HTTP parser refuses', () => {
     });
   }
 
+  test('an HTTP/1.1 request without Host: 400 invalid_request as a problem body with the security headers (RFC 9112 §3.2)', async () => {
+    const answer = parse(await raw('GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n'));
+    assert.equal(answer.status, 400, JSON.stringify(answer));
+    assert.equal(answer.headers['content-type'], 'application/problem+json; charset=utf-8');
+    assert.equal(answer.body['code'], 'invalid_request');
+    assert.equal(answer.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
+    assert.equal(answer.headers['x-content-type-options'], 'nosniff');
+    // HTTP/1.0 has no Host requirement.
+    assert.equal(parse(await raw('GET /healthz HTTP/1.0\r\n\r\n')).status, 200);
+  });
+
   test('the refusal is logged by its code, never with the request\'s bytes (its cookies and Authorization)', async () => {
     const canary = `parser-canary-${Date.now()}`;
     await raw(`GET /v1/session HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${canary}\r\nCookie: __Host-rampart_session=${canary}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
