@@ -53,6 +53,7 @@ export interface Config {
   readonly rateLimitAnonPerMinute: number;
   readonly rateLimitAuthPerMinute: number;
   readonly rateLimitAccountPerMinute: number;
+  readonly passwordResetMailsPerHour: number;
   readonly insecureDisableRateLimits: boolean;
   readonly loginBackoffAfterFailures: number;
   readonly loginAccountBackoffAfterFailures: number;

@@ -314,9 +314,13 @@ export const OPTIONS = [
     key: 'rateLimitAccountPerMinute', env: 'RATE_LIMIT_ACCOUNT_PER_MINUTE', type: 'int', default: 10, min: 1, max: 1_000_000,
     doc: 'Credential requests per minute per account (keyed on the email\'s blind index, or the user for step-up), from all addresses together: caps guessing spread over many addresses and mail bombing.',
   }),
+  def<number>({
+    key: 'passwordResetMailsPerHour', env: 'PASSWORD_RESET_MAILS_PER_HOUR', type: 'int', default: 5, min: 1, max: 1000,
+    doc: 'Password-reset mails per account per hour, however many addresses ask: anyone who knows an address can ask for a link, and each one is a mail to its owner. Requests beyond it still answer 202 (no enumeration), send nothing and leave the last link valid; they are audited as password.reset_requested with outcome denied.',
+  }),
   def<boolean>({
     key: 'insecureDisableRateLimits', env: 'RAMPART_INSECURE_DISABLE_RATE_LIMITS', type: 'bool', default: false,
-    doc: 'INSECURE: no request rate limits at all (benchmarks only). Per-account login back-off stays on.',
+    doc: 'INSECURE: no request rate limits at all (benchmarks only). Per-account login back-off and the reset-mail budget stay on.',
   }),
   def<number>({
     key: 'loginBackoffAfterFailures', env: 'LOGIN_BACKOFF_AFTER_FAILURES', type: 'int', default: 5, min: 1, max: 1_000_000,

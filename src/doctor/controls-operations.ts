@@ -8,9 +8,9 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
   const checks: ControlCheck[] = [];
   const add = (control: string, status: ControlCheck['status'], detail: string) => checks.push({ control, status, detail });
 
-  const tiers = `${config.rateLimitAnonPerMinute}/min per address without credentials, ${config.rateLimitAuthPerMinute}/min per session or token, ${config.rateLimitAccountPerMinute}/min per account on credential routes`;
+  const tiers = `${config.rateLimitAnonPerMinute}/min per address without credentials, ${config.rateLimitAuthPerMinute}/min per session or token, ${config.rateLimitAccountPerMinute}/min per account on credential routes, ${config.passwordResetMailsPerHour} reset mails per account per hour`;
   if (config.insecureDisableRateLimits) {
-    add('Rate limits', 'warn', 'INSECURE option RAMPART_INSECURE_DISABLE_RATE_LIMITS: no request rate limits (login back-off stays on)');
+    add('Rate limits', 'warn', 'INSECURE option RAMPART_INSECURE_DISABLE_RATE_LIMITS: no request rate limits (login back-off and the reset-mail budget stay on)');
   } else if (config.redisUrl) {
     add('Rate limits', 'ok', `${tiers}; counters in Redis ${redactURL(config.redisUrl)}, shared by every instance; credential routes fail closed, others fail open while Redis is down`);
   } else if (config.databaseUrl) {

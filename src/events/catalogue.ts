@@ -56,7 +56,7 @@ export const EVENT_CATALOGUE = {
   'user.imported': 'A `rampart users import` run finished (details: imported, skipped, failed counts); each account it created also has its user.created event.',
   'password.changed': 'A password was changed (details.via: change | expired); other sessions and session-derived credentials were revoked (details.revoked).',
   'password.change_failed': 'A password change was refused because the current password was wrong.',
-  'password.reset_requested': 'A reset link was asked for (outcome failure with details.reason when no active account has that address; the caller always sees 202).',
+  'password.reset_requested': 'A reset link was asked for (outcome failure with details.reason when no active account has that address; outcome denied, reason reset_mail_budget_spent, when the account had its hourly reset mails (PASSWORD_RESET_MAILS_PER_HOUR): nothing was sent and the last link stays valid; the caller always sees 202).',
   'password.reset': 'A password was set through a reset link; every session and session-derived credential was revoked.',
   'password.reset_failed': 'A reset or expired-password change token was presented that is unknown, expired, used or voided (details.purpose).',
   'password.expired': 'A correct login was interrupted because the password is older than the policy\'s maxAgeDays; a change token was issued.',

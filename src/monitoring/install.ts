@@ -53,6 +53,7 @@ export async function installSecurityOperations(services: Services): Promise<Par
     redis,
     keyPrefix: config.redisKeyPrefix,
     keyring,
+    resetMailsPerHour: config.passwordResetMailsPerHour,
   });
   const loginBackoff = new LoginBackoff(new LoginThrottleRepository(stores.main.db), pii, keyring, events, metrics, clock, {
     pairThreshold: config.loginBackoffAfterFailures,
@@ -60,6 +61,7 @@ export async function installSecurityOperations(services: Services): Promise<Par
     maxDelaySeconds: config.loginBackoffMaxSeconds,
   });
   services.login.setAttemptGuard(loginBackoff);
+  services.passwordReset.setMailBudget(rateLimits);
 
   // After-commit work: a durable queue in the main store, run by every instance (src/monitoring/background.ts).
   const postgres = stores.main.db.getExecutor().adapter instanceof PostgresAdapter;

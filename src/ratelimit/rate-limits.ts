@@ -37,6 +37,8 @@ export interface RateLimitsOptions {
   redis: Redis | null;
   keyPrefix: string;
   keyring: Keyring;
+  /** Password-reset mails per account per hour (`takeResetMail`); 5 when absent. */
+  resetMailsPerHour?: number;
 }
 
 const WINDOW_SECONDS = 60;
@@ -50,6 +52,7 @@ export const RATE_LIMIT_KEY_PURPOSE = 'rate-limit';
  */
 export class RateLimits {
   readonly #limiters: Record<RateLimitTier, RateLimiterAbstract>;
+  readonly #resetMails: RateLimiterAbstract;
   readonly #perMinute: Record<RateLimitTier, number>;
   #key: Buffer | null = null;
   /**
@@ -69,6 +72,26 @@ export class RateLimits {
         : new RateLimiterMemory(common);
     };
     this.#limiters = { anon: make('anon'), auth: make('auth'), account: make('account'), badauth: make('badauth') };
+    const resetMails = { points: options.resetMailsPerHour ?? 5, duration: 3600, keyPrefix: `${options.keyPrefix}rl:resetmail` };
+    this.#resetMails = options.redis
+      ? new RateLimiterRedis({ ...resetMails, storeClient: options.redis, rejectIfRedisNotReady: true })
+      : new RateLimiterMemory(resetMails);
+  }
+
+  /**
+   * Takes one password-reset mail from the account's hourly budget: false once it is
+   * spent. Throws RateLimitStoreUnavailable when Redis does not answer (the caller
+   * sends nothing then: a mail a stranger triggers is not worth failing open for).
+   */
+  async takeResetMail(userId: string): Promise<boolean> {
+    if (!this.#key) throw new Error('RateLimits.init() was not awaited');
+    try {
+      await this.#resetMails.consume(hmacSha256(this.#key, `resetmail:${userId}`).slice(0, 22));
+      return true;
+    } catch (error) {
+      if (error instanceof RateLimiterRes) return false;
+      throw new RateLimitStoreUnavailable('account', error);
+    }
   }
 
   get shared(): boolean {

@@ -14,6 +14,12 @@ import type { RequestMeta } from './request-meta.js';
 /** A reset link lives 30 minutes (OWASP Forgot Password Cheat Sheet: short-lived, single use). */
 export const RESET_TOKEN_TTL_MS = 30 * 60_000;
 
+/** How many reset mails an account may still receive (the rate-limit feature wires one). */
+export interface ResetMailBudget {
+  /** Takes one mail from the account's budget: false when it is spent. */
+  takeResetMail(userId: string): Promise<boolean>;
+}
+
 export interface PasswordResetOptions {
   /** The origin users reach, read late: it is known only once the server listens. */
   publicUrl: () => string;
@@ -26,13 +32,17 @@ export interface PasswordResetOptions {
  * `requestReset` answers the same, in the same time, whether or not the
  * address belongs to an account (no enumeration, ASVS V6.3.8): everything that
  * depends on the account — the look-up, the token, the mail — runs off the
- * request path, so the response has nothing to wait for in either case.
+ * request path, so the response has nothing to wait for in either case. An
+ * account's reset mails are budgeted per hour (anyone who knows the address can
+ * ask): past the budget nothing is sent and the last link stays valid.
  *
  * `reset` redeems the link once, applies policy and history, revokes every
  * session and session-derived credential, and signs nobody in: the next login
  * goes through every gate, the second factor included (ASVS V6.4.3).
  */
 export class PasswordResetFlow {
+  #mailBudget: ResetMailBudget | null = null;
+
   constructor(
     private readonly db: Kysely<MainDB>,
     private readonly users: UserRepository,
@@ -45,6 +55,10 @@ export class PasswordResetFlow {
     private readonly background: BackgroundTasks,
     private readonly options: PasswordResetOptions,
   ) {}
+
+  setMailBudget(budget: ResetMailBudget): void {
+    this.#mailBudget = budget;
+  }
 
   /** Returns at once; the account-dependent work happens in the background. */
   requestReset(email: string, meta: RequestMeta): void {
@@ -61,6 +75,14 @@ export class PasswordResetFlow {
         ...base, action: 'password.reset_requested', actor: { type: 'anonymous', id: null },
         ...(user ? { target: { type: 'user', id: user.id } } : {}),
         outcome: 'failure', details: { reason: user ? 'account_not_active' : 'unknown_account' },
+      });
+      return;
+    }
+    if (this.#mailBudget && !(await this.#takeMail(user.id))) {
+      // Nothing changes: no mail, and the link already sent (if any) stays the valid one.
+      await this.events.record({
+        ...base, action: 'password.reset_requested', actor: { type: 'anonymous', id: null }, target: { type: 'user', id: user.id },
+        outcome: 'denied', details: { reason: 'reset_mail_budget_spent' },
       });
       return;
     }
@@ -89,6 +111,15 @@ export class PasswordResetFlow {
         '',
       ].join('\n'),
     });
+  }
+
+  /** Whether the account may receive one more reset mail; not when the budget's store does not answer. */
+  async #takeMail(userId: string): Promise<boolean> {
+    try {
+      return await this.#mailBudget!.takeResetMail(userId);
+    } catch {
+      return false;
+    }
   }
 
   /** Sets a new password through a reset link. Throws invalid_token, weak_password or password_reused. */
