@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { type Config, loadConfig } from '../config/load.js';
 import { ConfigError } from '../errors.js';
+import { createLogger } from '../logger.js';
+import { createServices, type Services } from '../services.js';
 
 /** Options every command takes, read with the same precedence as `serve`. */
 export function withCommonOptions(command: Command): Command {
@@ -37,4 +39,16 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<void>)
       }
     }
   };
+}
+
+/** Opens every service (so what a command changes reaches the audit log like any event) without serving. */
+export async function withServices<T>(options: Record<string, unknown>, body: (services: Services) => Promise<T>): Promise<T> {
+  const config = configFrom(options);
+  process.umask(0o077);
+  const services = await createServices(config, createLogger('silent'));
+  try {
+    return await body(services);
+  } finally {
+    await services.close();
+  }
 }

@@ -6,6 +6,7 @@ import { migrateCommand } from './migrate.js';
 import { reportCommand } from './report.js';
 import { serveCommand } from './serve.js';
 import { usersCommand } from './users-import.js';
+import { sessionsCommand } from './sessions.js';
 import { staffCommand } from './staff.js';
 
 const program = new Command('rampart')
@@ -18,6 +19,7 @@ const program = new Command('rampart')
   .addCommand(auditCommand())
   .addCommand(keysCommand())
   .addCommand(usersCommand())
-  .addCommand(staffCommand());
+  .addCommand(staffCommand())
+  .addCommand(sessionsCommand());
 
 await program.parseAsync(process.argv);

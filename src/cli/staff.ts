@@ -1,20 +1,6 @@
 import { Command } from 'commander';
-import { createLogger } from '../logger.js';
-import { createServices, type Services } from '../services.js';
 import { STAFF_ROLES } from '../staff/staff-roles.js';
-import { action, configFrom, withCommonOptions } from './common.js';
-
-/** Opens every service (so grants reach the audit log like any event) without serving. */
-async function withServices<T>(options: Record<string, unknown>, body: (services: Services) => Promise<T>): Promise<T> {
-  const config = configFrom(options);
-  process.umask(0o077);
-  const services = await createServices(config, createLogger('silent'));
-  try {
-    return await body(services);
-  } finally {
-    await services.close();
-  }
-}
+import { action, withCommonOptions, withServices } from './common.js';
 
 const roleHelp = `one of ${STAFF_ROLES.join(', ')}`;
 

@@ -10,6 +10,7 @@ export const EVENT_CATALOGUE = {
   'login.failed': 'A login attempt failed (details.reason says why, never which part was wrong to the client).',
   'session.created': 'A session was created for a user.',
   'session.revoked': 'A session was ended before its expiry (details.reason: logout, user, all_others, …).',
+  'sessions.ended_by_operator': 'An operator ended sessions from the command line (`rampart sessions end`): every session and pending MFA login step of one account (target the user) or of every account (details.scope everyone); details.ended counts them by kind, details.reason says why. API tokens are kept.',
   'session.rotated': 'A session received a new secret (privilege change, password change).',
   'reauth.succeeded': 'A session re-authenticated for a sensitive action (step-up; details.method).',
   'reauth.failed': 'A step-up attempt failed (details.method).',

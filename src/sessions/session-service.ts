@@ -192,6 +192,11 @@ export class SessionService {
     return this.repo.deleteAllForUser(userId, exceptIdHash, transaction);
   }
 
+  /** Ends every session of every user; returns how many. */
+  async revokeEveryone(transaction?: Transaction<MainDB>): Promise<number> {
+    return this.repo.deleteAll(transaction);
+  }
+
   /** Live sessions of the user, with their addresses decrypted. */
   async list(userId: string, profile: Pick<Profile, 'userId' | 'dataKey'>): Promise<Array<SessionRow & { ip: string | null; userAgent: string | null }>> {
     const now = this.clock.now();

@@ -85,6 +85,30 @@ export class AccountService {
     });
   }
 
+  /**
+   * Ends session-bound credentials without locking anyone (`rampart sessions end`):
+   * every session and pending login step of one account, or, with `userId` null,
+   * of every account (an incident). API tokens are separate credentials and stay;
+   * access JWTs minted from the ended sessions fail introspection at once and
+   * expire within their lifetime offline. One transaction with its event.
+   */
+  async endSessions(userId: string | null, actor: Actor, reason: string | null): Promise<Record<string, number>> {
+    return this.db.transaction().execute(async (trx) => {
+      let counts: Record<string, number>;
+      if (userId === null) {
+        counts = await this.revocation.revokeEveryone('operator_request', trx);
+      } else {
+        if (!(await this.users.findById(userId, trx))) throw new RampartError('not_found');
+        counts = await this.revocation.revokeAllForUser(userId, 'operator_request', trx);
+      }
+      await this.events.record({
+        action: 'sessions.ended_by_operator', actor, ...(userId ? { target: { type: 'user', id: userId } } : {}), origin: null,
+        outcome: 'success', details: { scope: userId ? 'user' : 'everyone', ended: counts, ...(reason ? { reason } : {}) },
+      }, trx);
+      return counts;
+    });
+  }
+
   async unlock(userId: string, actor: Actor, meta: RequestMeta | null, reason: string | null = null): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       const user = await this.users.findById(userId, trx);

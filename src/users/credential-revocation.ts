@@ -14,7 +14,9 @@ export type RevocationReason =
   | 'account_locked'
   | 'account_deleted'
   | 'mfa_reset'
-  | 'factor_removed';
+  | 'factor_removed'
+  /** An operator ended sessions (`rampart sessions end`): session-bound credentials only. */
+  | 'operator_request';
 
 export interface RevokeOptions {
   /** Keep this session alive (the one that changed its own password). */
@@ -25,6 +27,8 @@ export interface RevokeOptions {
 export interface CredentialRevoker {
   readonly name: string;
   revokeForUser(userId: string, reason: RevocationReason, transaction: Transaction<MainDB>, options: RevokeOptions): Promise<number>;
+  /** Ends this kind of credential for every user (`revokeEveryone`); absent for kinds that outlive a session sweep (API tokens). */
+  revokeEveryone?(reason: RevocationReason, transaction: Transaction<MainDB>): Promise<number>;
 }
 
 /**
@@ -40,11 +44,24 @@ export class CredentialRevocation {
       name: 'sessions',
       revokeForUser: (userId, _reason, transaction, options) =>
         sessions.revokeAllForUser(userId, options.exceptSessionIdHash ?? null, transaction),
+      revokeEveryone: (_reason, transaction) => sessions.revokeEveryone(transaction),
     });
   }
 
   add(revoker: CredentialRevoker): void {
     this.#revokers.push(revoker);
+  }
+
+  /**
+   * Ends the session-bound credentials of every user at once (an incident: session
+   * secrets may have leaked). Kinds without `revokeEveryone` (API tokens) are kept.
+   */
+  async revokeEveryone(reason: RevocationReason, transaction: Transaction<MainDB>): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (const revoker of this.#revokers) {
+      if (revoker.revokeEveryone) counts[revoker.name] = await revoker.revokeEveryone(reason, transaction);
+    }
+    return counts;
   }
 
   /** Returns how many credentials of each kind ended. */

@@ -293,6 +293,10 @@ export class MfaService {
         await this.#d.repo.deleteLoginChallengesOf(userId, transaction);
         return this.#d.repo.deleteLoginTokensOf(userId, transaction);
       },
+      revokeEveryone: async (_reason, transaction) => {
+        await this.#d.repo.deleteLoginChallengesOf(null, transaction);
+        return this.#d.repo.deleteLoginTokensOf(null, transaction);
+      },
     };
   }
 

@@ -202,8 +202,11 @@ export class MfaRepository {
     return Number(result.numDeletedRows) === 1;
   }
 
-  async deleteLoginTokensOf(userId: string, executor: Executor = this.db): Promise<number> {
-    const result = await executor.deleteFrom('mfa_login_tokens').where('user_id', '=', userId).executeTakeFirst();
+  /** The user's pending login steps; every user's with `null`. */
+  async deleteLoginTokensOf(userId: string | null, executor: Executor = this.db): Promise<number> {
+    let query = executor.deleteFrom('mfa_login_tokens');
+    if (userId !== null) query = query.where('user_id', '=', userId);
+    const result = await query.executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 
@@ -234,8 +237,11 @@ export class MfaRepository {
   }
 
   /** Removes the user's login challenges (each bound to an mfaToken); enrollment challenges stay. */
-  async deleteLoginChallengesOf(userId: string, executor: Executor = this.db): Promise<number> {
-    const result = await executor.deleteFrom('mfa_webauthn_challenges').where('user_id', '=', userId).where('purpose', '=', 'login').executeTakeFirst();
+  /** The user's login WebAuthn challenges; every user's with `null`. */
+  async deleteLoginChallengesOf(userId: string | null, executor: Executor = this.db): Promise<number> {
+    let query = executor.deleteFrom('mfa_webauthn_challenges').where('purpose', '=', 'login');
+    if (userId !== null) query = query.where('user_id', '=', userId);
+    const result = await query.executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 

@@ -93,6 +93,11 @@ export class SessionRepository {
     return Number(result.numDeletedRows);
   }
 
+  async deleteAll(executor: Executor = this.db): Promise<number> {
+    const result = await executor.deleteFrom('sessions').executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async deleteExpired(now: number, executor: Executor = this.db): Promise<number> {
     const result = await executor.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
     return Number(result.numDeletedRows);
