@@ -2,27 +2,20 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { BIN, cliEnv } from '../helpers/cli.js';
 import { TestClient } from '../helpers/client.js';
 
-const BIN = resolve('bin/rampart.js');
 
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('RAMPART_') && !['DATABASE_URL', 'PII_DATABASE_URL', 'PUBLIC_URL'].includes(key)) env[key] = value;
-  }
-  return { ...env, ...extra };
-}
 
 function run(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, [BIN, ...args], { env: cleanEnv(env), encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(process.execPath, [BIN, ...args], { env: cliEnv(env), encoding: 'utf8', timeout: 60_000 });
 }
 
 /** Starts `rampart serve` and resolves with its first stdout line. */
 function serve(dataDir: string): Promise<{ child: ChildProcess; firstLine: string; output: () => string }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   return new Promise((resolvePromise, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {

@@ -4,23 +4,10 @@
  * serving instance; the server refuses the ended sessions at their next request.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
+import { rampart } from '../helpers/cli.js';
 import { enrollTOTP, passwordStep, totpNow } from '../helpers/mfa.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
-
-const run = promisify(execFile);
-const BIN = resolve('bin/rampart.js');
-
-function cliEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('RAMPART_') && !['DATABASE_URL', 'PII_DATABASE_URL', 'PUBLIC_URL'].includes(key)) env[key] = value;
-  }
-  return { ...env, LOG_LEVEL: 'silent' };
-}
 
 for (const store of ['sqlite', 'postgres'] as const) {
   describe(`operator ends sessions (${store})`, () => {
@@ -71,8 +58,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
 
     if (store === 'sqlite') {
       test('rampart sessions end, beside the serving instance', async () => {
-        const cli = (...args: string[]) => run(process.execPath, [BIN, 'sessions', 'end', ...args, '--data-dir', t.dataDir], { env: cliEnv(), timeout: 60_000 })
-          .then(({ stdout, stderr }) => ({ code: 0, stdout, stderr }), (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }));
+        const cli = (...args: string[]) => rampart('sessions', 'end', ...args, '--data-dir', t.dataDir);
         const target = await signUp(t, 'cli-ended');
         const bystander = await signUp(t, 'cli-bystander');
         assert.equal((await target.client.get('/v1/session')).status, 200);

@@ -5,18 +5,14 @@
  * with its reason. Real TOTP logins throughout.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { SESSION_COOKIE } from '../../src/http/auth.js';
+import { rampart } from '../helpers/cli.js';
 import type { TestClient } from '../helpers/client.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { enrollTOTP, nextStep, passwordStep, totpNow } from '../helpers/mfa.js';
 import { captureEvents, createToken } from '../helpers/orgs.js';
 
-const run = promisify(execFile);
-const BIN = resolve('bin/rampart.js');
 
 interface Person {
   client: TestClient;
@@ -243,8 +239,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
 
     if (store === 'sqlite') {
       test('rampart staff grant|revoke from the command line', async () => {
-        const cli = (...args: string[]) => run(process.execPath, [BIN, 'staff', ...args, '--data-dir', t.dataDir], { env: cliEnv(), timeout: 60_000 })
-          .then(({ stdout, stderr }) => ({ code: 0, stdout, stderr }), (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }));
+        const cli = (...args: string[]) => rampart('staff', ...args, '--data-dir', t.dataDir);
         const granted = await cli('grant', staff.email, 'security');
         assert.equal(granted.code, 0, granted.stderr);
         assert.equal(granted.stdout, `granted security to ${staff.userId}\n`);
@@ -268,10 +263,3 @@ for (const store of ['sqlite', 'postgres'] as const) {
   });
 }
 
-function cliEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('RAMPART_') && !['DATABASE_URL', 'PII_DATABASE_URL', 'PUBLIC_URL'].includes(key)) env[key] = value;
-  }
-  return { ...env, LOG_LEVEL: 'silent' };
-}
