@@ -107,9 +107,9 @@ export const QUESTIONNAIRE: readonly Item[] = [
     id: 'password-reset',
     section: 'Product',
     question: 'How can a password be reset when needed?',
-    answer: () => ({
+    answer: (c) => ({
       status: 'yes',
-      text: 'Self-service by email: the request always answers the same way whether or not the account exists; the link carries a 256-bit single-use token stored only as a hash, valid 30 minutes and voided by a newer request or any password change. A reset ends every session and every login half done with the old password, and never signs the user in, so a second factor is still required at the next login.',
+      text: `Self-service by email: the request always answers the same way whether or not the account exists; the link carries a 256-bit single-use token stored only as a hash, valid 30 minutes and voided by a newer request or any password change. An account receives at most ${c.passwordResetMailsPerHour} reset mails an hour, however many addresses ask. A reset ends every session and every login half done with the old password, and never signs the user in, so a second factor is still required at the next login.`,
     }),
     evidence: [
       T('test/integration/password-reset.test.ts', 'the forgot answer is identical for known and unknown addresses (no enumeration)'),
@@ -118,6 +118,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
       T('test/integration/password-reset.test.ts', 'a newer request voids the older link'),
       T('test/integration/password-reset.test.ts', 'any password change voids outstanding links'),
       T('test/security/stale-credentials-after-account-change.test.ts', 'password reset through the mail link voids the step and its WebAuthn challenge'),
+      T('test/security/reset-mail-flood.test.ts', 'past the hourly budget: 202, no mail, the last link still works, the refusal audited'),
       T('test/security/reset-token-race.test.ts', '20 parallel redemptions: exactly one succeeds, and its password is the one in force'),
       T('test/security/reset-enumeration.test.ts', 'same status and body, and similar timing, for known and unknown addresses'),
     ],
@@ -198,7 +199,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
     question: 'When an account is deleted or has a password changed, are all existing sessions deleted?',
     answer: (c) => ({
       status: 'yes',
-      text: `Yes: sessions are server-side and end at once on password change or reset, account deletion, lock, and second-factor reset; tokens derived from a session die with it. Sessions also end after ${c.sessionIdleTimeoutMinutes} idle minutes and ${c.sessionAbsoluteTimeoutHours} hours at most; users see and end their own sessions.`,
+      text: `Yes: sessions are server-side and end at once on password change or reset, account deletion, lock, and second-factor reset; tokens derived from a session die with it. Sessions also end after ${c.sessionIdleTimeoutMinutes} idle minutes and ${c.sessionAbsoluteTimeoutHours} hours at most; users see and end their own sessions, and operators end one account's or every account's sessions with \`rampart sessions end\`.`,
     }),
     evidence: [
       T('test/integration/step-up-and-lock.test.ts', 'locking an account ends every session at once and refuses login'),
@@ -211,6 +212,8 @@ export const QUESTIONNAIRE: readonly Item[] = [
       T('test/security/stale-credentials-after-account-change.test.ts', 'admin lock'),
       T('test/security/stale-credentials-after-account-change.test.ts', 'account deletion (DELETE /v1/me, step-up), with an API token too'),
       T('test/integration/password-change.test.ts', 'other sessions end, the current one gets a new secret, the new password works (ASVS V7.4.3, V7.2.4)'),
+      T('test/integration/operator-end-sessions.test.ts', 'one account: its sessions and pending login steps end, its API tokens and every other account stay; audited'),
+      T('test/integration/operator-end-sessions.test.ts', 'every account: all sessions end at once'),
     ],
   },
   {
