@@ -8,10 +8,10 @@ import type { OrgPolicy } from '../policy/org-policy.js';
 import type { KnownValues } from './known-values.js';
 import { weakenedPolicyFields } from './policy-weakening.js';
 
-export type AlertRule = 'new_ip_login' | 'new_device_login' | 'brute_force' | 'staff_role_assumed' | 'policy_weakened' | 'token_new_ip';
+export type AlertRule = 'new_ip_login' | 'new_device_login' | 'brute_force' | 'staff_role_assumed' | 'policy_weakened' | 'token_new_ip' | 'token_created';
 
 /** Rules told to the user concerned (by mail; every alert is also in their security-events feed). */
-const USER_RULES: ReadonlySet<string> = new Set(['new_ip_login', 'new_device_login', 'brute_force', 'token_new_ip', 'staff_role_assumed']);
+const USER_RULES: ReadonlySet<string> = new Set(['new_ip_login', 'new_device_login', 'brute_force', 'token_new_ip', 'token_created', 'staff_role_assumed']);
 /** Events the rules look at. */
 const EVALUATED: ReadonlySet<string> = new Set(['user.created', 'login.succeeded', 'api_token.created', 'api_token.used', 'policy.updated', 'staff_role.assumed']);
 const ADMIN_ROLES: ReadonlySet<string> = new Set(['owner', 'admin']);
@@ -91,9 +91,12 @@ export class Alerts {
         return;
       }
       case 'api_token.created': {
-        if (event.actor.type === 'user' && event.actor.id && event.target && event.ip) {
-          await this.known.observe(event.actor.id, { [`token:${event.target.id}`]: event.ip });
-        }
+        if (event.actor.type !== 'user' || !event.actor.id || !event.target) return;
+        if (event.ip) await this.known.observe(event.actor.id, { [`token:${event.target.id}`]: event.ip });
+        // A token outlives a password reset (it is a separate credential): whoever holds a
+        // stolen session could mint one to keep access, so its owner hears of every new one.
+        await this.#raise(event, 'token_created', { type: 'user', id: event.actor.id }, event.orgId,
+          { tokenId: event.target.id, scopes: event.details['scopes'] ?? [], expiresAt: event.details['expiresAt'] ?? null });
         return;
       }
       case 'api_token.used': {
@@ -181,6 +184,15 @@ export class Alerts {
           subject: `Your ${product} API token was used from a new address`,
           text: `Your API token ${String(alert.details['tokenId'])} was used from a new address: ${address}\nTime: ${when}\n\nIf you do not recognise this, revoke the token now (${account}/v1/me/tokens).\n`,
         };
+      case 'token_created': {
+        const scopes = Array.isArray(alert.details['scopes']) ? (alert.details['scopes'] as unknown[]).map((scope) => oneLine(String(scope))).join(', ') : '';
+        const expiresAt = alert.details['expiresAt'];
+        const expires = typeof expiresAt === 'number' && Number.isFinite(expiresAt) ? new Date(expiresAt).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : 'never';
+        return {
+          subject: `A new API token was added to your ${product} account`,
+          text: `An API token (${oneLine(String(alert.details['tokenId']))}) was created for your ${product} account from ${address}\nScopes: ${scopes}\nExpires: ${expires}\nDevice: ${device}\nTime: ${when}\n\nIf this was you, there is nothing to do.\nIf not, revoke it now (${account}/v1/me/tokens): a token keeps working after a password reset. Then change your password and end your other sessions (${account}/v1/me/sessions).\n`,
+        };
+      }
       case 'staff_role_assumed':
         return {
           subject: `A ${product} staff role was assumed with your account`,

@@ -38,7 +38,7 @@ export const EVENT_CATALOGUE = {
   'staff_action.performed': 'A staff member used an assumed role (details.action, details.staffRole, details.reason; the target user, if any).',
   'access.denied': 'An authorization check refused a caller (details.action and role, or details.reason: not_a_member, no_staff_role…).',
   'login.throttled': 'A login attempt was refused without checking the password because its account is in back-off (details.scope: address or account, details.retryAfterSeconds).',
-  'alert.raised': 'A monitoring rule fired (details.rule: new_ip_login, new_device_login, brute_force, staff_role_assumed, policy_weakened, token_new_ip; more facts per rule). Delivered to the user, org admins and webhooks.',
+  'alert.raised': 'A monitoring rule fired (details.rule: new_ip_login, new_device_login, brute_force, staff_role_assumed, policy_weakened, token_new_ip, token_created; more facts per rule). Delivered to the user, org admins and webhooks.',
   'webhook.created': 'An org admin registered a webhook (details.host, details.events; never the secret).',
   'webhook.deleted': 'An org admin deleted a webhook; its pending deliveries were dropped (details.droppedDeliveries).',
   'server_setting.changed': 'A `serve` start changed a deployment-wide security setting, in the transaction that stored it (details.setting: MFA_REQUIRED_FOR_ALL; details.enabled; details.since when switched on). A start with an unchanged value records nothing.',

@@ -320,10 +320,11 @@ export const QUESTIONNAIRE: readonly Item[] = [
     id: 'monitoring',
     section: 'Ops',
     question: 'Does monitoring alert on suspicious events?',
-    answer: () => ({ status: 'yes', text: 'Alert rules over the event stream (sign-in from a new address or device, brute force against an account, staff role assumed, policy weakened, token used from a new address) notify the user, organization admins and webhooks; Prometheus metrics on a separate loopback listener.' }),
+    answer: () => ({ status: 'yes', text: 'Alert rules over the event stream (sign-in from a new address or device, brute force against an account, staff role assumed, policy weakened, token used from a new address, new API token) notify the user, organization admins and webhooks; Prometheus metrics on a separate loopback listener.' }),
     evidence: [
       T('test/integration/audit-api.test.ts', 'owner, admin and auditor read the audit; a member gets 403 and an outsider 404'),
       T('test/integration/alerts.test.ts', 'a login from a new address mails the user naming it and enters their security events; known addresses stay quiet'),
+      T('test/integration/alerts.test.ts', 'a new API token is told to its owner: a stolen session could mint one that outlives a password reset'),
       T('test/integration/alerts.test.ts', 'brute force against a member alerts the member and the org\'s owners and admins, and enters the org audit'),
       T('test/integration/webhooks.test.ts', 'a delivery is a signed POST the receiver can verify; the secret is shown once'),
       T('test/integration/webhooks.test.ts', 'deliveries survive a server restart'),

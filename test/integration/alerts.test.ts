@@ -105,17 +105,37 @@ describe('alerts', () => {
     assert.equal(mailsTo(member.email).filter((m) => /weakened/.test(m.subject)).length, 0);
   });
 
+  test('a new API token is told to its owner: a stolen session could mint one that outlives a password reset', async () => {
+    const user = await signUp(t, 'tokennew');
+    await drain();
+    const created = await user.client.post('/v1/me/tokens', { name: 'ci', scopes: ['profile:read', 'introspect'], expiresInDays: 30 }, from('198.51.100.7'));
+    assert.equal(created.status, 201);
+    await drain();
+    const alerts = await alertsOf(user.client);
+    assert.equal(alerts.length, 1);
+    assert.equal(alerts[0]!.details['rule'], 'token_created');
+    assert.equal(alerts[0]!.details['tokenId'], created.body.id);
+    const mail = mailsTo(user.email).find((m) => /A new API token was added/.test(m.subject));
+    assert.ok(mail, 'the owner is mailed');
+    assert.ok(mail.body.includes(created.body.id), 'names the token');
+    assert.match(mail.body, /from 198\.51\.100\.7/);
+    assert.match(mail.body, /Scopes: profile:read, introspect/);
+    assert.match(mail.body, /Expires: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
+    assert.ok(!mail.body.includes(created.body.token), 'never the secret');
+  });
+
   test('an API token used from a new address alerts its owner', async () => {
     const user = await signUp(t, 'tokenip');
     const token = (await user.client.post('/v1/me/tokens', { name: 'ci', scopes: ['profile:read'] })).body.token as string;
     const use = (address: string) => t.client().get('/v1/session', { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': address } });
+    const newIpAlerts = async () => (await alertsOf(user.client)).filter((alert) => alert.details['rule'] === 'token_new_ip');
     assert.equal((await use('127.0.0.1')).status, 200, 'where it was created');
     await drain();
-    assert.equal((await alertsOf(user.client)).length, 0);
+    assert.equal((await newIpAlerts()).length, 0);
     t.clock.advance(61_000); // token use is recorded at most once a minute
     assert.equal((await use('192.0.2.50')).status, 200);
     await drain();
-    const alerts = await alertsOf(user.client);
+    const alerts = await newIpAlerts();
     assert.equal(alerts.length, 1);
     assert.equal(alerts[0]!.details['rule'], 'token_new_ip');
     assert.equal(alerts[0]!.ip, '192.0.2.50');
