@@ -58,3 +58,17 @@ for (const counters of ['memory', 'redis'] as const) {
     });
   });
 }
+
+test('when the budget cannot be read (its Redis gone mid-request), no mail is sent and the failure is logged', async () => {
+  const t = await startTestServer();
+  try {
+    const { email } = await signUp(t, 'budget-down');
+    t.server.services.passwordReset.setMailBudget({ takeResetMail: async () => { throw new Error('rate-limit store unavailable (account)'); } });
+    assert.equal((await t.client().post('/v1/password/forgot', { email })).status, 202);
+    await t.server.services.background.settled();
+    assert.equal(readOutbox(t.dataDir).filter((mail) => mail.to === email).length, 0);
+    assert.ok(t.logs.some((line) => line.includes('background task failed') && line.includes('password-reset-request')));
+  } finally {
+    await t.close();
+  }
+});

@@ -16,7 +16,7 @@ export const RESET_TOKEN_TTL_MS = 30 * 60_000;
 
 /** How many reset mails an account may still receive (the rate-limit feature wires one). */
 export interface ResetMailBudget {
-  /** Takes one mail from the account's budget: false when it is spent. */
+  /** Takes one mail from the account's budget: false when it is spent; throws when its store does not answer. */
   takeResetMail(userId: string): Promise<boolean>;
 }
 
@@ -78,7 +78,9 @@ export class PasswordResetFlow {
       });
       return;
     }
-    if (this.#mailBudget && !(await this.#takeMail(user.id))) {
+    // A budget store that does not answer throws: the task fails, logged, and nothing is sent
+    // (a mail a stranger can trigger is not worth failing open for).
+    if (this.#mailBudget && !(await this.#mailBudget.takeResetMail(user.id))) {
       // Nothing changes: no mail, and the link already sent (if any) stays the valid one.
       await this.events.record({
         ...base, action: 'password.reset_requested', actor: { type: 'anonymous', id: null }, target: { type: 'user', id: user.id },
@@ -111,15 +113,6 @@ export class PasswordResetFlow {
         '',
       ].join('\n'),
     });
-  }
-
-  /** Whether the account may receive one more reset mail; not when the budget's store does not answer. */
-  async #takeMail(userId: string): Promise<boolean> {
-    try {
-      return await this.#mailBudget!.takeResetMail(userId);
-    } catch {
-      return false;
-    }
   }
 
   /** Sets a new password through a reset link. Throws invalid_token, weak_password or password_reused. */
