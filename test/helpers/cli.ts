@@ -17,6 +17,11 @@ const run = promisify(execFile);
 
 /** Runs `rampart …args` (logs silent) and resolves with its exit code and output, failing or not. */
 export function rampart(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(process.execPath, [BIN, ...args], { env: cliEnv({ LOG_LEVEL: 'silent' }), timeout: 60_000 })
+  return rampartWith({}, ...args);
+}
+
+/** `rampart`, with these environment values (the stores and Redis of a deployment). */
+export function rampartWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(process.execPath, [BIN, ...args], { env: cliEnv({ LOG_LEVEL: 'silent', ...env }), timeout: 60_000 })
     .then(({ stdout, stderr }) => ({ code: 0, stdout, stderr }), (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }));
 }

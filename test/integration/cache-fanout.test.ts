@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { rampartWith } from '../helpers/cli.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { createPgSchema } from '../helpers/pg.js';
 import { RedisRelay } from '../helpers/redis-relay.js';
@@ -20,7 +21,7 @@ async function eventually(condition: () => Promise<boolean> | boolean, ms = 2000
 }
 
 /** Two servers on one PostgreSQL pair of schemas, optionally sharing a Redis (or a relay to it). */
-async function twoInstances(open: Resources, redisUrl: string | null): Promise<{ a: TestServer; b: TestServer; mainUrl: string }> {
+async function twoInstances(open: Resources, redisUrl: string | null): Promise<{ a: TestServer; b: TestServer; mainUrl: string; env: Record<string, string> }> {
   const main = open.add(await createPgSchema('fan_main'), (schema) => schema.drop());
   const pii = open.add(await createPgSchema('fan_pii'), (schema) => schema.drop());
   const env: Record<string, string> = { DATABASE_URL: main.url, PII_DATABASE_URL: pii.url };
@@ -28,7 +29,7 @@ async function twoInstances(open: Resources, redisUrl: string | null): Promise<{
   const a = open.add(await startTestServer({ env }), (server) => server.close());
   // The same data dir: one master key for both, as instances of one deployment share it.
   const b = open.add(await startTestServer({ env, dataDir: a.dataDir }), (server) => server.close({ keepData: true }));
-  return { a, b, mainUrl: main.url };
+  return { a, b, mainUrl: main.url, env };
 }
 
 /** A client of `server` that presents the session cookie `from` holds (the same browser, routed to another instance). */
@@ -68,8 +69,9 @@ describe('read caches across instances sharing PostgreSQL', () => {
     const open = new Resources();
     let a: TestServer;
     let b: TestServer;
+    let env: Record<string, string>;
     before(async () => {
-      ({ a, b } = await twoInstances(open, REDIS_URL));
+      ({ a, b, env } = await twoInstances(open, REDIS_URL));
     });
     after(() => open.close());
 
@@ -81,6 +83,18 @@ describe('read caches across instances sharing PostgreSQL', () => {
       assert.equal(first.status, 200);
       assert.equal((await client.post('/v1/logout', undefined, { headers: { 'x-csrf-token': first.body.csrfToken } })).status, 204);
       assert.ok(await eventually(async () => (await onB.get('/v1/session')).status === 401), 'B refuses the session A ended');
+    });
+
+    test('an operator command, another process on the same stores, reaches both instances through the fan-out', async () => {
+      const { client, email } = await signUp(a, 'fan-cli');
+      const onB = sameBrowser(b, client);
+      assert.equal((await client.get('/v1/session')).status, 200, 'kept on A');
+      assert.equal((await onB.get('/v1/session')).status, 200, 'kept on B');
+      const ended = await rampartWith(env, 'sessions', 'end', '--user', email, '--data-dir', a.dataDir);
+      assert.equal(ended.code, 0, ended.stderr);
+      assert.match(ended.stdout, /^ended 1 session\(s\)/);
+      assert.ok(await eventually(async () => (await client.get('/v1/session')).status === 401), 'A refuses it');
+      assert.ok(await eventually(async () => (await onB.get('/v1/session')).status === 401), 'B refuses it');
     });
 
     test('a membership added on A shows in B\'s next session answers', async () => {
