@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../errors.js';
-import { isAddressInRanges, parseCIDRList, parseCIDRs } from '../net/cidr.js';
+import { isAddressInRanges, parseCIDRList } from '../net/cidr.js';
 import { parseStaffConflicts } from '../staff/staff-roles.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'list';
@@ -145,16 +145,16 @@ export const OPTIONS = [
     key: 'trustedProxies', env: 'TRUSTED_PROXIES', type: 'list', default: [],
     doc: 'CIDRs of reverse proxies whose X-Forwarded-For is believed (the rightmost hop not in this list is the client). Empty: the socket address is the client address. A forwarded value that is not a bare IP address (with a port, `unknown`) is refused with 400.',
     validate: (value) => {
-      parseCIDRList(value, 'TRUSTED_PROXIES');
+      const ranges = parseCIDRList(value, 'TRUSTED_PROXIES');
       // A range holding every client (0.0.0.0/0, ::/0, or ::ffff:0:0/96, every IPv4 client in
       // IPv6 notation) would let anyone write their own address into X-Forwarded-For.
-      for (const cidr of value) {
+      ranges.forEach((range, index) => {
         for (const [family, lowest, highest] of [['IPv4', '0.0.0.0', '255.255.255.255'], ['IPv6', '::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff']] as const) {
-          if (isAddressInRanges(lowest, parseCIDRs([cidr])) && isAddressInRanges(highest, parseCIDRs([cidr]))) {
-            throw new ConfigError(`TRUSTED_PROXIES: ${cidr} covers every ${family} address; anyone could forge X-Forwarded-For. List the proxies' own addresses`);
+          if (isAddressInRanges(lowest, [range]) && isAddressInRanges(highest, [range])) {
+            throw new ConfigError(`TRUSTED_PROXIES: ${value[index]} covers every ${family} address; anyone could forge X-Forwarded-For. List the proxies' own addresses`);
           }
         }
-      }
+      });
     },
   }),
   def<string[]>({

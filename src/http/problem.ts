@@ -16,13 +16,18 @@ export interface ProblemBody {
   [extension: string]: unknown;
 }
 
-/** Sends an RFC 9457 problem body for a known code. */
-export function sendProblem(reply: FastifyReply, code: ErrorCode, extras: { detail?: string; headers?: Record<string, string>; extensions?: Record<string, unknown> } = {}): FastifyReply {
+/** The RFC 9457 body of a known code. */
+export function problemBody(code: ErrorCode, extras: { detail?: string; extensions?: Record<string, unknown> } = {}): ProblemBody {
   const { status, title } = ERRORS[code];
   const body: ProblemBody = { type: 'about:blank', title, status, code, ...extras.extensions };
   if (extras.detail) body.detail = extras.detail;
+  return body;
+}
+
+/** Sends an RFC 9457 problem body for a known code. */
+export function sendProblem(reply: FastifyReply, code: ErrorCode, extras: { detail?: string; headers?: Record<string, string>; extensions?: Record<string, unknown> } = {}): FastifyReply {
   if (extras.headers) reply.headers(extras.headers);
-  return reply.code(status).type(PROBLEM_CONTENT_TYPE).send(body);
+  return reply.code(ERRORS[code].status).type(PROBLEM_CONTENT_TYPE).send(problemBody(code, extras));
 }
 
 /**
@@ -106,8 +111,8 @@ export function frameworkErrorHandler(headers: Readonly<Record<string, string>>)
  */
 export function clientErrorHandler(headers: Readonly<Record<string, string>>, log: { info(object: object, message: string): void }) {
   const raw = (code: ErrorCode): string => {
-    const { status, title } = ERRORS[code];
-    const body = JSON.stringify({ type: 'about:blank', title, status, code });
+    const { status } = ERRORS[code];
+    const body = JSON.stringify(problemBody(code));
     const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`];
     for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
     lines.push(`content-type: ${PROBLEM_CONTENT_TYPE}`, `content-length: ${Buffer.byteLength(body)}`, 'connection: close');

@@ -64,18 +64,16 @@ export class RateLimits {
 
   constructor(private readonly options: RateLimitsOptions) {
     this.#perMinute = options.perMinute;
-    const make = (tier: RateLimitTier): RateLimiterAbstract => {
-      const common = { points: options.perMinute[tier], duration: WINDOW_SECONDS, keyPrefix: `${options.keyPrefix}rl:${tier}` };
+    const make = (name: string, points: number, duration: number): RateLimiterAbstract => {
+      const common = { points, duration, keyPrefix: `${options.keyPrefix}rl:${name}` };
       return options.redis
         // rejectIfRedisNotReady: answer at once while Redis is down instead of queueing behind a reconnect.
         ? new RateLimiterRedis({ ...common, storeClient: options.redis, rejectIfRedisNotReady: true })
         : new RateLimiterMemory(common);
     };
-    this.#limiters = { anon: make('anon'), auth: make('auth'), account: make('account'), badauth: make('badauth') };
-    const resetMails = { points: options.resetMailsPerHour ?? 5, duration: 3600, keyPrefix: `${options.keyPrefix}rl:resetmail` };
-    this.#resetMails = options.redis
-      ? new RateLimiterRedis({ ...resetMails, storeClient: options.redis, rejectIfRedisNotReady: true })
-      : new RateLimiterMemory(resetMails);
+    const tier = (name: RateLimitTier) => make(name, options.perMinute[name], WINDOW_SECONDS);
+    this.#limiters = { anon: tier('anon'), auth: tier('auth'), account: tier('account'), badauth: tier('badauth') };
+    this.#resetMails = make('resetmail', options.resetMailsPerHour ?? 5, 3600);
   }
 
   /**

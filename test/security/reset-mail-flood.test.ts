@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { readOutbox, resetTokenFrom } from '../helpers/mail.js';
 import { signUp, startTestServer, strongPassword, type TestServer } from '../helpers/harness.js';
 
@@ -22,7 +23,8 @@ for (const counters of ['memory', 'redis'] as const) {
 
     test('past the hourly budget: 202, no mail, the last link still works, the refusal audited', async () => {
       const env: Record<string, string> = { PASSWORD_RESET_MAILS_PER_HOUR: '2' };
-      if (counters === 'redis') Object.assign(env, { REDIS_URL, REDIS_KEY_PREFIX: `rampart-test-${process.pid}-${randomBytes(4).toString('hex')}:` });
+      const prefix = `rampart-test-${process.pid}-${randomBytes(4).toString('hex')}:`;
+      if (counters === 'redis') Object.assign(env, { REDIS_URL, REDIS_KEY_PREFIX: prefix });
       const t = await startTestServer({ env });
       servers.push(t);
       const { email, userId } = await signUp(t, 'flooded');
@@ -40,6 +42,17 @@ for (const counters of ['memory', 'redis'] as const) {
       assert.deepEqual(answers.map((answer) => answer.status), [202, 202, 202, 202, 202]);
       assert.equal(new Set(answers.map((answer) => answer.text)).size, 1, 'every answer is the same');
       assert.deepEqual(sent.map((tokens) => tokens.length), [1, 1, 0, 0, 0], 'two mails, then none');
+      if (counters === 'redis') {
+        // Shared by every instance: the budget's counter lives in Redis, under an HMAC, not the user id.
+        const redis = new Redis(REDIS_URL);
+        try {
+          const keys = await redis.keys(`${prefix}rl:resetmail*`);
+          assert.equal(keys.length, 1);
+          assert.ok(!keys[0]!.includes(userId));
+        } finally {
+          redis.disconnect();
+        }
+      }
 
       // The refused requests voided nothing: the second link is the valid one.
       const newest = sent[1]![0]!;

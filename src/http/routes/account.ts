@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CompletedLogin, LoginResult } from '../../auth/flows/login.js';
+import type { RequestMeta } from '../../auth/flows/request-meta.js';
 import type { Services } from '../../services.js';
 import { clearSessionCookie, SESSION_COOKIE, sessionAuth, setSessionCookie } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
@@ -40,13 +41,16 @@ async function endReplacedSession(request: FastifyRequest, services: Services): 
   if (!secret) return;
   // Read before the transaction: on SQLite a query outside it would wait for it forever.
   const replaced = await services.sessions.findBySecret(secret);
-  if (!replaced) return;
-  const meta = requestMeta(request);
+  if (replaced) await endSession(services, replaced, 'replaced', requestMeta(request));
+}
+
+/** Deletes one session and records `session.revoked` (its user as the actor) in one transaction. */
+async function endSession(services: Services, session: Pick<ActiveSession, 'id_hash' | 'user_id' | 'public_id'>, reason: 'logout' | 'replaced', meta: RequestMeta): Promise<void> {
   await services.stores.main.db.transaction().execute(async (trx) => {
-    if (!(await services.sessions.revoke(replaced.id_hash, trx))) return;
+    if (!(await services.sessions.revoke(session.id_hash, trx))) return;
     await services.events.record({
-      action: 'session.revoked', actor: { type: 'user', id: replaced.user_id }, target: { type: 'session', id: replaced.public_id },
-      origin: meta, outcome: 'success', details: { reason: 'replaced' },
+      action: 'session.revoked', actor: { type: 'user', id: session.user_id }, target: { type: 'session', id: session.public_id },
+      origin: meta, outcome: 'success', details: { reason },
     }, trx);
   });
 }
@@ -89,15 +93,7 @@ export async function accountRoutes(app: FastifyInstance, services: Services): P
     config: { auth: 'session', allowDuringMfaEnrollment: true },
     schema: { response: { 204: { type: 'null' } } },
   }, async (request, reply) => {
-    const { session, userId } = sessionAuth(request);
-    const meta = requestMeta(request);
-    await services.stores.main.db.transaction().execute(async (trx) => {
-      await services.sessions.revoke(session.id_hash, trx);
-      await services.events.record({
-        action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'session', id: session.public_id },
-        origin: meta, outcome: 'success', details: { reason: 'logout' },
-      }, trx);
-    });
+    await endSession(services, sessionAuth(request).session, 'logout', requestMeta(request));
     clearSessionCookie(reply);
     return reply.code(204).send();
   });
