@@ -274,6 +274,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const orgs = new OrgService(stores.main.db, orgRepository, pii, events, mailer, clock, {
     productName: config.productName,
     publicUrl: () => services.publicUrl,
+    maxOrgsPerUser: config.maxOrgsPerUser,
   });
   // A membership that ends takes the tokens bound to that org with it (same transaction).
   orgs.onMembershipEnded((orgId, userId, trx, origin) => apiTokens.revokeForEndedMembership(orgId, userId, trx, origin).then(() => undefined));

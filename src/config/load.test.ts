@@ -79,6 +79,9 @@ describe('configuration', () => {
     refuse({ LOG_LEVEL: 'verbose' }, /LOG_LEVEL/);
     refuse({ MAIL_FROM: 'a@b\r\nBcc: x@y' }, /single line/);
     refuse({ RAMPART_HOST: 'example.com' }, /IP address/);
+    refuse({ MAX_ORGS_PER_USER: '0' }, /MAX_ORGS_PER_USER must be at least 1/);
+    refuse({ MAX_ORGS_PER_USER: 'many' }, /whole number/);
+    assert.equal(loadConfig({ env: { RAMPART_DATA_DIR: dataDir }, flags: {} }).maxOrgsPerUser, 20, 'capped by default');
   });
 
   test('a config file with an unknown key or bad JSON is refused', () => {

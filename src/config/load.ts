@@ -60,6 +60,7 @@ export interface Config {
   readonly loginBackoffMaxSeconds: number;
   readonly auditRetentionDays: number | null;
   readonly jobPollIntervalMs: number;
+  readonly maxOrgsPerUser: number;
   readonly insecureWebhooksToPrivateNetworks: boolean;
   readonly metricsPort: number;
   readonly metricsHost: string;

@@ -342,6 +342,10 @@ export const OPTIONS = [
     key: 'jobPollIntervalMs', env: 'JOB_POLL_INTERVAL_MS', type: 'int', default: 1000, min: 10, max: 3_600_000,
     doc: 'How often each instance looks for due background jobs (alert evaluation and mail, webhook deliveries). One second keeps alerts prompt at one cheap indexed query a second.',
   }),
+  def<number>({
+    key: 'maxOrgsPerUser', env: 'MAX_ORGS_PER_USER', type: 'int', default: 20, min: 1, max: 10_000,
+    doc: 'Organizations one user may own before POST /v1/orgs answers 409 org_limit_reached (ASVS V2.4.1 anti-automation): any signed-up account can create orgs, so without a cap one script fills the store. Twenty covers a consultant or a team with many tenants; raise it for such deployments.',
+  }),
   def<boolean>({
     key: 'insecureWebhooksToPrivateNetworks', env: 'RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS', type: 'bool', default: false,
     doc: 'INSECURE: let webhooks reach private, loopback and link-local addresses, over plain http too (a receiver on this host or network). Off: such URLs are refused at registration and at every delivery (SSRF).',

@@ -85,7 +85,7 @@ export class OrgService {
     private readonly events: SecurityEvents,
     private readonly mailer: Mailer,
     private readonly clock: Clock,
-    private readonly options: { productName: string; publicUrl: () => string },
+    private readonly options: { productName: string; publicUrl: () => string; maxOrgsPerUser: number },
   ) {}
 
   onMembershipEnded(listener: MembershipEndedListener): void {
@@ -281,6 +281,15 @@ export class OrgService {
     };
     try {
       await this.db.transaction().execute(async (trx) => {
+        // Counted in the transaction that inserts, with the count held (see countOwnedOrgsHeld):
+        // two creations at the limit cannot both pass. Ownership is the measure because an org
+        // lives as long as it has an owner; a refusal writes nothing.
+        const owned = await this.repo.countOwnedOrgsHeld(userId, trx);
+        if (owned >= this.options.maxOrgsPerUser) {
+          throw new RampartError('org_limit_reached', {
+            publicDetail: `You own ${owned} organizations; at most ${this.options.maxOrgsPerUser} are allowed. Leave or hand over one first.`,
+          });
+        }
         await this.repo.insertOrg(row, trx);
         await this.repo.insertMembership({ org_id: row.id, user_id: userId, role: 'owner', joined_at: now }, trx);
         const base = { orgId: row.id, actor: { type: 'user' as const, id: userId }, origin: meta, outcome: 'success' as const };
@@ -332,25 +341,22 @@ export class OrgService {
     }
     const existing = await this.pii.findUserIdByEmail(input.email);
     if (existing && (await this.repo.findMembership(orgId, existing))) throw new RampartError('already_member');
+    const org = await this.repo.findOrg(orgId);
+    if (!org) throw new RampartError('not_found');
     const emailIndex = await this.pii.emailIndex(input.email);
     const token = randomToken(32);
     const now = this.clock.now();
     const id = randomId('inv');
     const expiresAt = now + INVITATION_TTL_MS;
-    const org = await this.db.transaction().execute(async (trx) => {
-      if (!(await this.repo.lockOrg(orgId, now, trx))) throw new RampartError('not_found');
-      // Only the newest link for an address works.
-      await this.repo.deletePendingInvitations(orgId, emailIndex, trx);
-      await this.repo.insertInvitation({
-        id, org_id: orgId, email_index: emailIndex, role: input.role, token_hash: sha256Hex(token), invited_by: auth.userId,
-        created_at: now, expires_at: expiresAt, accepted_at: null, accepted_by: null,
-      }, trx);
-      await this.events.record({
-        action: 'invitation.created', orgId, actor: actorOf(auth), target: { type: 'invitation', id }, origin: meta,
-        outcome: 'success', details: { role: input.role, expiresAt: iso(expiresAt) },
-      }, trx);
-      return (await this.repo.findOrg(orgId, trx))!;
-    });
+    // The mail goes out BEFORE anything is stored, so the stores never hold an invitation
+    // whose link was not sent (`invitation.created` says "mailed", and the chained log
+    // cannot take an event back). A relay that fails writes nothing: no row, no event, and
+    // a retry starts afresh. A crash between the send and the commit leaves no row and no
+    // event either; the mailed link then names no invitation and fails closed
+    // (`invalid_token`). The other orders are worse: storing first leaves, after a crash,
+    // a usable row and an event for a mail that never left; sending inside the
+    // transaction holds the org lock (on SQLite the database's write lock) for as long as
+    // the relay takes.
     const link = `${this.options.publicUrl()}/invitations/accept?token=${token}`;
     await this.#sendInvitation({
       to: input.email,
@@ -366,13 +372,32 @@ export class OrgService {
         '',
       ].join('\r\n'),
     });
+    await this.#inOrgTransaction(orgId, async (trx) => {
+      // The role again, under the org lock: the send took time, and a link mailed by someone
+      // demoted meanwhile must not come to work (refused here, it fails closed like the above).
+      const role = await this.#authorize(auth, orgId, 'members.invite', meta, trx);
+      if (input.role === 'owner' && !roleAllows(role, 'members.manage_owners')) {
+        throw new AccessDenied(auth, orgId, 'members.manage_owners', role, meta, 'Only an owner can invite an owner.');
+      }
+      // Only the newest link for an address works.
+      await this.repo.deletePendingInvitations(orgId, emailIndex, trx);
+      await this.repo.insertInvitation({
+        id, org_id: orgId, email_index: emailIndex, role: input.role, token_hash: sha256Hex(token), invited_by: auth.userId,
+        created_at: now, expires_at: expiresAt, accepted_at: null, accepted_by: null,
+      }, trx);
+      await this.events.record({
+        action: 'invitation.created', orgId, actor: actorOf(auth), target: { type: 'invitation', id }, origin: meta,
+        outcome: 'success', details: { role: input.role, expiresAt: iso(expiresAt) },
+      }, trx);
+    });
     return { id, expiresAt: iso(expiresAt) };
   }
 
   /**
    * The invitation's link exists only in this mail: when the relay refuses or does not
-   * answer, the caller learns it (503, retry; a retry replaces this invitation) instead
-   * of an internal error (ASVS V16.5.2). The unsent token never left the server.
+   * answer, the caller learns it (503, retry) instead
+   * of an internal error (ASVS V16.5.2). Nothing was stored yet (see `invite`), and the
+   * unsent token never left the server.
    */
   async #sendInvitation(message: Parameters<Mailer['send']>[0]): Promise<void> {
     try {

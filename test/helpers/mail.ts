@@ -42,8 +42,11 @@ export function resetTokenFrom(mail: ReceivedMail): string {
   return match[1]!;
 }
 
-/** A real SMTP listener on loopback that speaks STARTTLS with the given certificate. */
-export async function startSmtpSink(tls: { key: string; cert: string } | null): Promise<{ port: number; messages: ReceivedMail[]; close(): Promise<void> }> {
+/**
+ * A real SMTP listener on loopback that speaks STARTTLS with the given certificate;
+ * on a free port, or on `port` (a relay coming back where a server expects it).
+ */
+export async function startSmtpSink(tls: { key: string; cert: string } | null, port = 0): Promise<{ port: number; messages: ReceivedMail[]; close(): Promise<void> }> {
   const messages: ReceivedMail[] = [];
   const server = new SMTPServer({
     secure: false,
@@ -60,10 +63,9 @@ export async function startSmtpSink(tls: { key: string; cert: string } | null): 
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
   return {
-    port,
+    port: (server.server.address() as AddressInfo).port,
     messages,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

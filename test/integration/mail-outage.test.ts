@@ -8,9 +8,12 @@
 import assert from 'node:assert/strict';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { sha256Hex } from '../../src/crypto/hash.js';
 import { SMTP_TIMEOUT_MS } from '../../src/mail/mailer.js';
-import { startTestServer, type TestServer, uniqueEmail } from '../helpers/harness.js';
-import { createOrgWithRoles } from '../helpers/orgs.js';
+import { signUp, startTestServer, type TestServer, uniqueEmail } from '../helpers/harness.js';
+import { startSmtpSink, waitFor } from '../helpers/mail.js';
+import { captureEvents, createOrgWithRoles } from '../helpers/orgs.js';
+import { Resources } from '../helpers/resources.js';
 
 describe('invitations while the SMTP relay is down', () => {
   let silent: Server;
@@ -51,3 +54,58 @@ describe('invitations while the SMTP relay is down', () => {
     });
   }
 });
+
+/**
+ * The answer and the stores agree: an invitation whose mail did not go out leaves no
+ * row (nothing pending, nothing to accept) and no `invitation.created` event (which
+ * says "mailed"; the chained log could never take it back). Once the relay is back, the
+ * same invitation goes through and works.
+ */
+for (const store of ['sqlite', 'postgres'] as const) {
+  test(`an invitation refused for a down SMTP relay leaves no row and no event; re-inviting once it is back works (${store})`, async () => {
+    const open = new Resources();
+    try {
+      // A real relay's port, closed: the server is configured for a relay that is down.
+      const gone = await startSmtpSink(null);
+      const port = gone.port;
+      await gone.close();
+      const t = open.add(await startTestServer({ store, env: { SMTP_URL: `smtp://127.0.0.1:${port}`, RAMPART_INSECURE_SMTP_WITHOUT_TLS: 'true' } }), (s) => s.close());
+      const events = captureEvents(t);
+      const org = await createOrgWithRoles(t, 'relay');
+      const { owner } = org.users;
+      const invitee = await signUp(t, 'relay-invitee');
+      const db = t.server.services.stores.main.db;
+      const invitationsOf = () => db.selectFrom('org_invitations').selectAll().where('org_id', '=', org.orgId).execute();
+      const auditActions = async (action: string) => {
+        const response = await owner.client.get(`/v1/orgs/${org.orgId}/audit?action=${action}`);
+        assert.equal(response.status, 200, response.text);
+        return response.body.events as Array<{ target: { id: string } }>;
+      };
+
+      const refused = await owner.client.post(`/v1/orgs/${org.orgId}/invitations`, { email: invitee.email, role: 'admin' });
+      assert.equal(refused.status, 503, refused.text);
+      assert.equal(refused.body.code, 'mail_unavailable');
+      assert.deepEqual(await invitationsOf(), [], 'no invitation row for a mail that never left');
+      assert.deepEqual(await auditActions('invitation.created'), [], 'the audit log does not claim an invitation');
+      assert.ok(!events.some((e) => e.action === 'invitation.created'), 'no invitation.created event, not even rolled back');
+
+      const relay = open.add(await startSmtpSink(null, port), (sink) => sink.close());
+      const sent = await owner.client.post(`/v1/orgs/${org.orgId}/invitations`, { email: invitee.email, role: 'admin' });
+      assert.equal(sent.status, 201, sent.text);
+      const mail = await waitFor(() => relay.messages.find((m) => m.to === invitee.email), 'the invitation mail');
+      const token = /\/invitations\/accept\?token=([A-Za-z0-9_-]{43})/.exec(mail.body)?.[1];
+      assert.ok(token, mail.body);
+      const rows = await invitationsOf();
+      assert.deepEqual(rows.map((row) => [row.id, row.token_hash, row.accepted_at]), [[sent.body.id, sha256Hex(token), null]], 'one pending invitation: the mailed one');
+      assert.deepEqual((await auditActions('invitation.created')).map((e) => e.target.id), [sent.body.id]);
+
+      const accepted = await invitee.client.post('/v1/invitations/accept', { token });
+      assert.equal(accepted.status, 200, accepted.text);
+      assert.equal(accepted.body.org.role, 'admin');
+      const verified = await owner.client.get(`/v1/orgs/${org.orgId}/audit/verify`);
+      assert.equal(verified.body.valid, true, 'the chain holds');
+    } finally {
+      await open.close();
+    }
+  });
+}

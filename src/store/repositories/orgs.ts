@@ -151,6 +151,25 @@ export class OrgRepository {
     return Number(row.n);
   }
 
+  /**
+   * How many orgs the user owns, counted for the creation cap inside the creating
+   * transaction. On PostgreSQL the user's row is locked first, until that transaction
+   * ends: under READ COMMITTED two creations by one user would otherwise both count the
+   * same number and both insert. SQLite needs no lock: its transactions are serializable
+   * (this process runs them one at a time on its one connection, and another process's
+   * commit in between makes this one's insert fail with SQLITE_BUSY, never both succeed).
+   */
+  async countOwnedOrgsHeld(userId: string, trx: Transaction<MainDB>): Promise<number> {
+    if (this.postgres) await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute();
+    const row = await trx
+      .selectFrom('org_memberships')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('user_id', '=', userId)
+      .where('role', '=', 'owner')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   async updateRole(orgId: string, userId: string, role: string, executor: Executor = this.db): Promise<boolean> {
     const result = await executor.updateTable('org_memberships').set({ role }).where('org_id', '=', orgId).where('user_id', '=', userId).executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
