@@ -101,7 +101,9 @@ export class PiiService {
     if (!dataKey) throw new Error(`the data key of ${userId} does not unwrap`);
     const email = this.#open(dataKey, row.email_enc, `${userId}:email`);
     if (email === null) throw new Error(`the email of ${userId} does not decrypt`);
+    // A name that fails authentication is tampering or corruption, not "no name": fail closed like the email.
     const name = row.name_enc === null ? null : this.#open(dataKey, row.name_enc, `${userId}:name`);
+    if (row.name_enc !== null && name === null) throw new Error(`the name of ${userId} does not decrypt`);
     return Object.freeze({ userId, email, name, dataKey });
   }
 
