@@ -9,7 +9,7 @@ import { registerAuth } from './http/auth.js';
 import { registerRateLimitsAfterAuth, registerRateLimitsBeforeAuth } from './http/rate-limit.js';
 import { registerRequestMetrics } from './http/request-metrics.js';
 import { refuseUnparsableForwardedAddress } from './http/request-meta.js';
-import { clientErrorHandler, frameworkErrorHandler, registerProblemHandling, sendProblem } from './http/problem.js';
+import { clientErrorHandler, connectHandler, frameworkErrorHandler, registerProblemHandling, sendProblem } from './http/problem.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { auditRoutes } from './http/routes/audit.js';
@@ -60,6 +60,8 @@ export async function buildApp(services: Services, options: AppOptions): Promise
     frameworkErrors: frameworkErrorHandler(SECURITY_HEADERS),
     clientErrorHandler: clientErrorHandler(SECURITY_HEADERS, services.logger),
   }) as unknown as FastifyInstance;
+  // CONNECT never reaches Fastify: without a listener Node dropped it unanswered (no cost to other requests).
+  app.server.on('connect', connectHandler(SECURITY_HEADERS, services.logger));
 
   configureValidation(app);
   registerProblemHandling(app);

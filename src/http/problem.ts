@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, type ErrorCode, RampartError } from '../errors.js';
 
@@ -110,14 +111,7 @@ export function frameworkErrorHandler(headers: Readonly<Record<string, string>>)
  * rawPacket holds the request's headers, cookies and Authorization included.
  */
 export function clientErrorHandler(headers: Readonly<Record<string, string>>, log: { info(object: object, message: string): void }) {
-  const raw = (code: ErrorCode): string => {
-    const { status } = ERRORS[code];
-    const body = JSON.stringify(problemBody(code));
-    const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`];
-    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
-    lines.push(`content-type: ${PROBLEM_CONTENT_TYPE}`, `content-length: ${Buffer.byteLength(body)}`, 'connection: close');
-    return `${lines.join('\r\n')}\r\n\r\n${body}`;
-  };
+  const raw = (code: ErrorCode) => rawProblemResponse(code, headers);
   const answers = { invalid_request: raw('invalid_request'), request_headers_too_large: raw('request_headers_too_large'), request_timeout: raw('request_timeout') };
   return (error: Error & { code?: string }, socket: Socket): void => {
     // A reset connection has nobody to answer.
@@ -129,4 +123,39 @@ export function clientErrorHandler(headers: Readonly<Record<string, string>>, lo
     if (socket.writable && !pending?.headersSent) socket.end(answers[code]);
     socket.destroy(error);
   };
+}
+
+/**
+ * Node hands a CONNECT request to the server's 'connect' listeners only, never to
+ * Fastify, and with none it dropped the connection without a word. Rampart is no
+ * proxy: the tunnel is refused like any other method nothing here serves (405, as
+ * TRACE), with the problem body and headers of every refusal; `Allow` is empty, as
+ * no method opens a tunnel (RFC 9110 §15.5.6). Only the method is logged: the
+ * target and headers (Proxy-Authorization) are the client's.
+ */
+export function connectHandler(headers: Readonly<Record<string, string>>, log: { info(object: object, message: string): void }) {
+  const answer = rawProblemResponse('method_not_allowed', headers, { allow: '' });
+  return (_request: IncomingMessage, socket: Duplex): void => {
+    log.info({ code: 'method_not_allowed', method: 'CONNECT' }, 'request refused before routing');
+    // The connection has left Node's HTTP handling (and its timeouts): close it once the answer is out,
+    // and at once for a peer that stops reading (what it sent after the request is never read).
+    // Bytes the client sends on into the tunnel are read and dropped: unread ones would make the close a reset,
+    // which can destroy the answer before the client reads it.
+    socket.resume();
+    socket.end(answer, () => socket.destroy());
+    (socket as Socket).setTimeout(CONNECT_ANSWER_TIMEOUT_MS, () => socket.destroy());
+  };
+}
+
+/** How long a refused CONNECT's answer may take to leave before the connection is cut. */
+const CONNECT_ANSWER_TIMEOUT_MS = 5_000;
+
+/** A whole HTTP/1.1 problem response, for answers written to the socket outside Fastify. */
+function rawProblemResponse(code: ErrorCode, headers: Readonly<Record<string, string>>, extraHeaders: Readonly<Record<string, string>> = {}): string {
+  const { status } = ERRORS[code];
+  const body = JSON.stringify(problemBody(code));
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`];
+  for (const [name, value] of Object.entries({ ...headers, ...extraHeaders })) lines.push(`${name}: ${value}`);
+  lines.push(`content-type: ${PROBLEM_CONTENT_TYPE}`, `content-length: ${Buffer.byteLength(body)}`, 'connection: close');
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }
