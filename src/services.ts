@@ -171,8 +171,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // Imported bcrypt hashes verify (never past 72 bytes) and are re-hashed with argon2id at the next login.
   hasher.registerForeignVerifier(new BcryptVerifier());
   const users = new UserRepository(stores.main.db, stores.main.changes, () => clock.now());
-  const sessions = new SessionService(new SessionRepository(stores.main.db), pii, keyring, clock, stores.main.changes);
   const events = new SecurityEvents(clock);
+  const sessions = new SessionService(new SessionRepository(stores.main.db), pii, keyring, clock, stores.main.changes, stores.main.db, events);
   events.addSink({
     record(event) {
       // The log gets the event's shape, never personal data (actor ids only).

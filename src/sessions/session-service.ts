@@ -1,10 +1,12 @@
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Clock } from '../clock.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
 import { hmacSha256, sha256Hex } from '../crypto/hash.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { BoundedMemo } from '../memo.js';
 import { randomId, randomToken } from '../crypto/random.js';
+import { RampartError } from '../errors.js';
+import type { EventOrigin, SecurityEvents } from '../events/security-events.js';
 import type { PiiService, Profile } from '../pii/pii-service.js';
 import type { ChangeFeed, TableChange } from '../store/change-feed.js';
 import { altersRows, ReadCache } from '../store/read-cache.js';
@@ -50,6 +52,12 @@ export interface IssuedSession {
 export type ActiveSession = SessionWithUser;
 
 /**
+ * Why one session ends at its user's request: `logout`, or `replaced` when a
+ * sign-in in the same browser supersedes it (ASVS V7.2.4).
+ */
+export type SessionEndReason = 'logout' | 'replaced';
+
+/**
  * Server-side sessions: 256-bit random secrets in the cookie, only their SHA-256
  * in the store; idle and absolute timeouts; a CSRF token bound to the session by
  * HMAC, so it needs no storage and dies with the session.
@@ -66,6 +74,9 @@ export class SessionService {
     private readonly keyring: Keyring,
     private readonly clock: Clock,
     changes: ChangeFeed,
+    /** The main store, for the transactions that end a session together with its event. */
+    private readonly db: Kysely<MainDB>,
+    private readonly events: SecurityEvents,
   ) {
     this.#live = new ReadCache({ feed: changes, dependsOn: changesSession, now: () => this.clock.now() });
   }
@@ -190,6 +201,67 @@ export class SessionService {
   /** Ends every session of the user (except one, when given). Returns how many ended. */
   async revokeAllForUser(userId: string, exceptIdHash: string | null = null, transaction?: Transaction<MainDB>): Promise<number> {
     return this.repo.deleteAllForUser(userId, exceptIdHash, transaction);
+  }
+
+  /**
+   * Ends one session at its user's request: deletes it and records
+   * `session.revoked` (its user as the actor) in one transaction. A session
+   * already gone (ended by another request, expired and swept) records nothing;
+   * returns whether this call ended it.
+   */
+  async end(session: Pick<SessionRow, 'id_hash' | 'user_id' | 'public_id'>, reason: SessionEndReason, origin: EventOrigin): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      if (!(await this.revoke(session.id_hash, trx))) return false;
+      await this.events.record({
+        action: 'session.revoked', actor: { type: 'user', id: session.user_id }, target: { type: 'session', id: session.public_id },
+        origin, outcome: 'success', details: { reason },
+      }, trx);
+      return true;
+    });
+  }
+
+  /**
+   * Ends the stored session a cookie secret names, if any, because a sign-in in
+   * the same browser replaces it: a copy of the old cookie must not live on
+   * (ASVS V7.2.4). Returns whether a session ended.
+   */
+  async endReplaced(secret: string, origin: EventOrigin): Promise<boolean> {
+    // Read before the transaction: on SQLite a query outside it would wait for it forever.
+    const replaced = await this.findBySecret(secret);
+    return replaced ? this.end(replaced, 'replaced', origin) : false;
+  }
+
+  /**
+   * Ends one of the user's own sessions by its public id (reason `user`).
+   * Scoped by user: another user's session id is `not_found`, exactly like a
+   * missing one, so ids cannot be probed.
+   */
+  async endOwnByPublicId(userId: string, publicId: string, origin: EventOrigin): Promise<void> {
+    const ended = await this.db.transaction().execute(async (trx) => {
+      if (!(await this.revokeByPublicId(userId, publicId, trx))) return false;
+      await this.events.record({
+        action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'session', id: publicId },
+        origin, outcome: 'success', details: { reason: 'user' },
+      }, trx);
+      return true;
+    });
+    if (!ended) throw new RampartError('not_found');
+  }
+
+  /**
+   * Ends every session of the user but the one asking (reason `all_others`),
+   * with one `session.revoked` event naming how many ended (also when none did:
+   * the user asked). Returns how many ended.
+   */
+  async endAllOthers(userId: string, keptIdHash: string, origin: EventOrigin): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const count = await this.revokeAllForUser(userId, keptIdHash, trx);
+      await this.events.record({
+        action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
+        origin, outcome: 'success', details: { reason: 'all_others', count },
+      }, trx);
+      return count;
+    });
   }
 
   /** Ends every session of every user; returns how many. */

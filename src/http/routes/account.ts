@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CompletedLogin, LoginResult } from '../../auth/flows/login.js';
-import type { RequestMeta } from '../../auth/flows/request-meta.js';
 import type { Services } from '../../services.js';
 import { clearSessionCookie, SESSION_COOKIE, sessionAuth, setSessionCookie } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
@@ -35,24 +34,10 @@ export async function sendLoginResult(request: FastifyRequest, reply: FastifyRep
   return sendLogin(request, reply, services, result);
 }
 
-/** Ends the session named by the request's cookie, if one is stored, with its `session.revoked` event (reason `replaced`). */
+/** Ends the session named by the request's cookie, if one is stored (reason `replaced`). */
 async function endReplacedSession(request: FastifyRequest, services: Services): Promise<void> {
   const secret = request.cookies[SESSION_COOKIE];
-  if (!secret) return;
-  // Read before the transaction: on SQLite a query outside it would wait for it forever.
-  const replaced = await services.sessions.findBySecret(secret);
-  if (replaced) await endSession(services, replaced, 'replaced', requestMeta(request));
-}
-
-/** Deletes one session and records `session.revoked` (its user as the actor) in one transaction. */
-async function endSession(services: Services, session: Pick<ActiveSession, 'id_hash' | 'user_id' | 'public_id'>, reason: 'logout' | 'replaced', meta: RequestMeta): Promise<void> {
-  await services.stores.main.db.transaction().execute(async (trx) => {
-    if (!(await services.sessions.revoke(session.id_hash, trx))) return;
-    await services.events.record({
-      action: 'session.revoked', actor: { type: 'user', id: session.user_id }, target: { type: 'session', id: session.public_id },
-      origin: meta, outcome: 'success', details: { reason },
-    }, trx);
-  });
+  if (secret) await services.sessions.endReplaced(secret, requestMeta(request));
 }
 
 export async function accountRoutes(app: FastifyInstance, services: Services): Promise<void> {
@@ -93,7 +78,7 @@ export async function accountRoutes(app: FastifyInstance, services: Services): P
     config: { auth: 'session', allowDuringMfaEnrollment: true },
     schema: { response: { 204: { type: 'null' } } },
   }, async (request, reply) => {
-    await endSession(services, sessionAuth(request).session, 'logout', requestMeta(request));
+    await services.sessions.end(sessionAuth(request).session, 'logout', requestMeta(request));
     clearSessionCookie(reply);
     return reply.code(204).send();
   });

@@ -29,19 +29,7 @@ export async function sessionRoutes(app: FastifyInstance, services: Services): P
     },
   }, async (request, reply) => {
     const { userId, session } = sessionAuth(request);
-    const meta = requestMeta(request);
-    const revoked = await services.stores.main.db.transaction().execute(async (trx) => {
-      // Scoped by user: another user's session id answers exactly like a missing one.
-      const done = await services.sessions.revokeByPublicId(userId, request.params.id, trx);
-      if (done) {
-        await services.events.record({
-          action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'session', id: request.params.id },
-          origin: meta, outcome: 'success', details: { reason: 'user' },
-        }, trx);
-      }
-      return done;
-    });
-    if (!revoked) throw new RampartError('not_found');
+    await services.sessions.endOwnByPublicId(userId, request.params.id, requestMeta(request));
     // The caller ended its own session: the browser's side ends as at logout.
     if (request.params.id === session.public_id) clearSessionCookie(reply);
     return reply.code(204).send();
@@ -52,14 +40,7 @@ export async function sessionRoutes(app: FastifyInstance, services: Services): P
     schema: { response: { 204: { type: 'null' } } },
   }, async (request, reply) => {
     const { userId, session } = sessionAuth(request);
-    const meta = requestMeta(request);
-    await services.stores.main.db.transaction().execute(async (trx) => {
-      const count = await services.sessions.revokeAllForUser(userId, session.id_hash, trx);
-      await services.events.record({
-        action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
-        origin: meta, outcome: 'success', details: { reason: 'all_others', count },
-      }, trx);
-    });
+    await services.sessions.endAllOthers(userId, session.id_hash, requestMeta(request));
     return reply.code(204).send();
   });
 }
