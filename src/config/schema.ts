@@ -100,7 +100,7 @@ export const OPTIONS = [
   }),
   def<string>({
     key: 'tlsCertFile', env: 'TLS_CERT_FILE', type: 'string', default: null,
-    doc: 'PEM certificate chain. Unset: a self-signed certificate for localhost is generated into DATA_DIR/tls.',
+    doc: 'PEM certificate chain. Unset: a self-signed certificate for localhost is generated into DATA_DIR/tls. A weak key or signature (RSA < 2048, SHA-1) refuses start-up; `rampart doctor` warns on RSA 2048 and on expiry within 14 days.',
     validate: (_value, resolved) => {
       if (!resolved['tlsKeyFile']) throw new ConfigError('TLS_CERT_FILE needs TLS_KEY_FILE as well');
     },

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/load.js';
@@ -6,6 +7,7 @@ import { isFileShared, parseMasterKeyFile } from '../crypto/master-key-file.js';
 import { readFileSync } from 'node:fs';
 import { redactURL } from '../store/db.js';
 import { checkOperationsControls } from './controls-operations.js';
+import { assessCertificate } from '../tls/certificate-strength.js';
 
 export type ControlStatus = 'ok' | 'warn' | 'fail';
 
@@ -29,10 +31,13 @@ export function checkControls(config: Config): ControlCheck[] {
   } else if (config.tlsCertFile && config.tlsKeyFile) {
     add('TLS', 'ok', `TLS 1.2+ with forward-secret AEAD suites only, HSTS 1 year; certificate ${config.tlsCertFile}`);
     add('TLS key file', fileModeStatus(config.tlsKeyFile), fileModeDetail(config.tlsKeyFile));
+    add('TLS certificate', ...certificateCheck(config.tlsCertFile));
   } else {
     add('TLS', 'ok', 'TLS 1.2+ with forward-secret AEAD suites only, HSTS 1 year; self-signed certificate for localhost (set TLS_CERT_FILE/TLS_KEY_FILE for production)');
     const keyPath = join(config.dataDir, 'tls', 'key.pem');
     if (existsSync(keyPath)) add('TLS key file', fileModeStatus(keyPath), fileModeDetail(keyPath));
+    const certPath = join(config.dataDir, 'tls', 'cert.pem');
+    if (existsSync(certPath)) add('TLS certificate', ...certificateCheck(certPath));
   }
 
   if (isLoopbackHost(config.host)) add('Bind address', 'ok', `${config.host} (loopback only)`);
@@ -115,4 +120,16 @@ function fileModeStatus(path: string): ControlStatus {
 function fileModeDetail(path: string): string {
   const mode = (statSync(path).mode & 0o777).toString(8).padStart(4, '0');
   return `${path} mode ${mode}${isFileShared(path) ? ' (accessible to other users: chmod 600)' : ''}`;
+}
+
+/** The certificate's key size, signature and validity (ASVS V11.2.3, V11.4.1, V11.6.1). */
+function certificateCheck(path: string): [ControlStatus, string] {
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(readFileSync(path));
+  } catch (error) {
+    return ['fail', `${path}: not a readable PEM certificate (${(error as Error).message})`];
+  }
+  const { status, detail } = assessCertificate(certificate, Date.now());
+  return [status, `${path}: ${detail}`];
 }

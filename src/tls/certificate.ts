@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { ConfigError } from '../errors.js';
+import { assessCertificate } from './certificate-strength.js';
 
 export interface TlsMaterial {
   cert: string;
@@ -24,8 +25,10 @@ const RENEW_BEFORE_MS = 14 * 86_400_000;
 export async function loadTlsMaterial(options: { dataDir: string; certFile: string | null; keyFile: string | null }): Promise<TlsMaterial> {
   if (options.certFile && options.keyFile) {
     assertPrivateKeyFile(options.keyFile);
+    const cert = readFileSync(options.certFile, 'utf8');
+    assertStrongCertificate(options.certFile, cert);
     return {
-      cert: readFileSync(options.certFile, 'utf8'),
+      cert,
       key: readFileSync(options.keyFile, 'utf8'),
       origin: 'configured',
       certPath: options.certFile,
@@ -64,6 +67,22 @@ export function isKeyFileShared(path: string): boolean {
 function assertPrivateKeyFile(path: string): void {
   if (!existsSync(path)) throw new ConfigError(`TLS key file ${path} does not exist`);
   if (isKeyFileShared(path)) throw new ConfigError(`TLS key file ${path} is accessible to other users; run: chmod 600 ${path}`);
+}
+
+/**
+ * A supplied certificate with a weak key or signature (RSA < 2048, SHA-1, an unapproved
+ * curve) refuses start-up; RSA 2048 and a near or past expiry are `rampart doctor`'s to
+ * report, since refusing to start would turn a lapsed renewal into an outage of everything.
+ */
+function assertStrongCertificate(path: string, pem: string): void {
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(pem);
+  } catch {
+    throw new ConfigError(`TLS certificate file ${path} is not a PEM certificate`);
+  }
+  const { weakCrypto, detail } = assessCertificate(certificate, Date.now());
+  if (weakCrypto) throw new ConfigError(`TLS certificate ${path} is too weak (${detail})`);
 }
 
 function isExpiringSoon(certPem: string): boolean {

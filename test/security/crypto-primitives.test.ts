@@ -21,62 +21,19 @@ import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as Certificate } from 'node:crypto';
 import { generate } from 'selfsigned';
 import { loadTlsMaterial } from '../../src/tls/certificate.js';
+import { assessCertificate, signatureAlgorithmOid as derSignatureOid, STRONG_SIGNATURE_OIDS } from '../../src/tls/certificate-strength.js';
 import { startTestServer, type TestServer } from '../helpers/harness.js';
 
 // ---------------------------------------------------------------- certificates
 
-/** DER OIDs of signature algorithms (RFC 5758, RFC 8017, RFC 8410). */
-const STRONG_SIGNATURE_OIDS: Record<string, string> = {
-  '2a8648ce3d040302': 'ecdsa-with-SHA256',
-  '2a8648ce3d040303': 'ecdsa-with-SHA384',
-  '2a8648ce3d040304': 'ecdsa-with-SHA512',
-  '2a864886f70d01010b': 'sha256WithRSAEncryption',
-  '2a864886f70d01010c': 'sha384WithRSAEncryption',
-  '2a864886f70d01010d': 'sha512WithRSAEncryption',
-  '2a864886f70d01010a': 'RSASSA-PSS',
-  '2b6570': 'Ed25519',
-};
-
-/** Reads one DER element at `offset`: its tag, where its content starts, and where it ends. */
-function derElement(der: Buffer, offset: number): { tag: number; start: number; end: number } {
-  const tag = der[offset]!;
-  let length = der[offset + 1]!;
-  let start = offset + 2;
-  if (length & 0x80) {
-    const octets = length & 0x7f;
-    length = 0;
-    for (let i = 0; i < octets; i++) length = length * 256 + der[start + i]!;
-    start += octets;
-  }
-  return { tag, start, end: start + length };
-}
-
-/** The OID (hex of its content) of Certificate.signatureAlgorithm (RFC 5280 §4.1.1.2). */
-function signatureAlgorithmOid(cert: X509Certificate): string {
-  const der = cert.raw;
-  const certificate = derElement(der, 0);
-  const tbs = derElement(der, certificate.start);
-  const algorithm = derElement(der, tbs.end);
-  const oid = derElement(der, algorithm.start);
-  assert.equal(oid.tag, 0x06, 'an OID');
-  return der.subarray(oid.start, oid.end).toString('hex');
-}
-
-/** ≥ 128-bit security: EC P-256 or larger, Ed25519/Ed448, RSA ≥ 3072; signed with SHA-256 or better. */
+/** ≥ 128-bit security, SHA-256+ signature, in validity: the same check `rampart doctor` applies. */
 function assertStrongCertificate(cert: X509Certificate, where: string): void {
-  const key = cert.publicKey;
-  const details = key.asymmetricKeyDetails ?? {};
-  if (key.asymmetricKeyType === 'ec') {
-    assert.ok(['prime256v1', 'secp384r1', 'secp521r1'].includes(String(details.namedCurve)), `${where}: curve ${details.namedCurve}`);
-  } else if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') {
-    assert.ok((details.modulusLength ?? 0) >= 3072, `${where}: RSA ${details.modulusLength}`);
-  } else {
-    assert.ok(['ed25519', 'ed448'].includes(String(key.asymmetricKeyType)), `${where}: key type ${key.asymmetricKeyType}`);
-  }
-  const oid = signatureAlgorithmOid(cert);
-  assert.ok(oid in STRONG_SIGNATURE_OIDS, `${where}: signature algorithm OID ${oid} is not SHA-256+ ECDSA/RSA or EdDSA`);
-  assert.ok(cert.verify(key), `${where}: self-signature verifies`);
+  const { status, detail } = assessCertificate(cert, Date.now());
+  assert.equal(status, 'ok', `${where}: ${detail}`);
+  assert.ok(cert.verify(cert.publicKey), `${where}: self-signature verifies`);
 }
+
+const signatureAlgorithmOid = (cert: X509Certificate) => derSignatureOid(cert.raw);
 
 describe('the generated TLS certificate has ≥ 128-bit security (ASVS V11.2.3, V11.4.1, V11.6.1)', () => {
   let t: TestServer;
@@ -117,6 +74,7 @@ describe('the generated TLS certificate has ≥ 128-bit security (ASVS V11.2.3, 
     const weak = await generate([{ name: 'commonName', value: 'weak' }], { keyType: 'rsa', keySize: 2048, algorithm: 'sha1' } as Parameters<typeof generate>[1]);
     const cert = new Certificate(weak.cert);
     assert.throws(() => assertStrongCertificate(cert, 'weak'), /RSA 2048/);
+    assert.equal(assessCertificate(cert, Date.now()).status, 'fail', 'SHA-1 signature fails');
     assert.equal(signatureAlgorithmOid(cert), '2a864886f70d010105', 'sha1WithRSAEncryption');
     assert.ok(!(signatureAlgorithmOid(cert) in STRONG_SIGNATURE_OIDS));
   });
