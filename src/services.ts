@@ -263,7 +263,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const policies: PolicyResolver = { forUser: (userId) => services.policies.forUser(userId) };
   const revocation = new CredentialRevocation(sessions);
   const apiTokens = new ApiTokenService(
-    new ApiTokenRepository(stores.main.db), stores.main.db, keyring, pii, policies, events, clock,
+    new ApiTokenRepository(stores.main.db, stores.main.dialect === 'postgres'), stores.main.db, keyring, pii, policies, events, clock,
     { allowEternalTokens: config.insecureAllowEternalApiTokens },
     // Read late: `services.orgs` is wired after this.
     (): TokenOrgDirectory => services.orgs,

@@ -72,7 +72,7 @@ export async function installSecurityOperations(services: Services): Promise<Par
     publicUrl: () => services.publicUrl,
     orgs: () => services.orgs,
   });
-  const webhooks = new WebhookService(stores.main.db, new WebhookRepository(stores.main.db), jobRepository, keyring, events, jobs, audit, metrics, clock, logger, {
+  const webhooks = new WebhookService(stores.main.db, new WebhookRepository(stores.main.db, postgres), jobRepository, keyring, events, jobs, audit, metrics, clock, logger, {
     allowPrivate: config.insecureWebhooksToPrivateNetworks,
   });
   // Both run inside every audit append, so their jobs commit (or roll back) with the event.

@@ -143,7 +143,7 @@ export class ApiTokenService {
       revoked_reason: null,
     };
     await this.db.transaction().execute(async (trx) => {
-      if ((await this.repository.countLiveForUser(input.userId, now, trx)) >= MAX_LIVE_TOKENS_PER_USER) {
+      if ((await this.repository.countLiveForUserHeld(input.userId, now, trx)) >= MAX_LIVE_TOKENS_PER_USER) {
         throw new RampartError('token_limit_reached', { publicDetail: `At most ${MAX_LIVE_TOKENS_PER_USER} live tokens per user; revoke one first.` });
       }
       await this.repository.insert(row, trx);

@@ -88,7 +88,7 @@ export class WebhookService {
       created_by: actor.id, created_at: this.clock.now(),
     };
     await this.db.transaction().execute(async (trx) => {
-      if (await this.repo.countForOrg(orgId, trx) >= MAX_WEBHOOKS_PER_ORG) {
+      if (await this.repo.countForOrgHeld(orgId, trx) >= MAX_WEBHOOKS_PER_ORG) {
         throw new RampartError('webhook_limit_reached', { publicDetail: `An organization has at most ${MAX_WEBHOOKS_PER_ORG} webhooks.` });
       }
       await this.repo.insert(row, trx);

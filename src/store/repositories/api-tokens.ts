@@ -15,7 +15,7 @@ export class ApiTokenRepository {
   readonly #findByHash: (tokenHash: string) => Promise<ApiTokenWithOwner[]>;
   readonly #findById: (id: string) => Promise<ApiTokenWithOwner[]>;
 
-  constructor(private readonly db: Kysely<MainDB>) {
+  constructor(private readonly db: Kysely<MainDB>, private readonly postgres = false) {
     // Compiled once: these run on every token-authenticated request.
     this.#findByHash = preparedQuery<ApiTokenWithOwner, [string]>(db, 1, (hash) => this.#withOwner().where('api_tokens.token_hash', '=', hash));
     this.#findById = preparedQuery<ApiTokenWithOwner, [string]>(db, 1, (id) => this.#withOwner().where('api_tokens.id', '=', id));
@@ -54,16 +54,25 @@ export class ApiTokenRepository {
       .execute();
   }
 
-  /** Tokens that are neither revoked nor expired at `now`. */
-  async countLiveForUser(userId: string, now: number, executor: Executor = this.db): Promise<number> {
-    const row = await executor
+  /**
+   * How many of the user's tokens are neither revoked nor expired at `now`, counted for
+   * the creation cap inside the creating transaction. On PostgreSQL the user's row is
+   * locked first, until that transaction ends: under READ COMMITTED concurrent creations
+   * by one user would otherwise all count the same number and all insert. FOR NO KEY
+   * UPDATE queues the creators on each other yet lets other transactions insert rows
+   * referencing the user (their foreign-key check takes FOR KEY SHARE, which FOR UPDATE
+   * would block). SQLite needs no lock: its transactions are serializable.
+   */
+  async countLiveForUserHeld(userId: string, now: number, trx: Transaction<MainDB>): Promise<number> {
+    if (this.postgres) await trx.selectFrom('users').select('id').where('id', '=', userId).forNoKeyUpdate().execute();
+    const row = await trx
       .selectFrom('api_tokens')
-      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .select((eb) => eb.fn.countAll<number | string>().as('count'))
       .where('user_id', '=', userId)
       .where('revoked_at', 'is', null)
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-      .executeTakeFirst();
-    return Number(row?.count ?? 0);
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
   }
 
   /**

@@ -6,7 +6,7 @@ type Executor = Kysely<MainDB> | Transaction<MainDB>;
 
 /** Webhooks, always looked up within their org. */
 export class WebhookRepository {
-  constructor(private readonly db: Kysely<MainDB>) {}
+  constructor(private readonly db: Kysely<MainDB>, private readonly postgres = false) {}
 
   async insert(row: WebhookRow, trx: Executor = this.db): Promise<void> {
     await trx.insertInto('webhooks').values(row).execute();
@@ -16,8 +16,17 @@ export class WebhookRepository {
     return executor.selectFrom('webhooks').selectAll().where('org_id', '=', orgId).orderBy('created_at').execute();
   }
 
-  async countForOrg(orgId: string, executor: Executor = this.db): Promise<number> {
-    const row = await executor.selectFrom('webhooks').select((eb) => eb.fn.countAll<number>().as('count')).where('org_id', '=', orgId).executeTakeFirstOrThrow();
+  /**
+   * How many webhooks the org has, counted for the cap inside the creating transaction.
+   * On PostgreSQL the org's row is locked first, until that transaction ends: under READ
+   * COMMITTED concurrent creations would otherwise all count the same number and all
+   * insert. FOR NO KEY UPDATE queues the creators on each other yet lets other
+   * transactions insert rows referencing the org (memberships, invitations). SQLite
+   * needs no lock: its transactions are serializable.
+   */
+  async countForOrgHeld(orgId: string, trx: Transaction<MainDB>): Promise<number> {
+    if (this.postgres) await trx.selectFrom('orgs').select('id').where('id', '=', orgId).forNoKeyUpdate().execute();
+    const row = await trx.selectFrom('webhooks').select((eb) => eb.fn.countAll<number | string>().as('count')).where('org_id', '=', orgId).executeTakeFirstOrThrow();
     return Number(row.count);
   }
 
