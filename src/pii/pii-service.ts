@@ -116,8 +116,16 @@ export class PiiService {
     return encrypt(profile.dataKey, value, `${profile.userId}:${field}`);
   }
 
+  /**
+   * Decrypts a field sealed by `sealForUser`: null only when nothing was stored. A value that
+   * fails authentication (tampering, corruption, another user's or field's ciphertext moved
+   * here) throws, so it surfaces as a logged 500 with an incident id, never as "no value".
+   */
   openForUser(profile: Pick<Profile, 'userId' | 'dataKey'>, sealed: string | null, field: string): string | null {
-    return sealed === null ? null : this.#open(profile.dataKey, sealed, `${profile.userId}:${field}`);
+    if (sealed === null) return null;
+    const value = this.#open(profile.dataKey, sealed, `${profile.userId}:${field}`);
+    if (value === null) throw new Error(`the ${field} field of ${profile.userId} does not decrypt`);
+    return value;
   }
 
   async #unwrapDataKey(wrapped: string, userId: string): Promise<Buffer | null> {

@@ -154,4 +154,36 @@ describe('tampered PII ciphertext fails closed (ASVS V11.3.3)', () => {
     }
     assert.equal((await t.client().post('/v1/login', { email: victim.email, password: victim.password })).status, 200);
   });
+
+  test("a tampered address or user agent sealed in the victim's session row (main store) fails closed, not as \"no value\"", async () => {
+    const main = <T>(run: (db: Database.Database) => T) => {
+      const db = new Database(join(t.dataDir, 'rampart.db'));
+      try {
+        return run(db);
+      } finally {
+        db.close();
+      }
+    };
+    const settle = () => new Promise((resolve) => setTimeout(resolve, EXTERNAL_POLL_INTERVAL_MS + 1));
+    // Signed in again with a user agent, so the victim's session row seals both fields.
+    const relogin = await victim.client.post('/v1/login', { email: victim.email, password: victim.password }, { headers: { 'user-agent': 'TamperTest/1.0' } });
+    assert.equal(relogin.status, 200, relogin.text);
+    for (const column of ['ip_enc', 'user_agent_enc'] as const) {
+      const rows = main((db) => db.prepare(`select id_hash, ${column} as value from sessions where user_id = ? and ${column} is not null`).all(victim.userId) as Array<{ id_hash: string; value: string }>);
+      assert.ok(rows.length > 0, `${column} is sealed in the victim's session row`);
+      try {
+        main((db) => {
+          for (const row of rows) db.prepare(`update sessions set ${column} = ? where id_hash = ?`).run(flipByte(row.value, 20), row.id_hash);
+        });
+        await settle();
+        await assertFailsClosed(rows.map((row) => row.value), `session ${column}`);
+      } finally {
+        main((db) => {
+          for (const row of rows) db.prepare(`update sessions set ${column} = ? where id_hash = ?`).run(row.value, row.id_hash);
+        });
+        await settle();
+      }
+      await assertRestored();
+    }
+  });
 });

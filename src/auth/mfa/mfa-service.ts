@@ -673,8 +673,9 @@ export class MfaService {
   }
 
   #openTOTPSecret(profile: Profile, sealed: string): string {
+    // openForUser throws when the ciphertext does not authenticate; null cannot come from a stored value.
     const secret = this.#d.pii.openForUser(profile, sealed, TOTP_FIELD);
-    if (secret === null) throw new Error(`the TOTP secret of ${profile.userId} does not decrypt`);
+    if (secret === null) throw new Error(`no TOTP secret for ${profile.userId}`);
     return secret;
   }
 
