@@ -170,7 +170,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   });
   // Imported bcrypt hashes verify (never past 72 bytes) and are re-hashed with argon2id at the next login.
   hasher.registerForeignVerifier(new BcryptVerifier());
-  const users = new UserRepository(stores.main.db, stores.main.changes, () => clock.now());
+  const users = new UserRepository(stores.main.db, stores.main.changes, () => clock.now(), stores.main.dialect === 'postgres');
   const events = new SecurityEvents(clock);
   const sessions = new SessionService(new SessionRepository(stores.main.db), pii, keyring, clock, stores.main.changes, stores.main.db, events);
   events.addSink({
@@ -327,7 +327,9 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const accounts = new AccountService(stores.main.db, users, revocation, events, clock, pii);
   // Deleting the last owner would leave an org nobody can administer: hand the role over first.
   accounts.addDeletionGuard(async (userId, trx) => {
-    // Inside the deletion's transaction (on SQLite a query outside it would wait for it forever).
+    // Inside the deletion's transaction (on SQLite a query outside it would wait for it forever),
+    // with the orgs' rows locked first: membership changes wait, and the lock order holds.
+    await orgRepository.holdOrgsOfMember(userId, trx);
     for (const membership of await orgRepository.listMembershipsOfUser(userId, trx)) {
       if (membership.role === 'owner' && (await orgRepository.countOwners(membership.org_id, trx)) <= 1) {
         throw new RampartError('last_owner', { publicDetail: 'You are the last owner of an organization: hand the owner role to another member, or delete the organization, first.' });

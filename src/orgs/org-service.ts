@@ -439,11 +439,13 @@ export class OrgService {
     const role = await this.db.transaction().execute(async (trx) => {
       if (!(await this.repo.lockOrg(org.id, now, trx))) throw new RampartError('invalid_token');
       if (!(await this.repo.consumeInvitation(invitation.id, userId, now, trx))) throw new RampartError('invalid_token');
+      // The membership before the events: its foreign key takes the user's row (FOR KEY SHARE),
+      // and row locks come before the audit chain's head (ARCHITECTURE.md "Lock order").
+      const existing = await this.repo.findMembership(org.id, userId, trx);
+      if (!existing) await this.repo.insertMembership({ org_id: org.id, user_id: userId, role: invitation.role, joined_at: now }, trx);
       const base = { orgId: org.id, actor: { type: 'user' as const, id: userId }, origin: meta, outcome: 'success' as const };
       await this.events.record({ ...base, action: 'invitation.accepted', target: { type: 'invitation', id: invitation.id }, details: { role: invitation.role } }, trx);
-      const existing = await this.repo.findMembership(org.id, userId, trx);
       if (existing) return toRole(existing.role);
-      await this.repo.insertMembership({ org_id: org.id, user_id: userId, role: invitation.role, joined_at: now }, trx);
       await this.events.record({ ...base, action: 'member.added', target: { type: 'user', id: userId }, details: { role: invitation.role, via: 'invitation' } }, trx);
       return toRole(invitation.role);
     });

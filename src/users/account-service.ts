@@ -51,7 +51,8 @@ export class AccountService {
    */
   async delete(userId: string, actor: Actor, meta: RequestMeta | null): Promise<Record<string, number>> {
     const revoked = await this.db.transaction().execute(async (trx) => {
-      const user = await this.users.findById(userId, trx);
+      // The row lock first, before the revocations and the audit append (see findByIdForDeletion).
+      const user = await this.users.findByIdForDeletion(userId, trx);
       if (!user) throw new RampartError('not_found');
       for (const guard of this.#deletionGuards) await guard(userId, trx);
       const counts = await this.revocation.revokeAllForUser(userId, 'account_deleted', trx);

@@ -42,6 +42,9 @@ export class AuditRepository {
    * the first write of the append, so it takes the head row's lock (PostgreSQL)
    * or the database write lock (SQLite) until the transaction ends: concurrent
    * appenders, in this process or another, queue here and chain in order.
+   * Lock order (ARCHITECTURE.md "Lock order"): this lock comes last; a transaction
+   * takes every user or org row lock it needs before its first append, or it can
+   * deadlock with one that holds such a row and waits here.
    * Returns the last reserved seq and the hash the first new event links to.
    */
   async reserve(count: number, trx: Transaction<MainDB>): Promise<{ lastSeq: number; prevHash: string }> {

@@ -59,6 +59,24 @@ export class OrgRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /**
+   * Locks the rows of every org the user belongs to, in id order, until the transaction
+   * ends (PostgreSQL FOR NO KEY UPDATE, the lock `lockOrg`'s UPDATE takes; SQLite runs
+   * one write transaction at a time). For an account's deletion: its DELETE cascades to
+   * the memberships after `user.deleted` is appended, so a membership change of one of
+   * those orgs (which locks the org, then the membership row, then appends) could hold a
+   * membership row while waiting for the audit chain's head that the deletion holds.
+   * Taken after the user's row and before the append (ARCHITECTURE.md "Lock order"); id
+   * order keeps two deletions sharing orgs from locking them in opposite orders. It also
+   * makes the last-owner check read each org's owners while their changes wait.
+   */
+  async holdOrgsOfMember(userId: string, trx: Transaction<MainDB>): Promise<void> {
+    if (!this.postgres) return;
+    await trx.selectFrom('orgs').select('id')
+      .where('id', 'in', (eb) => eb.selectFrom('org_memberships').select('org_id').where('user_id', '=', userId))
+      .orderBy('id').forNoKeyUpdate().execute();
+  }
+
   async updatePolicy(id: string, policy: string, mfaRequiredSince: number | null, now: number, executor: Executor = this.db): Promise<void> {
     await executor.updateTable('orgs').set({ policy, mfa_required_since: mfaRequiredSince, updated_at: now }).where('id', '=', id).execute();
   }
@@ -155,12 +173,16 @@ export class OrgRepository {
    * How many orgs the user owns, counted for the creation cap inside the creating
    * transaction. On PostgreSQL the user's row is locked first, until that transaction
    * ends: under READ COMMITTED two creations by one user would otherwise both count the
-   * same number and both insert. SQLite needs no lock: its transactions are serializable
-   * (this process runs them one at a time on its one connection, and another process's
-   * commit in between makes this one's insert fail with SQLITE_BUSY, never both succeed).
+   * same number and both insert. FOR NO KEY UPDATE, like the other caps: FOR UPDATE would
+   * also block every insert referencing the user (a session, a membership: their foreign
+   * key takes FOR KEY SHARE) for no benefit. Taken first in the transaction, before the
+   * audit append (lock order: ARCHITECTURE.md "Lock order"). SQLite needs no lock: its
+   * transactions are serializable (this process runs them one at a time on its one
+   * connection, and another process's commit in between makes this one's insert fail
+   * with SQLITE_BUSY, never both succeed).
    */
   async countOwnedOrgsHeld(userId: string, trx: Transaction<MainDB>): Promise<number> {
-    if (this.postgres) await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute();
+    if (this.postgres) await trx.selectFrom('users').select('id').where('id', '=', userId).forNoKeyUpdate().execute();
     const row = await trx
       .selectFrom('org_memberships')
       .select((eb) => eb.fn.countAll<number | string>().as('n'))

@@ -12,7 +12,7 @@ export class UserRepository {
   /** Account rows read on the store itself, by id (see `ReadCache`); null: every call reads. */
   readonly #kept: ReadCache<string, UserRow | undefined> | null;
 
-  constructor(private readonly db: Kysely<MainDB>, changes: ChangeFeed | null = null, now: () => number = Date.now) {
+  constructor(private readonly db: Kysely<MainDB>, changes: ChangeFeed | null = null, now: () => number = Date.now, private readonly postgres = false) {
     this.#kept = changes && new ReadCache({ feed: changes, dependsOn: (change) => altersRows(change, 'users'), now });
   }
 
@@ -45,6 +45,20 @@ export class UserRepository {
       .where('password_hash', '=', expected)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
+   * The account row, read for its deletion with the row lock the DELETE will need
+   * (PostgreSQL FOR UPDATE) taken now, at the start of the transaction. Lock order
+   * (ARCHITECTURE.md "Lock order"): the user's row before the audit chain's head. The
+   * deletion appends `user.deleted` before it deletes the row; locking only at the
+   * DELETE took the head first and then waited for the row, while a token creation, a
+   * lock or a login of the same account held the row and waited for the head: a
+   * deadlock. SQLite runs one write transaction at a time: a plain read.
+   */
+  async findByIdForDeletion(id: string, trx: Transaction<MainDB>): Promise<UserRow | undefined> {
+    const query = trx.selectFrom('users').selectAll().where('id', '=', id);
+    return (this.postgres ? query.forUpdate() : query).executeTakeFirst();
   }
 
   async delete(id: string, executor: Executor = this.db): Promise<void> {
