@@ -5,7 +5,7 @@
  * takes the head first and then waits for a user's or an org's row, while another holds
  * that row and waits for the head, is a deadlock: PostgreSQL aborts one of them (40P01)
  * and its request fails with a 500. The rule: owner rows (the user, then the org) before
- * the audit chain. These pairs broke it:
+ * the audit chain, and the user's row before the user's other rows. These pairs broke it:
  *
  * - deleting an account appended `user.deleted`, then deleted the user row (FOR UPDATE);
  *   an API-token creation (user row FOR NO KEY UPDATE, then the append) or a lock (user
@@ -13,6 +13,8 @@
  *   leaving an org (org row, membership row, then the append) against the DELETE's
  *   cascade to that membership. A deletion now locks the user's row, then its orgs' rows,
  *   first; the org lock also serializes the last-owner checks of two owners leaving at once;
+ * - a password reset consumed its link (a row of the user's, which the deletion's cascade
+ *   deletes), then wrote the user's row; it now takes the user's row first;
  * - accepting an invitation locked the org, appended `invitation.accepted`, then inserted
  *   the membership, whose foreign key takes FOR KEY SHARE on the user row; an org
  *   creation by the same user held that row FOR UPDATE and waited for the head.
@@ -23,9 +25,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomId, randomToken } from '../../src/crypto/random.js';
 import { sha256Hex } from '../../src/crypto/hash.js';
-import { uniqueEmail } from '../helpers/harness.js';
+import { strongPassword, uniqueEmail } from '../helpers/harness.js';
 import { uniqueSlug } from '../helpers/orgs.js';
 import { startTestServices, type TestServices } from '../helpers/services.js';
 
@@ -33,6 +36,8 @@ import { startTestServices, type TestServices } from '../helpers/services.js';
 const ROUNDS = 10;
 const PAIRS = 4;
 const meta = { ip: '127.0.0.1', userAgent: 'lock-order' };
+/** About the time a reset takes to hash its password (argon2id) before its transaction. */
+const RESET_HEAD_START_MS = 30;
 const LOCK_ERRORS = new Set(['40P01', '40001']);
 
 function lockFailures(outcomes: Array<PromiseSettledResult<unknown>>): string[] {
@@ -147,6 +152,22 @@ for (const store of ['sqlite', 'postgres'] as const) {
           .where('org_id', '=', org.id).where('role', '=', 'owner').execute();
         assert.equal(owners.length, 1, 'the org keeps an owner');
       }
+    });
+
+    test('account deletion and a password reset of one account', async () => {
+      const actor = { type: 'system' as const, id: null };
+      const password = strongPassword();
+      await race('delete vs reset', async () => {
+        const { userId } = await newUser('del-reset');
+        const { token, row } = s.services.passwordTokens.issue(userId, 'reset', 3_600_000);
+        await s.services.stores.main.db.insertInto('password_tokens').values(row).execute();
+        return () => [
+          // The reset hashes the new password before its transaction: the deletion starts a
+          // little later, so that the two transactions overlap.
+          delay(RESET_HEAD_START_MS).then(() => s.services.accounts.delete(userId, actor, null)),
+          s.services.passwordReset.reset(token, password, meta),
+        ];
+      });
     });
 
     test('org creation and invitation acceptance by one user', async () => {

@@ -103,6 +103,8 @@ export class PasswordExpiryFlow {
     let stored = false;
     let committed = false;
     const consume = async (trx: Transaction<MainDB>): Promise<void> => {
+      // The user's row before the token's (lock order: see UserRepository.holdRow).
+      await this.users.holdRow(claimed.userId, trx);
       if (!(await this.tokenRepo.consume(claimed.tokenHash, claimed.claimId, trx))) throw new RampartError('invalid_token');
     };
     const pendingPassword: PendingPassword = {

@@ -131,6 +131,8 @@ export class PasswordResetFlow {
       throw error;
     }
     await this.db.transaction().execute(async (trx) => {
+      // The user's row before the link's (lock order: see UserRepository.holdRow).
+      await this.users.holdRow(claimed.userId, trx);
       // Voided by a newer request or a password change since the claim: nothing happens.
       if (!(await this.tokenRepo.consume(claimed.tokenHash, claimed.claimId, trx))) throw new RampartError('invalid_token');
       await this.passwords.apply(trx, prepared, {

@@ -383,6 +383,8 @@ export class MfaService {
       commitHeld = await commitHeldPassword(user, token.pending_password_hash);
     }
     const consumed = await this.#d.db.transaction().execute(async (trx) => {
+      // A held password changes the user's row: that row before the step's (lock order: see UserRepository.holdRow).
+      if (commitHeld) await this.#d.users.holdRow(user.id, trx);
       if (!(await this.#d.repo.deleteLoginToken(tokenHash, trx))) return false;
       if (commitHeld) {
         await commitHeld(trx);

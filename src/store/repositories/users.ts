@@ -48,6 +48,18 @@ export class UserRepository {
   }
 
   /**
+   * Locks the account row until the transaction ends (PostgreSQL FOR NO KEY UPDATE; SQLite
+   * runs one write transaction at a time: nothing to do). For a transaction that would
+   * otherwise lock one of the user's rows (a reset link, a login step) before the user's
+   * own: an account's deletion holds the user and then deletes those rows by cascade, so
+   * the other order deadlocks. Lock order (ARCHITECTURE.md "Lock order"): the user's row
+   * first, then the user's other rows, the orgs, the audit chain.
+   */
+  async holdRow(id: string, trx: Transaction<MainDB>): Promise<void> {
+    if (this.postgres) await trx.selectFrom('users').select('id').where('id', '=', id).forNoKeyUpdate().execute();
+  }
+
+  /**
    * The account row, read for its deletion with the row lock the DELETE will need
    * (PostgreSQL FOR UPDATE) taken now, at the start of the transaction. Lock order
    * (ARCHITECTURE.md "Lock order"): the user's row before the audit chain's head. The
