@@ -65,6 +65,8 @@ export class StaffService {
     if (user.mfa_enabled !== 1) throw new RampartError('staff_mfa_required', { detail: 'the account has no second factor; it must enroll one first' });
     const now = this.d.clock.now();
     const granted = await this.d.db.transaction().execute(async (trx) => {
+      // Lock order (ARCHITECTURE.md): the user's row before the user's other rows and the audit chain.
+      await this.d.users.holdRow(userId, trx);
       const inserted = await this.d.repo.grant({ user_id: userId, role, granted_at: now, granted_by: via }, trx);
       if (inserted) {
         await this.d.events.record({
@@ -81,6 +83,7 @@ export class StaffService {
     const { id: userId } = await this.#userByEmail(email);
     if (!isStaffRole(role)) throw new RampartError('invalid_request', { detail: `unknown staff role "${role}"`, publicDetail: `unknown staff role "${role}"` });
     const revoked = await this.d.db.transaction().execute(async (trx) => {
+      await this.d.users.holdRow(userId, trx);
       const removed = await this.d.repo.revoke(userId, role, trx);
       const ended = await this.d.repo.deleteAssumptionsOfRole(userId, role, trx);
       if (removed) {
@@ -127,6 +130,7 @@ export class StaffService {
     const now = this.d.clock.now();
     const expiresAt = now + minutes * 60_000;
     const result = await this.d.db.transaction().execute(async (trx) => {
+      await this.d.users.holdRow(userId, trx);
       // The grant again, in the transaction that stores the assumption: one revoked since the
       // check above must not be assumed. On PostgreSQL the row stays share-locked until commit,
       // so a revocation racing this one waits and then ends the assumption it finds.
@@ -156,6 +160,7 @@ export class StaffService {
   /** Drops the session's assumed role (no-op when none). */
   async release(session: ActiveSession, meta: RequestMeta): Promise<void> {
     await this.d.db.transaction().execute(async (trx) => {
+      await this.d.users.holdRow(session.user_id, trx);
       const previous = await this.d.repo.deleteAssumption(session.public_id, trx);
       if (!previous) return;
       await this.d.events.record({

@@ -15,6 +15,10 @@
  *   first; the org lock also serializes the last-owner checks of two owners leaving at once;
  * - a password reset consumed its link (a row of the user's, which the deletion's cascade
  *   deletes), then wrote the user's row; it now takes the user's row first;
+ * - a staff role revocation deleted the grant (another of the user's rows) and appended its
+ *   event before any lock on the user's row, against a deletion holding that row and the
+ *   head (11 of 80 calls deadlocked); grants, revocations, assuming and releasing a role now
+ *   take the user's row first;
  * - accepting an invitation locked the org, appended `invitation.accepted`, then inserted
  *   the membership, whose foreign key takes FOR KEY SHARE on the user row; an org
  *   creation by the same user held that row FOR UPDATE and waited for the head.
@@ -59,14 +63,14 @@ for (const store of ['sqlite', 'postgres'] as const) {
     });
 
     /** An account written straight to the stores (no password hashing: only its rows matter here). */
-    async function newUser(label: string): Promise<{ userId: string; email: string }> {
+    async function newUser(label: string, mfaEnabled: 0 | 1 = 0): Promise<{ userId: string; email: string }> {
       const userId = randomId('usr');
       const email = uniqueEmail(label);
       await s.services.pii.createProfile(userId, email, null);
       const now = s.clock.now();
       await s.services.users.insert({
         id: userId, status: 'active', password_hash: '$argon2id$unused', password_changed_at: now,
-        email_verified: 0, mfa_enabled: 0, created_at: now, updated_at: now,
+        email_verified: 0, mfa_enabled: mfaEnabled, created_at: now, updated_at: now,
       });
       return { userId, email };
     }
@@ -167,6 +171,23 @@ for (const store of ['sqlite', 'postgres'] as const) {
           delay(RESET_HEAD_START_MS).then(() => s.services.accounts.delete(userId, actor, null)),
           s.services.passwordReset.reset(token, password, meta),
         ];
+      });
+    });
+
+    test('account deletion and a staff role revocation (and a grant) of one account', async () => {
+      const actor = { type: 'system' as const, id: null };
+      // A revocation deleted the grant (a row of the user's, which the deletion's cascade deletes),
+      // then appended its event: the user's row came after another of the user's rows.
+      const revocations = await race('delete vs revoke', async () => {
+        const { userId, email } = await newUser('del-staff', 1);
+        await s.services.staff.grant(email, 'operator', 'test');
+        return () => [s.services.accounts.delete(userId, actor, null), s.services.staff.revoke(email, 'operator', 'test')];
+      });
+      assertFulfilled(revocations, 0);
+      await race('delete vs grant', async () => {
+        const { userId, email } = await newUser('del-grant', 1);
+        await s.services.staff.grant(email, 'security', 'test');
+        return () => [s.services.accounts.delete(userId, actor, null), s.services.staff.grant(email, 'operator', 'test')];
       });
     });
 
