@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { test } from 'node:test';
 import { signUp, startTestServer, strongPassword } from '../helpers/harness.js';
 import { Resources } from '../helpers/resources.js';
 
-function scrape(port: number, path = '/metrics'): Promise<{ status: number; type: string; text: string }> {
+function scrape(port: number, path = '/metrics', method = 'GET'): Promise<{ status: number; type: string; text: string; allow?: string }> {
   return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path }, (res) => {
+    request({ host: '127.0.0.1', port, path, method }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), text }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), text, allow: res.headers['allow'] }));
     }).on('error', reject).end();
   });
 }
@@ -35,6 +36,20 @@ test('Prometheus metrics on their own loopback listener, never on the public one
     }
     assert.ok(!text.includes(email) && !text.includes('127.0.0.1'), 'no personal data in labels');
     assert.equal((await scrape(port, '/other')).status, 404);
+    for (const method of ['POST', 'PUT', 'DELETE', 'TRACE', 'OPTIONS']) {
+      const refused = await scrape(port, '/metrics', method);
+      assert.deepEqual([refused.status, refused.allow], [405, 'GET'], method);
+      assert.ok(!refused.text.includes('rampart_'), `${method}: no metrics`);
+    }
+    const connect = await new Promise<string>((resolve, reject) => {
+      const socket = netConnect({ host: '127.0.0.1', port }, () => socket.write('CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n'));
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', reject);
+      socket.setTimeout(5000, () => socket.destroy(new Error(`no answer to CONNECT: ${JSON.stringify(answer)}`)));
+    });
+    assert.match(connect, /^HTTP\/1\.1 405 /, 'CONNECT is answered, not dropped');
     const publicScrape = await t.client().get('/metrics');
     assert.equal(publicScrape.status, 404, 'not on the public listener');
   } finally {

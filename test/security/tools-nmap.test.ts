@@ -28,8 +28,9 @@
  * `minVersion: 'TLSv1'` and AES128-SHA / ECDHE-RSA-AES128-SHA: nmap grades those
  * suites A ("least strength: A" alone would pass), so the test also demands exactly
  * TLSv1.2 + TLSv1.3 and no CBC or static-RSA suite, and these parsed 4 versions and
- * 6 bad suites there. The metrics listener's TRACE/PUT/DELETE entry (see below) is
- * what nmap reports today; the test fails if any of them got a 2xx or an echo.
+ * 6 bad suites there. Whatever nmap lists as risky on the metrics port (it listed
+ * TRACE/PUT/DELETE while that listener answered them 404; it answers 405 now) is asked
+ * again by hand; the test fails if any of them got a 2xx or an echo.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -179,9 +180,9 @@ test('rampart serve listens on exactly its port and the metrics port; nmap finds
       assert.match(block, /Supported Methods: [^\n]*\bGET\b/, `${name}: http-methods did not reach the application:\n${block}`);
     }
     assert.doesNotMatch(main, /Potentially risky methods/, main);
-    // The metrics listener answers every method but GET /metrics with 404, which nmap's heuristic
-    // (anything but 405/501 or the random method's 400) lists as "supported" TRACE, PUT, DELETE.
-    // Whatever it lists there is asked again by hand: refused (4xx or a closed connection), nothing echoed.
+    // The metrics listener answers any method but GET on /metrics with 405 (it answered 404, which
+    // nmap's heuristic listed as "supported" TRACE, PUT, DELETE). Whatever nmap lists there is
+    // asked again by hand: refused (4xx or a closed connection), nothing echoed.
     const risky = /Potentially risky methods: ([^\n]*)/.exec(metrics)?.[1]?.trim().split(/\s+/) ?? [];
     for (const method of new Set([...risky, 'TRACE', 'CONNECT'])) {
       const target = method === 'CONNECT' ? '127.0.0.1:22' : '/metrics';
