@@ -18,6 +18,12 @@ export default tseslint.config(
     },
   },
   {
+    // The CommonJS launcher: it must run before any ES module is loaded (see its header).
+    files: ['bin/**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', globalThis: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // Benchmarks and scripts print their results.
     files: ['bench/**', 'scripts/**'],
     rules: { 'no-console': 'off' },

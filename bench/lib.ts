@@ -65,7 +65,7 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
-const BIN = resolve('bin/rampart.js');
+const BIN = resolve('bin/rampart.cjs');
 
 /** Runs `rampart serve` in its own process with a fresh data dir (or a given one). */
 export async function startRampart(env: Record<string, string> = {}, dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-'))): Promise<ChildServer> {

@@ -12,7 +12,7 @@ import { load, type LoadOptions } from './lib.js';
 import { TestClient } from '../test/helpers/client.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'prof-'));
 const args = process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
-const child = spawn(process.execPath, [...args, resolve('bin/rampart.js'), 'serve', '--port', '0', '--data-dir', dataDir], {
+const child = spawn(process.execPath, [...args, resolve('bin/rampart.cjs'), 'serve', '--port', '0', '--data-dir', dataDir], {
   env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', RATE_LIMIT_ANON_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_PER_MINUTE: '1000000', RATE_LIMIT_ACCOUNT_PER_MINUTE: '1000000', LOGIN_BACKOFF_AFTER_FAILURES: '1000000', LOGIN_ACCOUNT_BACKOFF_AFTER_FAILURES: '1000000', METRICS_PORT: '0' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });

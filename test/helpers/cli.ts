@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 
-export const BIN = resolve('bin/rampart.js');
+export const BIN = resolve('bin/rampart.cjs');
 
 /** The test process's environment without what would point a command at another server's stores. */
 export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {

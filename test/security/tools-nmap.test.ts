@@ -2,7 +2,7 @@
  * Threat: a server process that exposes more than it documents (a Node inspector on
  * 9229, a debug listener, metrics on the public address) or speaks weak TLS, or
  * accepts TRACE/CONNECT (ASVS V13.4.2, V12.1.x; OWASP A02:2025). The real
- * `rampart serve` (bin/rampart.js, as deployed) runs as its own process on
+ * `rampart serve` (bin/rampart.cjs, as deployed) runs as its own process on
  * 127.0.0.1 with RAMPART_PORT and METRICS_PORT set.
  *
  * Open ports: an `nmap -p-` of 127.0.0.1 would also list this machine's PostgreSQL,
