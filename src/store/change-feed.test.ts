@@ -115,6 +115,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
       test('a write by another connection (another process) is announced as anything at the next poll, and only once', async () => {
         await nextPoll();
+        const askedAt = performance.now();
         store.changes.poll();
         assert.deepEqual(seen, []);
         const other = new Database(join(dir, 'x.db'));
@@ -123,8 +124,11 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         } finally {
           other.close();
         }
+        // Only meaningful while still inside the interval (a loaded machine may take longer than
+        // EXTERNAL_POLL_INTERVAL_MS to open, write and close the other connection).
+        const stillInside = performance.now() - askedAt < EXTERNAL_POLL_INTERVAL_MS;
         store.changes.poll();
-        assert.deepEqual(seen, [], 'asked at most once per interval: this one already asked');
+        if (stillInside) assert.deepEqual(seen, [], 'asked at most once per interval: this one already asked');
         await nextPoll();
         store.changes.poll();
         await nextPoll();
