@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { preparedQuery } from '../prepared.js';
+import { holdUserRow } from './users.js';
 import type { ApiTokenTable, MainDB } from '../schema.js';
 
 export type ApiTokenRow = ApiTokenTable;
@@ -64,7 +65,7 @@ export class ApiTokenRepository {
    * would block). SQLite needs no lock: its transactions are serializable.
    */
   async countLiveForUserHeld(userId: string, now: number, trx: Transaction<MainDB>): Promise<number> {
-    if (this.postgres) await trx.selectFrom('users').select('id').where('id', '=', userId).forNoKeyUpdate().execute();
+    await holdUserRow(trx, userId, this.postgres);
     const row = await trx
       .selectFrom('api_tokens')
       .select((eb) => eb.fn.countAll<number | string>().as('count'))

@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { ChangeFeed } from '../change-feed.js';
 import { preparedQuery } from '../prepared.js';
+import { holdUserRow } from './users.js';
 import { altersRows, ReadCache } from '../read-cache.js';
 import type { MainDB, OrgInvitationTable, OrgMembershipTable, OrgTable } from '../schema.js';
 
@@ -182,7 +183,7 @@ export class OrgRepository {
    * with SQLITE_BUSY, never both succeed).
    */
   async countOwnedOrgsHeld(userId: string, trx: Transaction<MainDB>): Promise<number> {
-    if (this.postgres) await trx.selectFrom('users').select('id').where('id', '=', userId).forNoKeyUpdate().execute();
+    await holdUserRow(trx, userId, this.postgres);
     const row = await trx
       .selectFrom('org_memberships')
       .select((eb) => eb.fn.countAll<number | string>().as('n'))

@@ -56,7 +56,7 @@ export class UserRepository {
    * first, then the user's other rows, the orgs, the audit chain.
    */
   async holdRow(id: string, trx: Transaction<MainDB>): Promise<void> {
-    if (this.postgres) await trx.selectFrom('users').select('id').where('id', '=', id).forNoKeyUpdate().execute();
+    await holdUserRow(trx, id, this.postgres);
   }
 
   /**
@@ -76,4 +76,13 @@ export class UserRepository {
   async delete(id: string, executor: Executor = this.db): Promise<void> {
     await executor.deleteFrom('users').where('id', '=', id).execute();
   }
+}
+
+/**
+ * The user-row lock of `UserRepository.holdRow`, for repositories that take it before
+ * counting what the user owns (creation caps): FOR NO KEY UPDATE on PostgreSQL, nothing
+ * on SQLite (serializable transactions).
+ */
+export async function holdUserRow(trx: Transaction<MainDB>, userId: string, postgres: boolean): Promise<void> {
+  if (postgres) await trx.selectFrom('users').select('id').where('id', '=', userId).forNoKeyUpdate().execute();
 }
