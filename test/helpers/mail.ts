@@ -43,17 +43,41 @@ export function resetTokenFrom(mail: ReceivedMail): string {
 }
 
 /**
- * A real SMTP listener on loopback that speaks STARTTLS with the given certificate;
- * on a free port, or on `port` (a relay coming back where a server expects it).
+ * A real SMTP listener on loopback that speaks STARTTLS with the given certificate, on a
+ * free port. While `down` is set it greets every connection with `421` (service not
+ * available) and hangs up, as a relay in an outage does: a test can take the relay down
+ * and bring it back on the same port without ever freeing the port (a freed ephemeral
+ * port can be taken by another test's listener in the meantime).
  */
-export async function startSmtpSink(tls: { key: string; cert: string } | null, port = 0): Promise<{ port: number; messages: ReceivedMail[]; close(): Promise<void> }> {
+export interface SmtpSink {
+  port: number;
+  messages: ReceivedMail[];
+  /** Refuse every new connection with 421 while true. */
+  down: boolean;
+  close(): Promise<void>;
+}
+
+export async function startSmtpSink(tls: { key: string; cert: string } | null, options: { down?: boolean } = {}): Promise<SmtpSink> {
   const messages: ReceivedMail[] = [];
+  const sink: SmtpSink = {
+    port: 0,
+    messages,
+    down: options.down ?? false,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
   const server = new SMTPServer({
     secure: false,
     ...(tls ? { key: tls.key, cert: tls.cert } : { disabledCommands: ['STARTTLS'] }),
     authOptional: true,
     disabledCommands: tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     logger: false,
+    onConnect(_session, callback) {
+      if (sink.down) {
+        callback(Object.assign(new Error('Service not available, closing transmission channel'), { responseCode: 421 }));
+        return;
+      }
+      callback();
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -63,12 +87,9 @@ export async function startSmtpSink(tls: { key: string; cert: string } | null, p
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
-  return {
-    port: (server.server.address() as AddressInfo).port,
-    messages,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  sink.port = (server.server.address() as AddressInfo).port;
+  return sink;
 }
 
 /** Polls (without sleeping on the test clock) until `find` returns a value; mail goes out off the request path. */

@@ -65,11 +65,9 @@ for (const store of ['sqlite', 'postgres'] as const) {
   test(`an invitation refused for a down SMTP relay leaves no row and no event; re-inviting once it is back works (${store})`, async () => {
     const open = new Resources();
     try {
-      // A real relay's port, closed: the server is configured for a relay that is down.
-      const gone = await startSmtpSink(null);
-      const port = gone.port;
-      await gone.close();
-      const t = open.add(await startTestServer({ store, env: { SMTP_URL: `smtp://127.0.0.1:${port}`, RAMPART_INSECURE_SMTP_WITHOUT_TLS: 'true' } }), (s) => s.close());
+      // A real relay in an outage: it answers every connection with 421 and hangs up.
+      const relay = open.add(await startSmtpSink(null, { down: true }), (sink) => sink.close());
+      const t = open.add(await startTestServer({ store, env: { SMTP_URL: `smtp://127.0.0.1:${relay.port}`, RAMPART_INSECURE_SMTP_WITHOUT_TLS: 'true' } }), (s) => s.close());
       const events = captureEvents(t);
       const org = await createOrgWithRoles(t, 'relay');
       const { owner } = org.users;
@@ -89,7 +87,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await auditActions('invitation.created'), [], 'the audit log does not claim an invitation');
       assert.ok(!events.some((e) => e.action === 'invitation.created'), 'no invitation.created event, not even rolled back');
 
-      const relay = open.add(await startSmtpSink(null, port), (sink) => sink.close());
+      assert.equal(relay.messages.length, 0, 'the relay in its outage took no mail');
+      relay.down = false;
       const sent = await owner.client.post(`/v1/orgs/${org.orgId}/invitations`, { email: invitee.email, role: 'admin' });
       assert.equal(sent.status, 201, sent.text);
       const mail = await waitFor(() => relay.messages.find((m) => m.to === invitee.email), 'the invitation mail');
