@@ -1,6 +1,7 @@
 /**
  * Profiles one route of a running server: `npm run bench:profile` (ROUTE=/v1/session,
- * SECS=8; PROF=1 writes V8 CPU profiles of the server to /tmp/prof). Prints requests/s and
+ * SECS=8; PROF=1 writes V8 CPU profiles of the server to /tmp/prof; NODE_FLAGS adds Node or
+ * V8 options to the server's command line, e.g. --perf-basic-prof for `perf`). Prints requests/s and
  * the server's CPU time per request (from /proc), which is steadier than requests/s on a
  * busy machine. A tool for finding where time goes; the figures that count are `npm run bench`.
  */
@@ -11,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { load, type LoadOptions } from './lib.js';
 import { TestClient } from '../test/helpers/client.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'prof-'));
-const args = process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
+const args = [...(process.env.NODE_FLAGS ? process.env.NODE_FLAGS.split(' ') : []), ...(process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [])];
 const child = spawn(process.execPath, [...args, resolve('bin/rampart.cjs'), 'serve', '--port', '0', '--data-dir', dataDir], {
   env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', RATE_LIMIT_ANON_PER_MINUTE: '1000000', RATE_LIMIT_AUTH_PER_MINUTE: '1000000', RATE_LIMIT_ACCOUNT_PER_MINUTE: '1000000', LOGIN_BACKOFF_AFTER_FAILURES: '1000000', LOGIN_ACCOUNT_BACKOFF_AFTER_FAILURES: '1000000', METRICS_PORT: '0' },
   stdio: ['ignore', 'pipe', 'inherit'],
