@@ -1,6 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Clock } from '../clock.js';
-import { decryptString, encrypt } from '../crypto/aead.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { randomId } from '../crypto/random.js';
 import type { SecurityEvent, SecurityEventSink } from '../events/security-events.js';
@@ -8,8 +7,8 @@ import { type AuditEventRow, AuditRepository } from '../store/repositories/audit
 import type { MainDB } from '../store/schema.js';
 import { jsonNormalize } from './canonical-json.js';
 import { type AuditEvent, type AuditEventBody, chainHash } from './chain.js';
+import { AuditFieldKeys, type AuditOpeningKeys, eventKey, openAuditField, sealAuditField } from './field-keys.js';
 
-export const AUDIT_KEY_PURPOSE = 'audit';
 const PAGE_SIZE = 1000;
 
 export interface AuditFilter {
@@ -64,20 +63,22 @@ export const VERIFY_REUSE_MS = 60_000;
 
 export class AuditLog implements SecurityEventSink {
   readonly #repo: AuditRepository;
+  readonly #fieldKeys: AuditFieldKeys;
   readonly #listeners: AppendListener[] = [];
   #shared: { at: number; result: Promise<VerifyResult> } | null = null;
 
   constructor(
     private readonly db: Kysely<MainDB>,
-    private readonly keyring: Keyring,
+    keyring: Keyring,
     private readonly clock: Clock,
   ) {
     this.#repo = new AuditRepository(db);
+    this.#fieldKeys = new AuditFieldKeys(keyring, () => clock.now());
   }
 
   /** Loads the encryption key, so that appends inside a transaction never wait for a key lookup. */
   async init(): Promise<void> {
-    await this.keyring.key(AUDIT_KEY_PURPOSE);
+    await this.#fieldKeys.init();
   }
 
   onAppend(listener: AppendListener): void {
@@ -96,7 +97,7 @@ export class AuditLog implements SecurityEventSink {
   }
 
   async #appendIn(events: readonly SecurityEvent[], trx: Transaction<MainDB>): Promise<AuditEvent[]> {
-    const key = await this.keyring.key(AUDIT_KEY_PURPOSE);
+    const sealing = await this.#fieldKeys.sealing(trx);
     const { lastSeq, prevHash: firstPrev } = await this.#repo.reserve(events.length, trx);
     let prevHash = firstPrev;
     const rows: AuditEventRow[] = [];
@@ -117,6 +118,7 @@ export class AuditLog implements SecurityEventSink {
         requestId: event.requestId ?? null,
       };
       const hash = chainHash(prevHash, body);
+      const fieldKey = body.ip === null && body.userAgent === null ? null : eventKey(sealing.key, body.id);
       rows.push({
         seq: body.seq,
         id: body.id,
@@ -128,8 +130,8 @@ export class AuditLog implements SecurityEventSink {
         target_type: body.target?.type ?? null,
         target_id: body.target?.id ?? null,
         user_id: concernedUser(body),
-        ip_enc: body.ip === null ? null : encrypt(key, body.ip, `audit:${body.id}:ip`),
-        user_agent_enc: body.userAgent === null ? null : encrypt(key, body.userAgent, `audit:${body.id}:user_agent`),
+        ip_enc: body.ip === null ? null : sealAuditField(sealing, fieldKey!, body.id, 'ip', body.ip),
+        user_agent_enc: body.userAgent === null ? null : sealAuditField(sealing, fieldKey!, body.id, 'user_agent', body.userAgent),
         outcome: body.outcome,
         details: JSON.stringify(body.details),
         request_id: body.requestId,
@@ -164,25 +166,25 @@ export class AuditLog implements SecurityEventSink {
   /** One event by its sequence number (null when pruned or never written). */
   async get(seq: number): Promise<AuditEvent | null> {
     const row = await this.#repo.findBySeq(seq);
-    return row ? toEvent(row, await this.keyring.key(AUDIT_KEY_PURPOSE)) : null;
+    return row ? toEvent(row, await this.#fieldKeys.opening()) : null;
   }
 
   /** One page in seq order; `next` is the cursor for `after` (null at the end). */
   async list(filter: AuditFilter & { after?: number; limit: number }): Promise<{ events: AuditEvent[]; next: string | null }> {
     const rows = await this.#repo.find({ ...pick(filter), afterSeq: filter.after, limit: filter.limit + 1 });
-    const key = await this.keyring.key(AUDIT_KEY_PURPOSE);
+    const keys = await this.#fieldKeys.opening();
     const page = rows.slice(0, filter.limit);
     const next = rows.length > filter.limit ? String(page[page.length - 1]!.seq) : null;
-    return { events: page.map((row) => toEvent(row, key)), next };
+    return { events: page.map((row) => toEvent(row, keys)), next };
   }
 
   /** The newest events first (the user's security feed). */
   async latest(filter: AuditFilter & { before?: number; limit: number }): Promise<{ events: AuditEvent[]; next: string | null }> {
     const rows = await this.#repo.find({ ...pick(filter), beforeSeq: filter.before, limit: filter.limit + 1, order: 'desc' });
-    const key = await this.keyring.key(AUDIT_KEY_PURPOSE);
+    const keys = await this.#fieldKeys.opening();
     const page = rows.slice(0, filter.limit);
     const next = rows.length > filter.limit ? String(page[page.length - 1]!.seq) : null;
-    return { events: page.map((row) => toEvent(row, key)), next };
+    return { events: page.map((row) => toEvent(row, keys)), next };
   }
 
   /**
@@ -190,12 +192,12 @@ export class AuditLog implements SecurityEventSink {
    * up to the head as it was when the stream started.
    */
   async *stream(filter: AuditFilter = {}): AsyncGenerator<AuditEvent> {
-    const key = await this.keyring.key(AUDIT_KEY_PURPOSE);
+    const keys = await this.#fieldKeys.opening();
     const { seq: maxSeq } = await this.#repo.head();
     let after = 0;
     for (;;) {
       const rows = await this.#repo.find({ ...pick(filter), afterSeq: after, maxSeq, limit: PAGE_SIZE });
-      for (const row of rows) yield toEvent(row, key);
+      for (const row of rows) yield toEvent(row, keys);
       if (rows.length < PAGE_SIZE) return;
       after = rows[rows.length - 1]!.seq;
     }
@@ -207,7 +209,7 @@ export class AuditLog implements SecurityEventSink {
    * or an event that does not link to the one before it.
    */
   async verify(options: VerifyOptions = {}): Promise<VerifyResult> {
-    const key = await this.keyring.key(AUDIT_KEY_PURPOSE);
+    const keys = await this.#fieldKeys.opening();
     const head = await this.#repo.head();
     options.onStart?.(Math.max(0, head.seq - head.first_seq + 1));
     let expectedSeq = head.first_seq;
@@ -221,7 +223,7 @@ export class AuditLog implements SecurityEventSink {
       const rows = await this.#repo.find({ afterSeq: expectedSeq - 1, maxSeq: head.seq, limit: PAGE_SIZE });
       for (const row of rows) {
         if (row.seq !== expectedSeq) return result({ seq: expectedSeq, id: null, reason: `event ${expectedSeq} is missing` });
-        const problem = checkRow(row, prevHash, key);
+        const problem = checkRow(row, prevHash, keys);
         if (problem) return result({ seq: row.seq, id: row.id, reason: problem });
         count++;
         prevHash = row.hash;
@@ -305,15 +307,9 @@ function concernedUser(body: Pick<AuditEventBody, 'actor' | 'target'>): string |
   return null;
 }
 
-function openField(key: Buffer, sealed: string | null, id: string, field: string): string | null | undefined {
-  if (sealed === null) return null;
-  const plain = decryptString(key, sealed, `audit:${id}:${field}`);
-  return plain === null ? undefined : plain;
-}
-
-function toBody(row: AuditEventRow, key: Buffer): AuditEventBody | string {
-  const ip = openField(key, row.ip_enc, row.id, 'ip');
-  const userAgent = openField(key, row.user_agent_enc, row.id, 'user_agent');
+function toBody(row: AuditEventRow, keys: AuditOpeningKeys): AuditEventBody | string {
+  const ip = openAuditField(keys, row.ip_enc, row.id, 'ip');
+  const userAgent = openAuditField(keys, row.user_agent_enc, row.id, 'user_agent');
   if (ip === undefined || userAgent === undefined) return 'the encrypted address or user agent does not decrypt';
   let details: Record<string, unknown>;
   try {
@@ -337,8 +333,8 @@ function toBody(row: AuditEventRow, key: Buffer): AuditEventBody | string {
   };
 }
 
-function toEvent(row: AuditEventRow, key: Buffer): AuditEvent {
-  const body = toBody(row, key);
+function toEvent(row: AuditEventRow, keys: AuditOpeningKeys): AuditEvent {
+  const body = toBody(row, keys);
   if (typeof body === 'string') {
     // Shown, never hidden: a reader sees that this row is damaged; verify names it.
     return {
@@ -352,9 +348,9 @@ function toEvent(row: AuditEventRow, key: Buffer): AuditEvent {
   return { ...body, prevHash: row.prev_hash, hash: row.hash };
 }
 
-function checkRow(row: AuditEventRow, prevHash: string, key: Buffer): string | null {
+function checkRow(row: AuditEventRow, prevHash: string, keys: AuditOpeningKeys): string | null {
   if (row.prev_hash !== prevHash) return `prevHash does not link to event ${row.seq - 1}`;
-  const body = toBody(row, key);
+  const body = toBody(row, keys);
   if (typeof body === 'string') return body;
   if (chainHash(prevHash, body) !== row.hash) return "the hash does not match the event's content";
   if (row.user_id !== concernedUser(body)) return 'the user column does not match the event';

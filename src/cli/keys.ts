@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { AUDIT_KEY_PURPOSE } from '../audit/field-keys.js';
 import { createLogger } from '../logger.js';
 import { createServices } from '../services.js';
 import { action, configFrom, withCommonOptions } from './common.js';
@@ -25,6 +26,29 @@ export function keysCommand(): Command {
           const kid = await services.signingKeys.rotate('manual');
           const published = (await services.signingKeys.jwks()).keys.map((key) => key.kid);
           process.stdout.write(`signing key rotated: now signing with ${kid}; published keys: ${published.join(', ')}\n`);
+        } finally {
+          await services.close();
+        }
+      })),
+  );
+  keys.addCommand(
+    withCommonOptions(new Command('rotate-audit'))
+      .description("rotate the key of the audit log's encrypted fields (client address, user agent): new events use the new version within a minute, older versions stay to read older events")
+      .action(action(async (options: Record<string, unknown>) => {
+        const config = configFrom(options);
+        process.umask(0o077);
+        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+        try {
+          // The new version and the event that records it, together or not at all.
+          const version = await services.stores.main.db.transaction().execute(async (trx) => {
+            const added = await services.keyring.rotate(AUDIT_KEY_PURPOSE, trx);
+            await services.events.record({
+              action: 'audit_key.rotated', actor: { type: 'system', id: null }, target: { type: 'audit_key', id: String(added) },
+              origin: { ip: null, userAgent: null }, outcome: 'success', details: { version: added },
+            }, trx);
+            return added;
+          });
+          process.stdout.write(`audit key rotated: new events are sealed under version ${version}; running servers take it within a minute\n`);
         } finally {
           await services.close();
         }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { KeyringTable } from '../store/schema.js';
 import type { KeyProvider } from './key-provider.js';
 
@@ -17,6 +17,8 @@ export class Keyring {
   readonly #db: Kysely<KeyringDB>;
   readonly #provider: KeyProvider;
   readonly #cache = new Map<string, Buffer>();
+  /** Unwrapped keys by `purpose:version`, for `versions` (a key never changes once written). */
+  readonly #byVersion = new Map<string, Buffer>();
 
   constructor(db: Kysely<any>, provider: KeyProvider) {
     this.#db = db as Kysely<KeyringDB>;
@@ -44,8 +46,61 @@ export class Keyring {
     return key;
   }
 
-  async #latest(purpose: string) {
-    return this.#db
+  /**
+   * Every version of `purpose`, newest first, unwrapped: reads the table on each call
+   * (another instance or the CLI may have rotated), unwraps each version once.
+   * `executor`: a transaction to read in (on SQLite a read outside the open
+   * transaction would wait for its one connection).
+   */
+  async versions(purpose: string, executor: Kysely<any> | Transaction<any> = this.#db): Promise<Array<{ version: number; key: Buffer }>> {
+    const rows = await (executor as Kysely<KeyringDB>)
+      .selectFrom('keyring')
+      .select(['version', 'wrapped_key'])
+      .where('purpose', '=', purpose)
+      .orderBy('version', 'desc')
+      .execute();
+    const versions: Array<{ version: number; key: Buffer }> = [];
+    for (const row of rows) {
+      const version = Number(row.version);
+      const id = `${purpose}:${version}`;
+      let key = this.#byVersion.get(id);
+      if (!key) {
+        const unwrapped = await this.#provider.unwrap(row.wrapped_key, keyringAad(purpose, version));
+        if (!unwrapped) throw new Error(`keyring: version ${version} of the ${purpose} key does not unwrap with the master key (wrong MASTER_KEY_FILE?)`);
+        key = unwrapped;
+        this.#byVersion.set(id, key);
+      }
+      versions.push({ version, key });
+    }
+    return versions;
+  }
+
+  /**
+   * Adds a new random version of `purpose` and returns its number; what encrypts
+   * under `purpose` takes it from then on, older versions stay for reading. Two
+   * rotations at once both succeed, one after the other. `executor`: a transaction
+   * to write in (with the event that records the rotation).
+   */
+  async rotate(purpose: string, executor: Kysely<any> | Transaction<any> = this.#db): Promise<number> {
+    const db = executor as Kysely<KeyringDB>;
+    for (;;) {
+      const latest = await this.#latest(purpose, db);
+      const version = (latest ? Number(latest.version) : 0) + 1;
+      const wrapped = await this.#provider.wrap(randomBytes(32), keyringAad(purpose, version));
+      const inserted = await db
+        .insertInto('keyring')
+        .values({ purpose, version, wrapped_key: wrapped, created_at: Date.now() })
+        .onConflict((oc) => oc.doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) {
+        this.#cache.delete(purpose);
+        return version;
+      }
+    }
+  }
+
+  async #latest(purpose: string, db: Kysely<KeyringDB> = this.#db) {
+    return db
       .selectFrom('keyring')
       .selectAll()
       .where('purpose', '=', purpose)

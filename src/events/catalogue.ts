@@ -14,6 +14,7 @@ export const EVENT_CATALOGUE = {
   'session.rotated': 'A session received a new secret (privilege change, password change).',
   'reauth.succeeded': 'A session re-authenticated for a sensitive action (step-up; details.method).',
   'reauth.failed': 'A step-up attempt failed (details.method).',
+  'audit_key.rotated': 'A new version of the key that seals audit events\' client addresses and user agents took over (`rampart keys rotate-audit`; details.version). Older versions stay to read older events.',
   'master_key.rotated': 'A new master key became current and the wrapped keys were re-wrapped under it (details.keyId).',
   'user.locked': 'An account was locked; its sessions and tokens were revoked (details.revoked counts them).',
   'user.unlocked': 'A locked account was unlocked.',

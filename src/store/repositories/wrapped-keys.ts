@@ -19,8 +19,8 @@ export interface WrappedColumnSpec {
   table: string;
   /** Primary-key column (single, text or integer) used for keyset paging. */
   keyColumn: string;
-  /** Extra columns the AAD needs. */
-  extraColumns?: string[];
+  /** Extra columns the AAD needs; with the key column they identify a row (at most one). */
+  extraColumns?: [string] | [];
   column: string;
   aad(row: Record<string, unknown>): string;
 }
@@ -31,14 +31,24 @@ export function wrappedKeyColumn(db: Kysely<any>, spec: WrappedColumnSpec): Wrap
   const columns = [spec.keyColumn, spec.column, ...(spec.extraColumns ?? [])];
 
   async function* rows(): AsyncGenerator<Record<string, unknown>> {
-    let after: unknown = null;
+    // Keyset paging on the row's whole identity: the key column, then the extra columns
+    // (the keyring holds several versions of one purpose).
+    const identity = [spec.keyColumn, ...(spec.extraColumns ?? [])];
+    let after: Record<string, unknown> | null = null;
     for (;;) {
-      let query = db.selectFrom(spec.table).select(columns).where(spec.column, 'is not', null).orderBy(spec.keyColumn).limit(BATCH);
-      if (after !== null) query = query.where(spec.keyColumn, '>', after);
+      let query = db.selectFrom(spec.table).select(columns).where(spec.column, 'is not', null);
+      for (const column of identity) query = query.orderBy(column);
+      query = query.limit(BATCH);
+      const last = after;
+      if (last !== null) {
+        query = identity.length === 1
+          ? query.where(spec.keyColumn, '>', last[spec.keyColumn])
+          : query.where((eb) => eb(eb.refTuple(identity[0]!, identity[1]!), '>', eb.tuple(last[identity[0]!], last[identity[1]!])));
+      }
       const batch = (await query.execute()) as Array<Record<string, unknown>>;
       for (const row of batch) yield row;
       if (batch.length < BATCH) return;
-      after = batch[batch.length - 1]![spec.keyColumn];
+      after = batch[batch.length - 1]!;
     }
   }
 
@@ -61,11 +71,13 @@ export function wrappedKeyColumn(db: Kysely<any>, spec: WrappedColumnSpec): Wrap
         const key = await provider.unwrap(wrapped, aad);
         if (!key) throw new Error(`${spec.table}.${spec.column}: the value of ${String(row[spec.keyColumn])} does not unwrap`);
         // Compare-and-set: only replace the exact value read, so a concurrent writer wins.
-        await db.updateTable(spec.table)
+        let update = db.updateTable(spec.table)
           .set({ [spec.column]: await provider.wrap(key, aad) })
           .where(spec.keyColumn, '=', row[spec.keyColumn])
-          .where(spec.column, '=', wrapped)
-          .execute();
+          .where(spec.column, '=', wrapped);
+        // The whole row's identity (a keyring row is a purpose and a version).
+        for (const extra of spec.extraColumns ?? []) update = update.where(extra, '=', row[extra]);
+        await update.execute();
         changed++;
         onProgress?.(changed);
       }
