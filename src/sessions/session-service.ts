@@ -6,7 +6,7 @@ import type { Keyring } from '../crypto/keyring.js';
 import { BoundedMemo } from '../memo.js';
 import { randomId, randomToken } from '../crypto/random.js';
 import { RampartError } from '../errors.js';
-import type { EventOrigin, SecurityEvents } from '../events/security-events.js';
+import type { EventOrigin, SecurityEventInput, SecurityEvents } from '../events/security-events.js';
 import type { PiiService, Profile } from '../pii/pii-service.js';
 import type { ChangeFeed, TableChange } from '../store/change-feed.js';
 import { altersRows, ReadCache } from '../store/read-cache.js';
@@ -212,10 +212,7 @@ export class SessionService {
   async end(session: Pick<SessionRow, 'id_hash' | 'user_id' | 'public_id'>, reason: SessionEndReason, origin: EventOrigin): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       if (!(await this.revoke(session.id_hash, trx))) return false;
-      await this.events.record({
-        action: 'session.revoked', actor: { type: 'user', id: session.user_id }, target: { type: 'session', id: session.public_id },
-        origin, outcome: 'success', details: { reason },
-      }, trx);
+      await this.events.record(sessionRevoked(session.user_id, session.public_id, reason, origin), trx);
       return true;
     });
   }
@@ -239,10 +236,7 @@ export class SessionService {
   async endOwnByPublicId(userId: string, publicId: string, origin: EventOrigin): Promise<void> {
     const ended = await this.db.transaction().execute(async (trx) => {
       if (!(await this.revokeByPublicId(userId, publicId, trx))) return false;
-      await this.events.record({
-        action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'session', id: publicId },
-        origin, outcome: 'success', details: { reason: 'user' },
-      }, trx);
+      await this.events.record(sessionRevoked(userId, publicId, 'user', origin), trx);
       return true;
     });
     if (!ended) throw new RampartError('not_found');
@@ -297,4 +291,12 @@ export class SessionService {
 
 export function isExpired(session: Pick<SessionRow, 'last_seen_at' | 'idle_timeout_ms' | 'expires_at'>, now: number): boolean {
   return now >= session.expires_at || now - session.last_seen_at >= session.idle_timeout_ms;
+}
+
+/** The `session.revoked` event of one of a user's sessions, ended for `reason`. */
+function sessionRevoked(userId: string, publicId: string, reason: SessionEndReason | 'user', origin: EventOrigin): SecurityEventInput {
+  return {
+    action: 'session.revoked', actor: { type: 'user', id: userId }, target: { type: 'session', id: publicId },
+    origin, outcome: 'success', details: { reason },
+  };
 }
