@@ -19,6 +19,8 @@
  *   event before any lock on the user's row, against a deletion holding that row and the
  *   head (11 of 80 calls deadlocked); grants, revocations, assuming and releasing a role now
  *   take the user's row first;
+ * - (no fix needed, held by a test) a login inserts its session, whose foreign key
+ *   share-locks the user's row, before its append; a deletion holds that row first;
  * - accepting an invitation locked the org, appended `invitation.accepted`, then inserted
  *   the membership, whose foreign key takes FOR KEY SHARE on the user row; an org
  *   creation by the same user held that row FOR UPDATE and waited for the head.
@@ -156,6 +158,29 @@ for (const store of ['sqlite', 'postgres'] as const) {
           .where('org_id', '=', org.id).where('role', '=', 'owner').execute();
         assert.equal(owners.length, 1, 'the org keeps an owner');
       }
+    });
+
+    test('account deletion and a login (its session and login.succeeded event) of one account', async () => {
+      const actor = { type: 'system' as const, id: null };
+      const users: string[] = [];
+      // The session row's foreign key share-locks the user's row before the append takes the
+      // head; a deletion holds that row first: the login waits, then fails on the missing user
+      // or commits before the deletion, whose cascade ends its session.
+      const outcomes = await race('delete vs login', async () => {
+        const { userId } = await newUser('del-login');
+        users.push(userId);
+        const user = await s.services.users.findById(userId);
+        const profile = await s.services.pii.getProfile(userId);
+        assert.ok(user && profile);
+        return () => [
+          s.services.accounts.delete(userId, actor, null),
+          s.services.login.completeLogin({ user, profile, meta, mfaVerified: false, mfaMethod: null }),
+        ];
+      });
+      assertFulfilled(outcomes, 0);
+      const left = await s.services.stores.main.db.selectFrom('sessions').select('user_id').where('user_id', 'in', users).execute();
+      assert.deepEqual(left, [], 'no session outlives its deleted account');
+      assert.equal((await s.services.audit.verify()).valid, true);
     });
 
     test('account deletion and a password reset of one account', async () => {
