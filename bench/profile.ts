@@ -1,6 +1,6 @@
 /**
  * Profiles one route of a running server: `npm run bench:profile` (ROUTE=/v1/session,
- * SECS=8; PROF=1 writes V8 CPU profiles of the server to /tmp/prof; NODE_FLAGS adds Node or
+ * SECS=8, WARM=2 seconds of warm-up; PROF=1 writes V8 CPU profiles of the server to /tmp/prof; NODE_FLAGS adds Node or
  * V8 options to the server's command line, e.g. --perf-basic-prof for `perf`). Prints requests/s and
  * the server's CPU time per request (from /proc), which is steadier than requests/s on a
  * busy machine. A tool for finding where time goes; the figures that count are `npm run bench`.
@@ -30,7 +30,7 @@ const login = process.env.ROUTE === '/v1/login';
 const request: Omit<LoadOptions, 'url' | 'durationSeconds'> = login
   ? { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench.user@example.com', password: 'violet-Tractor-marble-harbor-Quill' }), connections: Number(process.env.CONN ?? 6) }
   : { headers: { cookie }, connections: 10 };
-await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, ...request, durationSeconds: 2 }); // warm-up
+await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, ...request, durationSeconds: Number(process.env.WARM ?? 2) }); // warm-up
 const c0 = cpu();
 const m0 = mainCpu();
 const own0 = process.cpuUsage();
