@@ -22,7 +22,7 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
     add('Rate limit tiers', 'warn', 'RATE_LIMIT_ANON_PER_MINUTE is above RATE_LIMIT_AUTH_PER_MINUTE: anonymous traffic should get the lower limit');
   }
   add('Login back-off', 'ok', `per account and address after ${config.loginBackoffAfterFailures} failures, per account (unknown addresses) after ${config.loginAccountBackoffAfterFailures}; waits double from 1 s to ${config.loginBackoffMaxSeconds} s; known addresses exempt from the account-wide wait`);
-  add('Audit log', 'ok', `hash-chained (SHA-256), append-only triggers, verify with \`rampart audit verify\`; retention ${config.auditRetentionDays === null ? 'unlimited' : `${config.auditRetentionDays} days (re-anchored)`}`);
+  add('Audit log', 'ok', `hash-chained (SHA-256), append-only triggers, verify with \`rampart audit verify\`; addresses and user agents AES-256-GCM under per-event keys (rotate with \`rampart keys rotate-audit\`); retention ${config.auditRetentionDays === null ? 'unlimited' : `${config.auditRetentionDays} days (re-anchored)`}`);
   if (config.insecureWebhooksToPrivateNetworks) {
     add('Webhooks', 'warn', 'INSECURE option RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: webhooks may reach private, loopback and link-local addresses over plain http (SSRF)');
   } else {
