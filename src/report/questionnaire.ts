@@ -296,10 +296,11 @@ export const QUESTIONNAIRE: readonly Item[] = [
     id: 'audit',
     section: 'Ops',
     question: 'Is the use of privileges audited, and can the audit trail be trusted?',
-    answer: () => ({ status: 'yes', text: 'Every security-relevant event and every use of privilege is appended to a hash-chained audit log (each entry carries the hash of the previous one); the database refuses updates and deletes of events, `rampart audit verify` names the first broken link, and organization admins list, export and verify their organization\'s events.' }),
+    answer: () => ({ status: 'yes', text: 'Every security-relevant event and every use of privilege is appended to a hash-chained audit log (each entry carries the hash of the previous one); the database refuses updates and deletes of events, `rampart audit verify` names the first broken link, and organization admins list, export and verify their organization\'s events. The client address and user agent of each event are encrypted (AES-256-GCM) under a key derived for that event from an audit key that rotates with `rampart keys rotate-audit`.' }),
     evidence: [
       T('test/integration/audit-chain.test.ts', 'altering or deleting one row makes `rampart audit verify` fail and name it'),
       T('test/integration/audit-chain.test.ts', 'two server instances on one PostgreSQL append one valid chain'),
+      T('test/integration/audit-key-rotation.test.ts', '`rampart keys rotate-audit` adds a version that a running server seals with within a minute; every version still opens'),
       T('test/integration/audit-api.test.ts', 'a bearer token needs audit:read, and the API has no way to change or delete an event'),
     ],
   },
