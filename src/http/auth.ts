@@ -57,6 +57,8 @@ export interface RouteEntry {
   orgIdIn: ReadonlyArray<'path' | 'body' | 'query'>;
   /** The query-string parameters its schema declares (none: the query string is ignored). */
   query: readonly string[];
+  /** The JSON schema of its body, if it takes one (the fuzz tests generate bodies from it). */
+  body: unknown;
 }
 
 export interface HttpExtensions {
@@ -95,7 +97,7 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat() as string[]) {
       if (method === 'HEAD') continue;
-      extensions.routes.push({ method, url: route.url, auth: route.config?.auth ?? 'none', scope: route.config?.scope, orgIdIn: orgIdPlaces(route), query: queryNames(route) });
+      extensions.routes.push({ method, url: route.url, auth: route.config?.auth ?? 'none', scope: route.config?.scope, orgIdIn: orgIdPlaces(route), query: queryNames(route), body: route.schema?.body });
     }
   });
 
