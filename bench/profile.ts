@@ -1,6 +1,6 @@
 /**
  * Profiles one route of a running server: `npm run bench:profile` (ROUTE=/v1/session,
- * SECS=8, WARM=2 seconds of warm-up; PROF=1 writes V8 CPU profiles of the server to /tmp/prof; NODE_FLAGS adds Node or
+ * SECS=8, WARM=2 seconds of warm-up, TOKEN=1 with an API token instead of the cookie; PROF=1 writes V8 CPU profiles of the server to /tmp/prof; NODE_FLAGS adds Node or
  * V8 options to the server's command line, e.g. --perf-basic-prof for `perf`). Prints requests/s and
  * the server's CPU time per request (from /proc), which is steadier than requests/s on a
  * busy machine. A tool for finding where time goes; the figures that count are `npm run bench`.
@@ -22,6 +22,10 @@ const client = new TestClient(url, readFileSync(join(dataDir, 'tls', 'cert.pem')
 const signup = await client.post('/v1/signup', { email: 'bench.user@example.com', password: 'violet-Tractor-marble-harbor-Quill', name: 'Bench User' });
 if (signup.status !== 201) throw new Error(String(signup.status));
 const cookie = `__Host-rampart_session=${client.cookies.get('__Host-rampart_session')}`;
+// TOKEN=1: the route is called with an API token (profile:read) instead of the session cookie.
+const token = process.env.TOKEN
+  ? ((await client.post('/v1/me/tokens', { name: 'profile', scopes: ['profile:read'] })).body as { token: string }).token
+  : null;
 const path = process.env.ROUTE ?? '/v1/session';
 const ticks = (path: string) => { const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
 const cpu = () => ticks(`/proc/${child.pid}/stat`);
@@ -29,7 +33,7 @@ const mainCpu = () => ticks(`/proc/${child.pid}/task/${child.pid}/stat`);
 const login = process.env.ROUTE === '/v1/login';
 const request: Omit<LoadOptions, 'url' | 'durationSeconds'> = login
   ? { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'bench.user@example.com', password: 'violet-Tractor-marble-harbor-Quill' }), connections: Number(process.env.CONN ?? 6) }
-  : { headers: { cookie }, connections: 10 };
+  : { headers: token ? { authorization: `Bearer ${token}` } : { cookie }, connections: 10 };
 await load({ url: `${url}${process.env.ROUTE ?? '/v1/session'}`, ...request, durationSeconds: Number(process.env.WARM ?? 2) }); // warm-up
 const c0 = cpu();
 const m0 = mainCpu();
