@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import { decryptString, encrypt } from '../crypto/aead.js';
-import type { Keyring } from '../crypto/keyring.js';
+import { type Keyring, keyVersionOf, withKeyVersion } from '../crypto/keyring.js';
 
 export const AUDIT_KEY_PURPOSE = 'audit';
 
@@ -81,10 +81,8 @@ export function hkdfExpandBlock(prk: Buffer, info: string | Buffer): Buffer {
 
 /** Seals one field of an event under the event's derived key. */
 export function sealAuditField(sealing: { version: number; key: Buffer }, eventKeyBytes: Buffer, eventId: string, field: string, value: string): string {
-  return `k${sealing.version}.${encrypt(eventKeyBytes, value, `audit:${eventId}:${field}`)}`;
+  return withKeyVersion(sealing.version, encrypt(eventKeyBytes, value, `audit:${eventId}:${field}`));
 }
-
-const VERSIONED = /^k([1-9][0-9]{0,8})\.(.+)$/s;
 
 /**
  * Opens one stored field: its plaintext, null when nothing was stored, undefined when
@@ -94,13 +92,9 @@ const VERSIONED = /^k([1-9][0-9]{0,8})\.(.+)$/s;
 export function openAuditField(keys: AuditOpeningKeys, sealed: string | null, eventId: string, field: string): string | null | undefined {
   if (sealed === null) return null;
   const aad = `audit:${eventId}:${field}`;
-  const versioned = VERSIONED.exec(sealed);
-  if (!versioned) {
-    // Written before per-event keys: sealed directly under version 1.
-    const legacy = keys.get(1);
-    return legacy ? decryptString(legacy, sealed, aad) ?? undefined : undefined;
-  }
-  const key = keys.get(Number(versioned[1]));
+  const stored = keyVersionOf(sealed);
+  const key = keys.get(stored.version);
   if (!key) return undefined;
-  return decryptString(eventKey(key, eventId), versioned[2]!, aad) ?? undefined;
+  // Written before per-event keys: sealed directly under version 1.
+  return decryptString(stored.bare ? key : eventKey(key, eventId), stored.sealed, aad) ?? undefined;
 }

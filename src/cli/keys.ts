@@ -54,6 +54,22 @@ export function keysCommand(): Command {
         }
       })),
   );
+  keys.addCommand(
+    withCommonOptions(new Command('rotate-webhook'))
+      .description('rotate the key that encrypts webhook signing secrets and re-encrypt every stored secret under it (the secrets, and so the receivers, are unchanged)')
+      .action(action(async (options: Record<string, unknown>) => {
+        const config = configFrom(options);
+        process.umask(0o077);
+        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+        try {
+          const { version, reencrypted, unreadable } = await services.webhooks.rotateSecretKey({ type: 'system', id: null });
+          process.stdout.write(`webhook secret key rotated: version ${version}; ${reencrypted} secret${reencrypted === 1 ? '' : 's'} re-encrypted${unreadable > 0 ? `; ${unreadable} did not decrypt and were left as they were` : ''}\n`);
+          if (unreadable > 0) process.exitCode = 1;
+        } finally {
+          await services.close();
+        }
+      })),
+  );
   keys.addCommand(rotateMasterCommand());
   return keys;
 }

@@ -114,3 +114,19 @@ export class Keyring {
 export function keyringAad(purpose: string, version: number): string {
   return `keyring:${purpose}:${version}`;
 }
+
+const VERSIONED = /^k([1-9][0-9]{0,8})\.(.+)$/s;
+
+/** A value sealed under version `version` of a purpose key, as stored: `k<version>.<sealed>`. */
+export function withKeyVersion(version: number, sealed: string): string {
+  return `k${version}.${sealed}`;
+}
+
+/**
+ * The version of the purpose key that sealed a stored value, and the sealed value. A bare
+ * sealed value (base64url has no dot) was written before versions and is version 1.
+ */
+export function keyVersionOf(stored: string): { version: number; sealed: string; bare: boolean } {
+  const versioned = VERSIONED.exec(stored);
+  return versioned ? { version: Number(versioned[1]), sealed: versioned[2]!, bare: false } : { version: 1, sealed: stored, bare: true };
+}

@@ -15,6 +15,7 @@ export const EVENT_CATALOGUE = {
   'reauth.succeeded': 'A session re-authenticated for a sensitive action (step-up; details.method).',
   'reauth.failed': 'A step-up attempt failed (details.method).',
   'audit_key.rotated': 'A new version of the key that seals audit events\' client addresses and user agents took over (`rampart keys rotate-audit`; details.version). Older versions stay to read older events.',
+  'webhook_key.rotated': 'A new version of the key that encrypts webhook signing secrets took over and every stored secret was re-encrypted under it (`rampart keys rotate-webhook`; details.version, details.reencrypted, details.unreadable). The secrets themselves are unchanged.',
   'master_key.rotated': 'A new master key became current and the wrapped keys were re-wrapped under it (details.keyId).',
   'user.locked': 'An account was locked; its sessions and tokens were revoked (details.revoked counts them).',
   'user.unlocked': 'A locked account was unlocked.',

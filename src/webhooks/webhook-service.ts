@@ -7,7 +7,7 @@ import type { AppendListener, AuditLog } from '../audit/audit-log.js';
 import type { RequestMeta } from '../auth/flows/request-meta.js';
 import type { Clock } from '../clock.js';
 import { decryptString, encrypt } from '../crypto/aead.js';
-import type { Keyring } from '../crypto/keyring.js';
+import { type Keyring, keyVersionOf, withKeyVersion } from '../crypto/keyring.js';
 import { randomId, randomToken } from '../crypto/random.js';
 import { RampartError } from '../errors.js';
 import type { SecurityEventInput, SecurityEvents } from '../events/security-events.js';
@@ -79,12 +79,13 @@ export class WebhookService {
       if (error instanceof DestinationRefused) throw new RampartError('webhook_url_not_allowed', { publicDetail: `The webhook URL is refused: ${error.message}.` });
       throw error;
     }
-    const key = await this.keyring.key(WEBHOOK_SECRET_PURPOSE);
+    // The current version, read now: `rampart keys rotate-webhook` may have added one.
+    const [current] = await this.keyring.versions(WEBHOOK_SECRET_PURPOSE);
     const id = randomId('whk');
     const secret = `whsec_${randomToken(32)}`;
     const events = [...new Set(input.events)].sort();
     const row: WebhookRow = {
-      id, org_id: orgId, url: url.toString(), events: JSON.stringify(events), secret_enc: encrypt(key, secret, `webhook:${id}`),
+      id, org_id: orgId, url: url.toString(), events: JSON.stringify(events), secret_enc: withKeyVersion(current!.version, encrypt(current!.key, secret, `webhook:${id}`)),
       created_by: actor.id, created_at: this.clock.now(),
     };
     await this.db.transaction().execute(async (trx) => {
@@ -98,6 +99,39 @@ export class WebhookService {
       }, trx);
     });
     return { ...toPublic(row), secret };
+  }
+
+  /**
+   * Adds a version of the key that encrypts webhook signing secrets and re-encrypts every
+   * stored secret under it, with a `webhook_key.rotated` event, in one transaction. The
+   * secrets themselves do not change (receivers notice nothing); older key versions stay
+   * in the keyring, so a secret a concurrent registration sealed under the previous version
+   * still opens (the next rotation moves it). A secret that does not open is left as it is
+   * and counted.
+   */
+  async rotateSecretKey(actor: SecurityEventInput['actor']): Promise<{ version: number; reencrypted: number; unreadable: number }> {
+    return this.db.transaction().execute(async (trx) => {
+      const version = await this.keyring.rotate(WEBHOOK_SECRET_PURPOSE, trx);
+      // Read in the transaction: on SQLite a read outside it would wait for its one connection.
+      const keys = new Map((await this.keyring.versions(WEBHOOK_SECRET_PURPOSE, trx)).map((v) => [v.version, v.key]));
+      const newKey = keys.get(version)!;
+      let reencrypted = 0;
+      let unreadable = 0;
+      for (const hook of await this.repo.allSecrets(trx)) {
+        const secret = openSecret(keys, hook);
+        if (secret === null) {
+          unreadable++;
+          continue;
+        }
+        const sealed = withKeyVersion(version, encrypt(newKey, secret, `webhook:${hook.id}`));
+        if (await this.repo.replaceSecret(hook.id, hook.secret_enc, sealed, trx)) reencrypted++;
+      }
+      await this.events.record({
+        action: 'webhook_key.rotated', actor, target: { type: 'webhook_key', id: String(version) },
+        origin: { ip: null, userAgent: null }, outcome: 'success', details: { version, reencrypted, unreadable },
+      }, trx);
+      return { version, reencrypted, unreadable };
+    });
   }
 
   async list(orgId: string): Promise<PublicWebhook[]> {
@@ -139,7 +173,7 @@ export class WebhookService {
     const hook = await this.repo.findById(webhookId);
     const event = await this.audit.get(seq);
     if (!hook || !event) return; // deleted meanwhile (or pruned): nothing to deliver
-    const secret = decryptString(await this.keyring.key(WEBHOOK_SECRET_PURPOSE), hook.secret_enc, `webhook:${hook.id}`);
+    const secret = openSecret(new Map((await this.keyring.versions(WEBHOOK_SECRET_PURPOSE)).map((v) => [v.version, v.key])), hook);
     if (secret === null) throw new PermanentJobError('the webhook secret does not decrypt');
     const url = new URL(hook.url);
     let destination: Destination;
@@ -171,6 +205,13 @@ export class WebhookService {
     this.metrics.webhookDeliveries.inc({ outcome: 'delivered' });
     this.logger.debug({ webhookId, seq, status }, 'webhook delivered');
   }
+}
+
+/** A webhook's signing secret, opened with the key version that sealed it; null when it does not open. */
+function openSecret(keys: ReadonlyMap<number, Buffer>, hook: Pick<WebhookRow, 'id' | 'secret_enc'>): string | null {
+  const stored = keyVersionOf(hook.secret_enc);
+  const key = keys.get(stored.version);
+  return key ? decryptString(key, stored.sealed, `webhook:${hook.id}`) : null;
 }
 
 function subscribes(hook: WebhookRow, action: string): boolean {

@@ -25,6 +25,8 @@ export interface TestServer {
   url: string;
   clock: ManualClock;
   dataDir: string;
+  /** The configuration environment it runs with (for the CLI against the same stores). */
+  env: Record<string, string>;
   /** Every log line the server wrote, for "no secret in logs" checks. */
   logs: string[];
   ca: string | null;
@@ -85,6 +87,7 @@ async function startIn(dataDir: string, schemas: PgSchema[], options: TestServer
     url: server.url,
     clock,
     dataDir,
+    env,
     logs,
     ca,
     client() {

@@ -47,4 +47,15 @@ export class WebhookRepository {
     const result = await trx.deleteFrom('webhooks').where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }
+
+  /** Every webhook's id and sealed secret (key rotation). */
+  async allSecrets(trx: Executor): Promise<Array<Pick<WebhookRow, 'id' | 'secret_enc'>>> {
+    return trx.selectFrom('webhooks').select(['id', 'secret_enc']).orderBy('id').execute();
+  }
+
+  /** Replaces a sealed secret only if it is still the one read (a concurrent delete or rotation wins). */
+  async replaceSecret(id: string, previous: string, sealed: string, trx: Executor): Promise<boolean> {
+    const result = await trx.updateTable('webhooks').set({ secret_enc: sealed }).where('id', '=', id).where('secret_enc', '=', previous).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
 }
