@@ -166,14 +166,14 @@ export class AuditLog implements SecurityEventSink {
   /** One event by its sequence number (null when pruned or never written). */
   async get(seq: number): Promise<AuditEvent | null> {
     const row = await this.#repo.findBySeq(seq);
-    return row ? toEvent(row, await this.#fieldKeys.opening()) : null;
+    return row ? toEvent(row, await this.#fieldKeys.openingFor([row])) : null;
   }
 
   /** One page in seq order; `next` is the cursor for `after` (null at the end). */
   async list(filter: AuditFilter & { after?: number; limit: number }): Promise<{ events: AuditEvent[]; next: string | null }> {
     const rows = await this.#repo.find({ ...pick(filter), afterSeq: filter.after, limit: filter.limit + 1 });
-    const keys = await this.#fieldKeys.opening();
     const page = rows.slice(0, filter.limit);
+    const keys = await this.#fieldKeys.openingFor(page);
     const next = rows.length > filter.limit ? String(page[page.length - 1]!.seq) : null;
     return { events: page.map((row) => toEvent(row, keys)), next };
   }
@@ -181,8 +181,8 @@ export class AuditLog implements SecurityEventSink {
   /** The newest events first (the user's security feed). */
   async latest(filter: AuditFilter & { before?: number; limit: number }): Promise<{ events: AuditEvent[]; next: string | null }> {
     const rows = await this.#repo.find({ ...pick(filter), beforeSeq: filter.before, limit: filter.limit + 1, order: 'desc' });
-    const keys = await this.#fieldKeys.opening();
     const page = rows.slice(0, filter.limit);
+    const keys = await this.#fieldKeys.openingFor(page);
     const next = rows.length > filter.limit ? String(page[page.length - 1]!.seq) : null;
     return { events: page.map((row) => toEvent(row, keys)), next };
   }
@@ -192,11 +192,11 @@ export class AuditLog implements SecurityEventSink {
    * up to the head as it was when the stream started.
    */
   async *stream(filter: AuditFilter = {}): AsyncGenerator<AuditEvent> {
-    const keys = await this.#fieldKeys.opening();
     const { seq: maxSeq } = await this.#repo.head();
     let after = 0;
     for (;;) {
       const rows = await this.#repo.find({ ...pick(filter), afterSeq: after, maxSeq, limit: PAGE_SIZE });
+      const keys = await this.#fieldKeys.openingFor(rows);
       for (const row of rows) yield toEvent(row, keys);
       if (rows.length < PAGE_SIZE) return;
       after = rows[rows.length - 1]!.seq;
@@ -209,7 +209,6 @@ export class AuditLog implements SecurityEventSink {
    * or an event that does not link to the one before it.
    */
   async verify(options: VerifyOptions = {}): Promise<VerifyResult> {
-    const keys = await this.#fieldKeys.opening();
     const head = await this.#repo.head();
     options.onStart?.(Math.max(0, head.seq - head.first_seq + 1));
     let expectedSeq = head.first_seq;
@@ -221,6 +220,7 @@ export class AuditLog implements SecurityEventSink {
     });
     for (;;) {
       const rows = await this.#repo.find({ afterSeq: expectedSeq - 1, maxSeq: head.seq, limit: PAGE_SIZE });
+      const keys = await this.#fieldKeys.openingFor(rows);
       for (const row of rows) {
         if (row.seq !== expectedSeq) return result({ seq: expectedSeq, id: null, reason: `event ${expectedSeq} is missing` });
         const problem = checkRow(row, prevHash, keys);

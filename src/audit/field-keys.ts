@@ -27,6 +27,7 @@ export type AuditOpeningKeys = ReadonlyMap<number, Buffer>;
  */
 export class AuditFieldKeys {
   #current: { version: number; key: Buffer; readAt: number } | null = null;
+  #opening: AuditOpeningKeys | null = null;
 
   constructor(private readonly keyring: Keyring, private readonly now: () => number) {}
 
@@ -47,9 +48,17 @@ export class AuditFieldKeys {
     return this.#refresh(executor);
   }
 
-  /** Every version, read from the keyring now (a reader may meet a version another instance has just started using). */
-  async opening(): Promise<AuditOpeningKeys> {
-    return new Map((await this.keyring.versions(AUDIT_KEY_PURPOSE)).map(({ version, key }) => [version, key]));
+  /**
+   * The versions that open `rows`' fields: those read last time, read again from the
+   * keyring when a row names a version not held (another instance, or the CLI, has just
+   * started sealing with a new one).
+   */
+  async openingFor(rows: ReadonlyArray<{ ip_enc: string | null; user_agent_enc: string | null }>): Promise<AuditOpeningKeys> {
+    const held = this.#opening;
+    if (held && rows.every((row) => opens(held, row.ip_enc) && opens(held, row.user_agent_enc))) return held;
+    const read = new Map((await this.keyring.versions(AUDIT_KEY_PURPOSE)).map(({ version, key }) => [version, key]));
+    this.#opening = read;
+    return read;
   }
 
   async #refresh(executor?: Kysely<any> | Transaction<any>): Promise<{ version: number; key: Buffer }> {
@@ -58,6 +67,11 @@ export class AuditFieldKeys {
     this.#current = { ...latest, readAt: this.now() };
     return this.#current;
   }
+}
+
+/** Whether `keys` holds the version that sealed a stored field (nothing stored needs none). */
+function opens(keys: AuditOpeningKeys, sealed: string | null): boolean {
+  return sealed === null || keys.has(keyVersionOf(sealed).version);
 }
 
 /**
