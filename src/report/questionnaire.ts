@@ -301,6 +301,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
     evidence: [
       T('test/integration/audit-chain.test.ts', 'altering or deleting one row makes `rampart audit verify` fail and name it'),
       T('test/integration/audit-chain.test.ts', 'two server instances on one PostgreSQL append one valid chain'),
+      T('test/integration/crash-consistency.test.ts', 'killed four times under concurrent signups, org and token creations, then restarted'),
       T('test/integration/audit-key-rotation.test.ts', '`rampart keys rotate-audit` adds a version that a running server seals with within a minute; every version still opens'),
       T('test/integration/audit-api.test.ts', 'a bearer token needs audit:read, and the API has no way to change or delete an event'),
     ],

@@ -25,6 +25,7 @@ import { TestClient } from '../helpers/client.js';
 import { GENEROUS_LIMITS, strongPassword, type StoreKind } from '../helpers/harness.js';
 import { createPgSchema, type PgSchema } from '../helpers/pg.js';
 
+/** Kills (the test's name says four). */
 const ROUNDS = 4;
 const CLIENTS = 4;
 
@@ -73,7 +74,7 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       rmSync(dataDir, { recursive: true, force: true });
     });
 
-    test(`killed ${ROUNDS} times under concurrent signups, org and token creations, then restarted`, async (t) => {
+    test('killed four times under concurrent signups, org and token creations, then restarted', async (t) => {
       const env: Record<string, string> = {};
       if (store === 'postgres') {
         schemas.push(await createPgSchema('crash_main'), await createPgSchema('crash_pii'));
