@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { createLogger } from '../logger.js';
 import { createServices } from '../services.js';
 import { parseImportLine, UserImporter } from '../users/user-import.js';
+import { ORPHAN_AGE_MS } from '../users/orphan-profiles.js';
 import { action, configFrom, withCommonOptions } from './common.js';
 
 /** Files with more lines than this show a progress bar (on a terminal). */
@@ -61,9 +62,14 @@ export function usersCommand(): Command {
           try {
             const outcome = await importer.importRecord(parsed.record);
             if (outcome === 'imported') counts.imported++;
-            else {
+            else if (outcome === 'exists') {
               counts.skipped++;
               report(`line ${lineNumber}: an account with this email already exists; skipped`);
+            } else {
+              // A profile without an account, minutes old: a signup in progress, or an import or
+              // signup that crashed between the two stores. Not "already there": run again later.
+              counts.failed++;
+              report(`line ${lineNumber}: not imported (the address has a profile without an account, under ${ORPHAN_AGE_MS / 60_000} minutes old: a signup in progress or an interrupted one; run the import again later)`);
             }
           } catch (error) {
             counts.failed++;

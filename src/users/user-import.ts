@@ -8,6 +8,7 @@ import type { PiiService } from '../pii/pii-service.js';
 import { isUniqueViolation } from '../store/errors.js';
 import type { UserRepository, UserRow } from '../store/repositories/users.js';
 import type { MainDB } from '../store/schema.js';
+import { claimAddress } from './orphan-profiles.js';
 
 /** One account to import: `{"email", "name", "passwordHash"}` on one line. */
 export interface ImportRecord {
@@ -93,8 +94,16 @@ export class UserImporter {
     private readonly clock: Clock,
   ) {}
 
-  /** 'exists' when an account already has the address (it is left untouched). */
-  async importRecord(record: ImportRecord): Promise<'imported' | 'exists'> {
+  /**
+   * 'exists' when an account already has the address (it is left untouched);
+   * 'in_flight' when only a young profile without an account has it (a signup or
+   * import still writing, or one that crashed minutes ago: run the import again
+   * later). An older such profile, left by a crash, is released and the record imported.
+   */
+  async importRecord(record: ImportRecord): Promise<'imported' | 'exists' | 'in_flight'> {
+    const claim = await claimAddress(this.pii, this.users, this.clock.now(), record.email);
+    if (claim === 'account') return 'exists';
+    if (claim === 'in_flight') return 'in_flight';
     const userId = randomId('usr');
     try {
       await this.pii.createProfile(userId, record.email, record.name);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { randomId } from '../../src/crypto/random.js';
 import { SESSION_COOKIE } from '../../src/http/auth.js';
+import { ORPHAN_AGE_MS } from '../../src/users/orphan-profiles.js';
 import { signUp, startTestServer, strongPassword, type TestServer, uniqueEmail } from '../helpers/harness.js';
 
 for (const store of ['sqlite', 'postgres'] as const) {
@@ -53,6 +55,28 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const again = await t.client().post('/v1/signup', { email: email.toUpperCase(), password: strongPassword() });
       assert.equal(again.status, 409);
       assert.equal(again.body.code, 'email_taken');
+    });
+
+    test('an address held only by a profile without an account (a crash between the stores) is free once that profile is 10 minutes old', async () => {
+      const services = t.server.services;
+      const orphan = async (label: string, ageMs: number) => {
+        const email = uniqueEmail(label);
+        const userId = randomId('usr');
+        await services.pii.createProfile(userId, email, null);
+        await services.stores.pii.db.updateTable('pii_users').set({ created_at: t.clock.now() - ageMs }).where('user_id', '=', userId).execute();
+        return { email, userId };
+      };
+      // Younger: it may be a signup still writing its account.
+      const young = await orphan('orphan-young', ORPHAN_AGE_MS - 60_000);
+      const refused = await t.client().post('/v1/signup', { email: young.email, password: strongPassword() });
+      assert.equal(refused.status, 409);
+      assert.equal(refused.body.code, 'email_taken');
+      // Older: a leftover, released for the new account.
+      const old = await orphan('orphan-old', ORPHAN_AGE_MS);
+      const signup = await t.client().post('/v1/signup', { email: old.email, password: strongPassword() });
+      assert.equal(signup.status, 201, signup.text);
+      assert.notEqual(signup.body.user.id, old.userId);
+      assert.equal(await services.pii.getProfile(old.userId), null, 'the leftover profile is gone');
     });
 
     test('login issues a new session id each time; logout deletes it server-side', async () => {

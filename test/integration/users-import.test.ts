@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { hash as argon2Hash } from '@node-rs/argon2';
 import bcrypt from 'bcrypt';
+import { randomId } from '../../src/crypto/random.js';
 import { startTestServer, type TestServer } from '../helpers/harness.js';
 import { createPgSchema } from '../helpers/pg.js';
 import { Resources } from '../helpers/resources.js';
@@ -121,6 +122,31 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.match((await services.users.findById(userId))!.password_hash, /^\$2b\$/, 'nothing was rehashed');
       // The user resets instead; argon2id then verifies the whole password.
       assert.equal(await services.hasher.verify((await services.users.findById(userId))!.password_hash, PASSWORDS.long).then((r) => r.valid), false);
+    });
+
+    test('an address held by a profile without an account (a crash between the stores) is imported once that profile is over 10 minutes old; a younger one is reported, not "already there"', async () => {
+      const services = t.server.services;
+      // What a signup or import killed between its two writes leaves: a profile, no account.
+      const orphan = async (label: string, ageMs: number) => {
+        const userId = randomId('usr');
+        await services.pii.createProfile(userId, email(label), 'Left Behind');
+        await services.stores.pii.db.updateTable('pii_users').set({ created_at: Date.now() - ageMs }).where('user_id', '=', userId).execute();
+        return userId;
+      };
+      const oldOrphan = await orphan('orphan-old', 11 * 60_000);
+      await orphan('orphan-young', 60_000);
+      const password = 'imported-after-a-crash-lantern-fjord';
+      const hash = await bcrypt.hash(password, 4);
+      const again = join(dataDir, 'again.jsonl');
+      writeFileSync(again, [email('orphan-old'), email('orphan-young')].map((address) => JSON.stringify({ email: address, name: 'Back Again', passwordHash: hash })).join('\n'));
+      const rerun = spawnSync(process.execPath, [BIN, 'users', 'import', again], { env: cleanEnv(env), encoding: 'utf8', timeout: 120_000 });
+      assert.equal(rerun.status, 1, String(rerun.stderr));
+      assert.match(String(rerun.stdout), /imported 1, skipped 0 \(already there\), failed 1/);
+      assert.match(String(rerun.stderr), /line 2: not imported \(the address has a profile without an account, under 10 minutes old/);
+      const imported = (await services.pii.findUserIdByEmail(email('orphan-old')))!;
+      assert.notEqual(imported, oldOrphan, 'the leftover profile was replaced');
+      assert.ok(await services.users.findById(imported), 'by an account with its profile');
+      assert.equal((await t.client().post('/v1/login', { email: email('orphan-old'), password })).status, 200);
     });
   });
 }

@@ -8,15 +8,13 @@ import type { SessionService } from '../../sessions/session-service.js';
 import type { UserRepository, UserRow } from '../../store/repositories/users.js';
 import type { MainDB } from '../../store/schema.js';
 import { isUniqueViolation } from '../../store/errors.js';
+import { claimAddress } from '../../users/orphan-profiles.js';
 import { toPublicUser } from '../../users/public-user.js';
 import { graceEndsAt } from '../mfa/enforcement.js';
 import type { PasswordHasher } from '../password/hasher.js';
 import type { PasswordRules } from '../password/password-rules.js';
 import type { CompletedLogin } from './login.js';
 import type { RequestMeta } from './request-meta.js';
-
-/** A profile without an account this old is a leftover of a crash, not a signup in flight. */
-const ORPHAN_AGE_MS = 10 * 60_000;
 
 export interface SignupInput {
   email: string;
@@ -47,7 +45,8 @@ export class SignupService {
   async signup(input: SignupInput, meta: RequestMeta): Promise<CompletedLogin> {
     // The same rules as every other way of setting a password: policy, context words, common lists, breach check.
     const policy = await this.rules.assertAcceptable(input.password, { userId: null, email: input.email, name: input.name });
-    await this.#releaseOrphanProfile(input.email);
+    // A profile left without an account by a crash must not hold the address forever.
+    if (await claimAddress(this.pii, this.users, this.clock.now(), input.email) !== 'free') throw new RampartError('email_taken');
     const passwordHash = await this.hasher.hash(input.password);
 
     const userId = randomId('usr');
@@ -94,16 +93,5 @@ export class SignupService {
       profile,
       ...(enrollBefore === null ? {} : { responseExtras: { enrollmentRequired: true, enrollBefore: new Date(enrollBefore).toISOString() } }),
     };
-  }
-
-  /** A profile whose account was never written (a crash mid-signup) must not block the address forever. */
-  async #releaseOrphanProfile(email: string): Promise<void> {
-    const existing = await this.pii.findByEmail(email);
-    if (!existing) return;
-    // A young profile may belong to a signup still in flight: treat it as taken.
-    if (await this.users.findById(existing.userId) || this.clock.now() - existing.createdAt < ORPHAN_AGE_MS) {
-      throw new RampartError('email_taken');
-    }
-    await this.pii.deleteProfile(existing.userId);
   }
 }
