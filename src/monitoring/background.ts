@@ -1,5 +1,6 @@
 import { startMetricsListener } from '../metrics/listener.js';
 import type { Services } from '../services.js';
+import { sweepOrphanProfiles } from '../users/orphan-profiles.js';
 
 export interface Background {
   /** The metrics listener's port (null when it could not bind). */
@@ -9,6 +10,8 @@ export interface Background {
 
 const SWEEP_INTERVAL_MS = 10 * 60_000;
 const RETENTION_INTERVAL_MS = 24 * 3_600_000;
+/** A whole pass over the PII store's profiles: hourly, so a deleted account's data is gone within about an hour of a crash. */
+const ORPHAN_SWEEP_INTERVAL_MS = 3_600_000;
 /** Jobs that gave up stay this long for inspection. */
 const FAILED_JOB_RETENTION_MS = 30 * 86_400_000;
 
@@ -41,7 +44,8 @@ export async function sweepExpired(services: Services): Promise<Record<string, n
 /**
  * The server's background work for issue 7: the job queue (alerts, webhook
  * deliveries), the metrics listener, the expiry sweep, forgetting finished
- * login back-off streaks and failed jobs, and audit retention when AUDIT_RETENTION_DAYS is set. Every
+ * login back-off streaks and failed jobs, profiles left without an account, and audit retention
+ * when AUDIT_RETENTION_DAYS is set. Every
  * instance runs it; each step is safe to run concurrently (jobs are leased,
  * pruning serializes on the audit head).
  */
@@ -58,6 +62,10 @@ export async function startBackground(services: Services): Promise<Background> {
   every(SWEEP_INTERVAL_MS, 'expiry sweep', () => sweepExpired(services));
   every(SWEEP_INTERVAL_MS, 'login back-off sweep', () => services.loginBackoff.sweep());
   every(SWEEP_INTERVAL_MS, 'failed job sweep', () => services.jobs.sweepFailed(clock.now() - FAILED_JOB_RETENTION_MS));
+  every(ORPHAN_SWEEP_INTERVAL_MS, 'orphan profile sweep', async () => {
+    const deleted = await sweepOrphanProfiles(services.pii, services.users, clock.now());
+    if (deleted > 0) logger.info({ deleted }, 'deleted profiles left without an account (an interrupted signup, import or account deletion)');
+  });
   if (config.auditRetentionDays !== null) {
     const days = config.auditRetentionDays;
     every(RETENTION_INTERVAL_MS, 'audit retention', async () => {

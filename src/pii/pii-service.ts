@@ -107,6 +107,11 @@ export class PiiService {
     return Object.freeze({ userId, email, name, dataKey });
   }
 
+  /** User ids of profiles created at or before `before`, in id order after `afterUserId` (the orphan sweep). */
+  async profileIdsCreatedBefore(before: number, afterUserId: string, limit: number): Promise<string[]> {
+    return this.#repo.idsCreatedBefore(before, afterUserId, limit);
+  }
+
   async deleteProfile(userId: string): Promise<void> {
     await this.#repo.delete(userId);
   }

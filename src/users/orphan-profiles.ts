@@ -22,3 +22,28 @@ export async function claimAddress(pii: PiiService, users: UserRepository, now: 
   await pii.deleteProfile(existing.userId);
   return 'free';
 }
+
+const SWEEP_BATCH = 500;
+
+/**
+ * Deletes every profile left without an account for ORPHAN_AGE_MS or longer: a
+ * signup or import killed between its two stores, and above all an account
+ * deletion killed (or refused by a PII store outage) after its main-store step,
+ * whose personal data must not outlive the account. Younger profiles may belong
+ * to an account still being written and are left. Returns how many were deleted.
+ */
+export async function sweepOrphanProfiles(pii: PiiService, users: UserRepository, now: number): Promise<number> {
+  let deleted = 0;
+  let after = '';
+  for (;;) {
+    const batch = await pii.profileIdsCreatedBefore(now - ORPHAN_AGE_MS, after, SWEEP_BATCH);
+    if (batch.length === 0) return deleted;
+    const accounts = new Set(await users.existingIds(batch));
+    for (const userId of batch) {
+      if (accounts.has(userId)) continue;
+      await pii.deleteProfile(userId);
+      deleted++;
+    }
+    after = batch[batch.length - 1]!;
+  }
+}

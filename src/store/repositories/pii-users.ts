@@ -30,6 +30,14 @@ export class PiiUserRepository {
     await this.db.updateTable('pii_users').set(changes).where('user_id', '=', userId).execute();
   }
 
+  /** User ids of profiles created at or before `before`, in id order after `afterUserId`, at most `limit`. */
+  async idsCreatedBefore(before: number, afterUserId: string, limit: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('pii_users').select('user_id')
+      .where('created_at', '<=', before).where('user_id', '>', afterUserId)
+      .orderBy('user_id').limit(limit).execute();
+    return rows.map((row) => row.user_id);
+  }
+
   /** Deletes the row and with it the wrapped data key: the data becomes unrecoverable. */
   async delete(userId: string): Promise<void> {
     await this.db.deleteFrom('pii_users').where('user_id', '=', userId).execute();
