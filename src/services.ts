@@ -324,7 +324,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     publicUrl: () => services.publicUrl,
   });
   events.addSink(mfaNotifier);
-  const accounts = new AccountService(stores.main.db, users, revocation, events, clock, pii);
+  const accounts = new AccountService(stores.main.db, users, revocation, events, clock, pii, logger);
   // Deleting the last owner would leave an org nobody can administer: hand the role over first.
   accounts.addDeletionGuard(async (userId, trx) => {
     // Inside the deletion's transaction (on SQLite a query outside it would wait for it forever),

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { Logger } from 'pino';
 import type { RequestMeta } from '../auth/flows/request-meta.js';
 import type { Clock } from '../clock.js';
 import { RampartError } from '../errors.js';
@@ -27,6 +28,7 @@ export class AccountService {
     private readonly events: SecurityEvents,
     private readonly clock: Clock,
     private readonly pii: PiiService,
+    private readonly logger?: Logger,
   ) {}
 
   /**
@@ -45,9 +47,10 @@ export class AccountService {
    * user by an opaque random id that is never reused, and the last of them is
    * `user.deleted`. Removing the row rather than keeping a tombstone means no
    * feature can keep treating a deleted user as a member, owner or holder of
-   * anything. Main store first: a crash between the two steps leaves an orphan
-   * profile that signs in nobody and that the next signup for the address
-   * releases, never a live account without its data.
+   * anything. Main store first: a crash between the two steps (or a PII store
+   * refusing the second) leaves an orphan profile that signs in nobody, which the
+   * hourly orphan sweep deletes (`sweepOrphanProfiles`) and the next signup for the
+   * address releases; never a live account without its data.
    */
   async delete(userId: string, actor: Actor, meta: RequestMeta | null): Promise<Record<string, number>> {
     const revoked = await this.db.transaction().execute(async (trx) => {
@@ -63,7 +66,12 @@ export class AccountService {
       await this.users.delete(userId, trx);
       return counts;
     });
-    await this.pii.deleteProfile(userId);
+    try {
+      await this.pii.deleteProfile(userId);
+    } catch (error) {
+      // The account is gone (committed above): an error answer would tell the user it was not.
+      this.logger?.error({ err: error, userId }, 'account deleted; its profile could not be deleted now and is left to the orphan sweep');
+    }
     return revoked;
   }
 

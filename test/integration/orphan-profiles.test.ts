@@ -48,7 +48,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
         throw new Error('PII store unavailable');
       };
       try {
-        await assert.rejects(services.accounts.delete(deleted, { type: 'system', id: null }, null), /PII store unavailable/);
+        // The account is gone once its transaction commits: the deletion answers success, not an error.
+        await services.accounts.delete(deleted, { type: 'system', id: null }, null);
       } finally {
         services.pii.deleteProfile = deleteProfile;
       }
