@@ -27,7 +27,6 @@ export type AuditOpeningKeys = ReadonlyMap<number, Buffer>;
  */
 export class AuditFieldKeys {
   #current: { version: number; key: Buffer; readAt: number } | null = null;
-  #opening: AuditOpeningKeys | null = null;
 
   constructor(private readonly keyring: Keyring, private readonly now: () => number) {}
 
@@ -48,30 +47,28 @@ export class AuditFieldKeys {
     return this.#refresh(executor);
   }
 
-  /**
-   * The versions that open `rows`' fields: those read last time, read again from the
-   * keyring when a row names a version not held (another instance, or the CLI, has just
-   * started sealing with a new one).
-   */
+  /** The key versions that open `rows`' fields (each read from the keyring once per process, `Keyring.keyAt`). */
   async openingFor(rows: ReadonlyArray<{ ip_enc: string | null; user_agent_enc: string | null }>): Promise<AuditOpeningKeys> {
-    const held = this.#opening;
-    if (held && rows.every((row) => opens(held, row.ip_enc) && opens(held, row.user_agent_enc))) return held;
-    const read = new Map((await this.keyring.versions(AUDIT_KEY_PURPOSE)).map(({ version, key }) => [version, key]));
-    this.#opening = read;
-    return read;
+    const keys = new Map<number, Buffer>();
+    for (const row of rows) {
+      for (const sealed of [row.ip_enc, row.user_agent_enc]) {
+        if (sealed === null) continue;
+        const { version } = keyVersionOf(sealed);
+        if (keys.has(version)) continue;
+        const key = await this.keyring.keyAt(AUDIT_KEY_PURPOSE, version);
+        // A version the keyring lacks stays out: the field reads as damaged.
+        if (key) keys.set(version, key);
+      }
+    }
+    return keys;
   }
 
   async #refresh(executor?: Kysely<any> | Transaction<any>): Promise<{ version: number; key: Buffer }> {
-    const [latest] = await this.keyring.versions(AUDIT_KEY_PURPOSE, executor);
+    const latest = await this.keyring.current(AUDIT_KEY_PURPOSE, executor);
     if (!latest) throw new Error('keyring: no audit key (AuditFieldKeys.init() was not awaited)');
     this.#current = { ...latest, readAt: this.now() };
     return this.#current;
   }
-}
-
-/** Whether `keys` holds the version that sealed a stored field (nothing stored needs none). */
-function opens(keys: AuditOpeningKeys, sealed: string | null): boolean {
-  return sealed === null || keys.has(keyVersionOf(sealed).version);
 }
 
 /**

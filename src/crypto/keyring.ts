@@ -47,32 +47,37 @@ export class Keyring {
   }
 
   /**
-   * Every version of `purpose`, newest first, unwrapped: reads the table on each call
-   * (another instance or the CLI may have rotated), unwraps each version once.
-   * `executor`: a transaction to read in (on SQLite a read outside the open
-   * transaction would wait for its one connection).
+   * The newest version of `purpose` and its key, read from the table now (another
+   * instance or the CLI may have rotated); null when there is none yet. `executor`: a
+   * transaction to read in (on SQLite a read outside the open transaction would wait
+   * for its one connection).
    */
-  async versions(purpose: string, executor: Kysely<any> | Transaction<any> = this.#db): Promise<Array<{ version: number; key: Buffer }>> {
-    const rows = await (executor as Kysely<KeyringDB>)
-      .selectFrom('keyring')
-      .select(['version', 'wrapped_key'])
-      .where('purpose', '=', purpose)
-      .orderBy('version', 'desc')
-      .execute();
-    const versions: Array<{ version: number; key: Buffer }> = [];
-    for (const row of rows) {
-      const version = Number(row.version);
-      const id = `${purpose}:${version}`;
-      let key = this.#byVersion.get(id);
-      if (!key) {
-        const unwrapped = await this.#provider.unwrap(row.wrapped_key, keyringAad(purpose, version));
-        if (!unwrapped) throw new Error(`keyring: version ${version} of the ${purpose} key does not unwrap with the master key (wrong MASTER_KEY_FILE?)`);
-        key = unwrapped;
-        this.#byVersion.set(id, key);
-      }
-      versions.push({ version, key });
-    }
-    return versions;
+  async current(purpose: string, executor: Kysely<any> | Transaction<any> = this.#db): Promise<{ version: number; key: Buffer } | null> {
+    const latest = await this.#latest(purpose, executor as Kysely<KeyringDB>);
+    if (!latest) return null;
+    const version = Number(latest.version);
+    return { version, key: (await this.keyAt(purpose, version, executor))! };
+  }
+
+  /**
+   * Version `version` of `purpose`, unwrapped; null when the keyring has no such version.
+   * A version never changes once written, so it is read and unwrapped once per process
+   * (a value sealed under a version another instance has just added costs one read).
+   * `executor`: as for `current`.
+   */
+  async keyAt(purpose: string, version: number, executor: Kysely<any> | Transaction<any> = this.#db): Promise<Buffer | null> {
+    const id = `${purpose}:${version}`;
+    const kept = this.#byVersion.get(id);
+    if (kept) return kept;
+    const row = await (executor as Kysely<KeyringDB>)
+      .selectFrom('keyring').select('wrapped_key')
+      .where('purpose', '=', purpose).where('version', '=', version)
+      .executeTakeFirst();
+    if (!row) return null;
+    const key = await this.#provider.unwrap(row.wrapped_key, keyringAad(purpose, version));
+    if (!key) throw new Error(`keyring: version ${version} of the ${purpose} key does not unwrap with the master key (wrong MASTER_KEY_FILE?)`);
+    this.#byVersion.set(id, key);
+    return key;
   }
 
   /**

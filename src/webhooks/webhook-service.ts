@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { AppendListener, AuditLog } from '../audit/audit-log.js';
 import type { RequestMeta } from '../auth/flows/request-meta.js';
@@ -80,7 +80,7 @@ export class WebhookService {
       throw error;
     }
     // The current version, read now: `rampart keys rotate-webhook` may have added one.
-    const [current] = await this.keyring.versions(WEBHOOK_SECRET_PURPOSE);
+    const current = await this.keyring.current(WEBHOOK_SECRET_PURPOSE);
     const id = randomId('whk');
     const secret = `whsec_${randomToken(32)}`;
     const events = [...new Set(input.events)].sort();
@@ -112,13 +112,12 @@ export class WebhookService {
   async rotateSecretKey(actor: SecurityEventInput['actor']): Promise<{ version: number; reencrypted: number; unreadable: number }> {
     return this.db.transaction().execute(async (trx) => {
       const version = await this.keyring.rotate(WEBHOOK_SECRET_PURPOSE, trx);
-      // Read in the transaction: on SQLite a read outside it would wait for its one connection.
-      const keys = new Map((await this.keyring.versions(WEBHOOK_SECRET_PURPOSE, trx)).map((v) => [v.version, v.key]));
-      const newKey = keys.get(version)!;
+      // Keys read in the transaction: on SQLite a read outside it would wait for its one connection.
+      const newKey = (await this.keyring.keyAt(WEBHOOK_SECRET_PURPOSE, version, trx))!;
       let reencrypted = 0;
       let unreadable = 0;
       for (const hook of await this.repo.allSecrets(trx)) {
-        const secret = openSecret(keys, hook);
+        const secret = await this.#openSecret(hook, trx);
         if (secret === null) {
           unreadable++;
           continue;
@@ -132,6 +131,13 @@ export class WebhookService {
       }, trx);
       return { version, reencrypted, unreadable };
     });
+  }
+
+  /** A webhook's signing secret, opened with the key version that sealed it; null when it does not open. */
+  async #openSecret(hook: Pick<WebhookRow, 'id' | 'secret_enc'>, executor?: Transaction<MainDB>): Promise<string | null> {
+    const stored = keyVersionOf(hook.secret_enc);
+    const key = await this.keyring.keyAt(WEBHOOK_SECRET_PURPOSE, stored.version, executor);
+    return key ? decryptString(key, stored.sealed, `webhook:${hook.id}`) : null;
   }
 
   async list(orgId: string): Promise<PublicWebhook[]> {
@@ -173,7 +179,7 @@ export class WebhookService {
     const hook = await this.repo.findById(webhookId);
     const event = await this.audit.get(seq);
     if (!hook || !event) return; // deleted meanwhile (or pruned): nothing to deliver
-    const secret = openSecret(new Map((await this.keyring.versions(WEBHOOK_SECRET_PURPOSE)).map((v) => [v.version, v.key])), hook);
+    const secret = await this.#openSecret(hook);
     if (secret === null) throw new PermanentJobError('the webhook secret does not decrypt');
     const url = new URL(hook.url);
     let destination: Destination;
@@ -205,13 +211,6 @@ export class WebhookService {
     this.metrics.webhookDeliveries.inc({ outcome: 'delivered' });
     this.logger.debug({ webhookId, seq, status }, 'webhook delivered');
   }
-}
-
-/** A webhook's signing secret, opened with the key version that sealed it; null when it does not open. */
-function openSecret(keys: ReadonlyMap<number, Buffer>, hook: Pick<WebhookRow, 'id' | 'secret_enc'>): string | null {
-  const stored = keyVersionOf(hook.secret_enc);
-  const key = keys.get(stored.version);
-  return key ? decryptString(key, stored.sealed, `webhook:${hook.id}`) : null;
 }
 
 function subscribes(hook: WebhookRow, action: string): boolean {

@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { AUDIT_KEY_REFRESH_MS } from '../../src/audit/field-keys.js';
 import type { SecurityEventInput } from '../../src/events/security-events.js';
 import type { StoreKind } from '../helpers/harness.js';
+import { rampartWith } from '../helpers/cli.js';
 import { Resources } from '../helpers/resources.js';
 import { startTestServices, type TestServices } from '../helpers/services.js';
-
-const BIN = new URL('../../bin/rampart.cjs', import.meta.url).pathname;
-
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...env } }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 function event(ip: string, userAgent: string): SecurityEventInput {
   return {
@@ -46,7 +36,7 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       assert.match(beforeRow.user_agent_enc!, /^k1\./);
       assert.ok(!beforeRow.ip_enc!.includes('198.51.100.1'));
 
-      const rotated = await cli(['keys', 'rotate-audit'], s.env);
+      const rotated = await rampartWith(s.env, 'keys', 'rotate-audit');
       assert.equal(rotated.code, 0, rotated.stderr);
       assert.match(rotated.stdout, /^audit key rotated: new events are sealed under version 2;/);
       const rotation = await newest();
@@ -74,11 +64,11 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       assert.equal(after.ip, '198.51.100.3');
       assert.equal(after.userAgent, 'After/2.0');
       assert.equal((await services.audit.verify()).valid, true);
-      const verified = await cli(['audit', 'verify'], s.env);
+      const verified = await rampartWith(s.env, 'audit', 'verify');
       assert.equal(verified.code, 0, verified.stderr);
 
       // A second rotation from another process: version 3, the older ones kept.
-      assert.match((await cli(['keys', 'rotate-audit'], s.env)).stdout, /version 3;/);
+      assert.match((await rampartWith(s.env, 'keys', 'rotate-audit')).stdout, /version 3;/);
       clock.advance(AUDIT_KEY_REFRESH_MS);
       await services.events.record(event('198.51.100.4', 'Third/3.0'));
       assert.match((await stored((await newest()).id)).ip_enc!, /^k3\./);
@@ -94,14 +84,14 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       await services.events.record(event('203.0.113.77', 'Late/9.0'));
       assert.match((await stored((await newest()).id)).ip_enc!, new RegExp(`^k${version}\\.`));
 
-      const rotated = await cli(['keys', 'rotate-master'], s.env);
+      const rotated = await rampartWith(s.env, 'keys', 'rotate-master');
       assert.equal(rotated.code, 0, rotated.stderr);
-      const retired = await cli(['keys', 'rotate-master', '--retire'], s.env);
+      const retired = await rampartWith(s.env, 'keys', 'rotate-master', '--retire');
       assert.equal(retired.code, 0, retired.stderr);
       const wrappedBy = new Set((await services.stores.main.db.selectFrom('keyring').select('wrapped_key').execute()).map((row) => row.wrapped_key.split('.')[0]));
       assert.equal(wrappedBy.size, 1, 'every keyring row is wrapped by the one master key left');
       // A new process, with only the new master key, opens every event (verify decrypts each).
-      const verified = await cli(['audit', 'verify'], s.env);
+      const verified = await rampartWith(s.env, 'audit', 'verify');
       assert.equal(verified.code, 0, verified.stderr);
       assert.match(verified.stdout, /audit chain valid/);
     });

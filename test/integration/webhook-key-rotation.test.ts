@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { encrypt } from '../../src/crypto/aead.js';
 import { signUp, startTestServer, type StoreKind, type TestServer } from '../helpers/harness.js';
 import { stepUp, uniqueSlug } from '../helpers/orgs.js';
+import { rampartWith } from '../helpers/cli.js';
 import { Resources } from '../helpers/resources.js';
 import { LOOPBACK_RECEIVERS, startReceiver, verified } from '../helpers/webhooks.js';
-
-const BIN = new URL('../../bin/rampart.cjs', import.meta.url).pathname;
-
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...env } }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind[]) {
   describe(`webhook secret key rotation on ${store}`, () => {
@@ -45,10 +35,10 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       const before = { first: await sealedOf(first.id), second: await sealedOf(second.id) };
       assert.match(before.first, /^k1\./);
       // A secret stored before key versions: the bare sealed value under version 1.
-      const v1 = (await t.server.services.keyring.versions('webhook-secret')).find((v) => v.version === 1)!.key;
+      const v1 = (await t.server.services.keyring.keyAt('webhook-secret', 1))!;
       await db.updateTable('webhooks').set({ secret_enc: encrypt(v1, second.secret, `webhook:${second.id}`) }).where('id', '=', second.id).execute();
 
-      const rotated = await cli(['keys', 'rotate-webhook'], t.env);
+      const rotated = await rampartWith(t.env, 'keys', 'rotate-webhook');
       assert.equal(rotated.code, 0, rotated.stderr);
       assert.match(rotated.stdout, /^webhook secret key rotated: version 2; 2 secrets re-encrypted\n$/);
       for (const hook of [first, second]) {
@@ -80,7 +70,7 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
 
       // A secret that does not open is left as it was, counted, and the command says so.
       await db.updateTable('webhooks').set({ secret_enc: 'k2.AAAA' }).where('id', '=', third.id).execute();
-      const partial = await cli(['keys', 'rotate-webhook'], t.env);
+      const partial = await rampartWith(t.env, 'keys', 'rotate-webhook');
       assert.equal(partial.code, 1);
       assert.match(partial.stdout, /version 3; 2 secrets re-encrypted; 1 did not decrypt and were left as they were/);
       assert.equal(await sealedOf(third.id), 'k2.AAAA');

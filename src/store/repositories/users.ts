@@ -59,6 +59,12 @@ export class UserRepository {
     await holdUserRow(trx, id, this.postgres);
   }
 
+  /** Which of `ids` have an account (read from the store, never from the cache). */
+  async existingIds(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return (await this.db.selectFrom('users').select('id').where('id', 'in', [...ids]).execute()).map((row) => row.id);
+  }
+
   /**
    * The account row, read for its deletion with the row lock the DELETE will need
    * (PostgreSQL FOR UPDATE) taken now, at the start of the transaction. Lock order
@@ -68,12 +74,6 @@ export class UserRepository {
    * lock or a login of the same account held the row and waited for the head: a
    * deadlock. SQLite runs one write transaction at a time: a plain read.
    */
-  /** Which of `ids` have an account (read from the store, never from the cache). */
-  async existingIds(ids: readonly string[]): Promise<string[]> {
-    if (ids.length === 0) return [];
-    return (await this.db.selectFrom('users').select('id').where('id', 'in', [...ids]).execute()).map((row) => row.id);
-  }
-
   async findByIdForDeletion(id: string, trx: Transaction<MainDB>): Promise<UserRow | undefined> {
     const query = trx.selectFrom('users').selectAll().where('id', '=', id);
     return (this.postgres ? query.forUpdate() : query).executeTakeFirst();
