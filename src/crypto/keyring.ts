@@ -81,6 +81,36 @@ export class Keyring {
   }
 
   /**
+   * The versions of `purpose` in the keyring and when each was added, newest first (empty
+   * when none yet), read from the table now. For purposes whose older versions must still be
+   * tried (a blind index being re-keyed): the keys themselves come from `keyAt`, once per process.
+   */
+  async versionsOf(purpose: string, executor: Kysely<any> | Transaction<any> = this.#db): Promise<Array<{ version: number; createdAt: number }>> {
+    const rows = await (executor as Kysely<KeyringDB>)
+      .selectFrom('keyring').select(['version', 'created_at'])
+      .where('purpose', '=', purpose)
+      .orderBy('version', 'desc')
+      .execute();
+    return rows.map((row) => ({ version: Number(row.version), createdAt: Number(row.created_at) }));
+  }
+
+  /**
+   * Deletes the versions of `purpose` below `below` (retiring keys nothing refers to any
+   * more; the caller proves that first). Returns how many were deleted.
+   */
+  async deleteVersionsBelow(purpose: string, below: number, executor: Kysely<any> | Transaction<any> = this.#db): Promise<number> {
+    const result = await (executor as Kysely<KeyringDB>)
+      .deleteFrom('keyring')
+      .where('purpose', '=', purpose).where('version', '<', below)
+      .executeTakeFirst();
+    for (const id of [...this.#byVersion.keys()]) {
+      const [kept, version] = [id.slice(0, id.lastIndexOf(':')), Number(id.slice(id.lastIndexOf(':') + 1))];
+      if (kept === purpose && version < below) this.#byVersion.delete(id);
+    }
+    return Number(result.numDeletedRows);
+  }
+
+  /**
    * Adds a new random version of `purpose` and returns its number; what encrypts
    * under `purpose` takes it from then on, older versions stay for reading. Two
    * rotations at once both succeed, one after the other. `executor`: a transaction

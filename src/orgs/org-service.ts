@@ -1,7 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { RequestMeta } from '../auth/flows/request-meta.js';
 import { type Clock, iso } from '../clock.js';
-import { constantTimeEqual } from '../crypto/constant-time.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { randomId, randomToken } from '../crypto/random.js';
 import { RampartError } from '../errors.js';
@@ -343,7 +342,8 @@ export class OrgService {
     if (existing && (await this.repo.findMembership(orgId, existing))) throw new RampartError('already_member');
     const org = await this.repo.findOrg(orgId);
     if (!org) throw new RampartError('not_found');
-    const emailIndex = await this.pii.emailIndex(input.email);
+    // Stored under the current blind-index key version; an older invitation may hold another.
+    const [emailIndex, ...olderIndexes] = await this.pii.emailIndexes(input.email);
     const token = randomToken(32);
     const now = this.clock.now();
     const id = randomId('inv');
@@ -380,9 +380,9 @@ export class OrgService {
         throw new AccessDenied(auth, orgId, 'members.manage_owners', role, meta, 'Only an owner can invite an owner.');
       }
       // Only the newest link for an address works.
-      await this.repo.deletePendingInvitations(orgId, emailIndex, trx);
+      await this.repo.deletePendingInvitations(orgId, [emailIndex!, ...olderIndexes], trx);
       await this.repo.insertInvitation({
-        id, org_id: orgId, email_index: emailIndex, role: input.role, token_hash: sha256Hex(token), invited_by: auth.userId,
+        id, org_id: orgId, email_index: emailIndex!, role: input.role, token_hash: sha256Hex(token), invited_by: auth.userId,
         created_at: now, expires_at: expiresAt, accepted_at: null, accepted_by: null,
       }, trx);
       await this.events.record({
@@ -413,6 +413,16 @@ export class OrgService {
   }
 
   /**
+   * Pending invitations whose address is indexed under a blind-index key version older than
+   * `currentVersion` (an invitation holds only the index, so it cannot be re-keyed): the
+   * older version must stay until they are accepted or expire.
+   */
+  async pendingInvitationsUnderOlderIndexKeys(currentVersion: number): Promise<{ count: number; lastExpiresAt: string | null }> {
+    const { count, lastExpiresAt } = await this.repo.pendingInvitationsNotUnder(`k${currentVersion}.`, this.clock.now());
+    return { count, lastExpiresAt: lastExpiresAt === null ? null : iso(lastExpiresAt) };
+  }
+
+  /**
    * Accepts an invitation for the signed-in user, whose address must be the
    * invited one. Single use: the token is consumed in the same transaction that
    * adds the membership; a used, expired, unknown or malformed token is `invalid_token`.
@@ -423,7 +433,7 @@ export class OrgService {
     const now = this.clock.now();
     if (!invitation || invitation.accepted_at !== null || invitation.expires_at <= now) throw new RampartError('invalid_token');
     const profile = await this.pii.getProfile(userId);
-    if (!profile || !constantTimeEqual(await this.pii.emailIndex(profile.email), invitation.email_index)) {
+    if (!profile || !(await this.pii.emailMatchesIndex(profile.email, invitation.email_index))) {
       throw new RampartError('invitation_email_mismatch');
     }
     const org = await this.repo.findOrg(invitation.org_id);

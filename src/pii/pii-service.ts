@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { decryptString, encrypt } from '../crypto/aead.js';
 import { hmacSha256 } from '../crypto/hash.js';
 import type { KeyProvider } from '../crypto/key-provider.js';
-import type { Keyring } from '../crypto/keyring.js';
+import { type Keyring, keyVersionOf, withKeyVersion } from '../crypto/keyring.js';
+import { constantTimeEqual } from '../crypto/constant-time.js';
 import { OpenedCache } from '../crypto/opened-cache.js';
 import type { Clock } from '../clock.js';
 import { altersRows, ReadCache } from '../store/read-cache.js';
@@ -29,6 +30,32 @@ export interface Profile {
 /** How long an opened data key or field may stay in memory, and how many at most. */
 const OPENED_TTL_MS = 60_000;
 const OPENED_MAX_ENTRIES = 20_000;
+/** Profiles read per page while re-keying the blind index. */
+const REINDEX_BATCH = 500;
+
+/** The keyring purpose of the email blind index (in the PII store's keyring). */
+export const BLIND_INDEX_PURPOSE = 'blind-index';
+/** How often a process re-reads the blind-index key versions: another process may have rotated it. */
+const INDEX_KEYS_REFRESH_MS = 60_000;
+/**
+ * A lookup that finds nothing re-reads them at most this often: a rotation re-keys the
+ * stored indexes at once, and a process still on the old version must not take a known
+ * address for an unknown one for longer than that.
+ */
+const INDEX_KEYS_MISS_REFRESH_MS = 1_000;
+
+interface IndexKey {
+  version: number;
+  key: Buffer;
+  /** When the version was added (epoch ms). */
+  createdAt: number;
+}
+
+/** A stored blind index: version 1 is the bare HMAC (as written before versions), later ones `k<version>.<hmac>`. */
+function indexUnder({ version, key }: IndexKey, normalizedEmail: string): string {
+  const mac = hmacSha256(key, `email:${normalizedEmail}`);
+  return version === 1 ? mac : withKeyVersion(version, mac);
+}
 
 export class PiiService {
   readonly #repo: PiiUserRepository;
@@ -56,18 +83,151 @@ export class PiiService {
     });
   }
 
-  /** The blind index of an email address. */
+  /**
+   * The blind-index key versions this process holds, newest first. A rotation adds a
+   * version and re-keys every stored index to it (`rotateBlindIndex`); until the older
+   * versions are retired, lookups try them too.
+   */
+  #indexKeys: { readAt: number; keys: IndexKey[] } | null = null;
+  #indexKeysReading: Promise<IndexKey[]> | null = null;
+
+  async #blindIndexKeys(): Promise<IndexKey[]> {
+    const held = this.#indexKeys;
+    // Elapsed real time, not the injectable clock: this is a cache of key versions, not a security decision.
+    if (held && performance.now() - held.readAt < INDEX_KEYS_REFRESH_MS) return held.keys;
+    return this.#readIndexKeys();
+  }
+
+  /** Reads the versions again now (one small query; each version's key is unwrapped once per process). */
+  #readIndexKeys(): Promise<IndexKey[]> {
+    this.#indexKeysReading ??= (async () => {
+      try {
+        await this.keyring.key(BLIND_INDEX_PURPOSE); // creates version 1 on first use
+        const keys: IndexKey[] = [];
+        for (const { version, createdAt } of await this.keyring.versionsOf(BLIND_INDEX_PURPOSE)) {
+          const key = await this.keyring.keyAt(BLIND_INDEX_PURPOSE, version);
+          if (key) keys.push({ version, key, createdAt });
+        }
+        this.#indexKeys = { readAt: performance.now(), keys };
+        return keys;
+      } finally {
+        this.#indexKeysReading = null;
+      }
+    })();
+    return this.#indexKeysReading;
+  }
+
+  /** Re-reads the versions after a miss, at most once a second; the versions not held before, or none. */
+  async #newIndexKeysAfterMiss(tried: readonly IndexKey[]): Promise<IndexKey[]> {
+    if (this.#indexKeys && performance.now() - this.#indexKeys.readAt < INDEX_KEYS_MISS_REFRESH_MS) return [];
+    const fresh = await this.#readIndexKeys();
+    return fresh.filter((candidate) => !tried.some((held) => held.version === candidate.version));
+  }
+
+  /** The blind index of an email address under the current key version, as stored. */
   async emailIndex(email: string): Promise<string> {
-    return hmacSha256(await this.keyring.key('blind-index'), `email:${normalizeEmail(email)}`);
+    return indexUnder((await this.#blindIndexKeys())[0]!, normalizeEmail(email));
+  }
+
+  /** The address's blind index under every key version held, newest first (to find or remove rows written under any). */
+  async emailIndexes(email: string): Promise<string[]> {
+    const normalized = normalizeEmail(email);
+    return (await this.#blindIndexKeys()).map((key) => indexUnder(key, normalized));
+  }
+
+  /** Whether a stored blind index (of any key version) is that of `email`; compared in constant time. */
+  async emailMatchesIndex(email: string, stored: string): Promise<boolean> {
+    const { version } = keyVersionOf(stored);
+    let key = (await this.#blindIndexKeys()).find((held) => held.version === version);
+    if (!key) key = (await this.#newIndexKeysAfterMiss([])).find((held) => held.version === version);
+    return key !== undefined && constantTimeEqual(indexUnder(key, normalizeEmail(email)), stored);
   }
 
   async findUserIdByEmail(email: string): Promise<string | null> {
     return (await this.findByEmail(email))?.userId ?? null;
   }
 
+  /**
+   * The profile holding the address: one indexed read under the current key version; the
+   * older versions (while a rotation's re-keying is not retired) only when that finds none.
+   */
   async findByEmail(email: string): Promise<{ userId: string; createdAt: number } | null> {
-    const row = await this.#repo.findByEmailIndex(await this.emailIndex(email));
+    const normalized = normalizeEmail(email);
+    const keys = await this.#blindIndexKeys();
+    let row = await this.#findUnder(keys, normalized);
+    if (!row) {
+      const added = await this.#newIndexKeysAfterMiss(keys);
+      if (added.length > 0) row = await this.#findUnder(added, normalized);
+    }
     return row ? { userId: row.user_id, createdAt: row.created_at } : null;
+  }
+
+  async #findUnder(keys: readonly IndexKey[], normalizedEmail: string) {
+    for (const key of keys) {
+      const row = await this.#repo.findByEmailIndex(indexUnder(key, normalizedEmail));
+      if (row) return row;
+    }
+    return undefined;
+  }
+
+  /**
+   * Adds a blind-index key version and re-keys every stored index to it: each profile's
+   * email is decrypted under its data key and its index recomputed, one compare-and-set
+   * per row (a re-run continues where a killed one stopped). Lookups try every version
+   * held, so addresses stay findable throughout; processes that still hold only the old
+   * version read the new one at their first miss. A row whose email does not open, or whose
+   * new index is taken (a duplicate written during the rotation), is left and counted.
+   */
+  async rotateBlindIndex(): Promise<{ version: number; reindexed: number; unreadable: number; conflicts: number }> {
+    await this.keyring.key(BLIND_INDEX_PURPOSE);
+    await this.keyring.rotate(BLIND_INDEX_PURPOSE);
+    return this.reindexToCurrentKey();
+  }
+
+  /** Re-keys every stored blind index that is not under the current key version (see `rotateBlindIndex`). */
+  async reindexToCurrentKey(): Promise<{ version: number; reindexed: number; unreadable: number; conflicts: number }> {
+    const current = (await this.#readIndexKeys())[0]!;
+    const counts = { version: current.version, reindexed: 0, unreadable: 0, conflicts: 0 };
+    let after = '';
+    for (;;) {
+      const batch = await this.#repo.indexPage(after, REINDEX_BATCH);
+      if (batch.length === 0) return counts;
+      for (const row of batch) {
+        if (keyVersionOf(row.email_index).version === current.version) continue;
+        const dataKey = await this.#unwrapDataKey(row.wrapped_dek, row.user_id);
+        const email = dataKey && decryptString(dataKey, row.email_enc, `${row.user_id}:email`);
+        if (!email) {
+          counts.unreadable++;
+          continue;
+        }
+        try {
+          if (await this.#repo.replaceEmailIndex(row.user_id, row.email_index, indexUnder(current, normalizeEmail(email)), this.clock.now())) counts.reindexed++;
+        } catch {
+          counts.conflicts++; // the unique index: another profile already holds this address under the new version
+        }
+      }
+      after = batch[batch.length - 1]!.user_id;
+    }
+  }
+
+  /** The blind-index key versions in the keyring and when each was added, newest first. */
+  async blindIndexKeyVersions(): Promise<Array<{ version: number; createdAt: number }>> {
+    return (await this.#readIndexKeys()).map(({ version, createdAt }) => ({ version, createdAt }));
+  }
+
+  /** Profiles whose blind index is not under the current key version (none once a rotation has re-keyed them all). */
+  async profilesNotUnderCurrentIndexKey(): Promise<{ version: number; count: number }> {
+    const current = (await this.#readIndexKeys())[0]!;
+    return { version: current.version, count: await this.#repo.countIndexesNotUnder(current.version === 1 ? null : `k${current.version}.`) };
+  }
+
+  /** Deletes the blind-index key versions older than the current one (the caller proves nothing refers to them). */
+  async retireOldBlindIndexKeys(): Promise<number[]> {
+    const keys = await this.#readIndexKeys();
+    const retired = keys.slice(1).map((key) => key.version);
+    if (retired.length > 0) await this.keyring.deleteVersionsBelow(BLIND_INDEX_PURPOSE, keys[0]!.version);
+    await this.#readIndexKeys();
+    return retired;
   }
 
   /** Stores a new profile; throws the store's unique-violation error when the email is taken. */

@@ -207,15 +207,29 @@ export class OrgRepository {
     await executor.insertInto('org_invitations').values(row).execute();
   }
 
-  /** Removes the pending invitations of one address to one org (a new one replaces them). */
-  async deletePendingInvitations(orgId: string, emailIndex: string, executor: Executor = this.db): Promise<number> {
+  /** Removes the pending invitations of one address to one org (a new one replaces them); `emailIndexes`: its index under each key version. */
+  async deletePendingInvitations(orgId: string, emailIndexes: readonly string[], executor: Executor = this.db): Promise<number> {
     const result = await executor
       .deleteFrom('org_invitations')
       .where('org_id', '=', orgId)
-      .where('email_index', '=', emailIndex)
+      .where('email_index', 'in', emailIndexes)
       .where('accepted_at', 'is', null)
       .executeTakeFirst();
     return Number(result.numDeletedRows);
+  }
+
+  /**
+   * Pending invitations (not accepted, not expired at `now`) whose email index does not start
+   * with `prefix`: written under an older blind-index key version. How many, and when the
+   * last of them expires.
+   */
+  async pendingInvitationsNotUnder(prefix: string, now: number): Promise<{ count: number; lastExpiresAt: number | null }> {
+    const row = await this.db.selectFrom('org_invitations')
+      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.max('expires_at').as('last')])
+      .where('accepted_at', 'is', null).where('expires_at', '>', now)
+      .where('email_index', 'not like', `${prefix}%`)
+      .executeTakeFirstOrThrow();
+    return { count: Number(row.n), lastExpiresAt: row.last === null ? null : Number(row.last) };
   }
 
   async findInvitationByTokenHash(tokenHash: string, executor: Executor = this.db): Promise<InvitationRow | undefined> {

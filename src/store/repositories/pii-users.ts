@@ -38,6 +38,28 @@ export class PiiUserRepository {
     return rows.map((row) => row.user_id);
   }
 
+  /** The rows' blind indexes and what re-computing them needs, in id order after `afterUserId` (re-keying). */
+  async indexPage(afterUserId: string, limit: number): Promise<Array<Pick<PiiUserRow, 'user_id' | 'email_index' | 'email_enc' | 'wrapped_dek'>>> {
+    return this.db.selectFrom('pii_users').select(['user_id', 'email_index', 'email_enc', 'wrapped_dek'])
+      .where('user_id', '>', afterUserId).orderBy('user_id').limit(limit).execute();
+  }
+
+  /** Sets a new blind index if the row still holds `from`; whether it did. */
+  async replaceEmailIndex(userId: string, from: string, to: string, now: number): Promise<boolean> {
+    const result = await this.db.updateTable('pii_users').set({ email_index: to, updated_at: now })
+      .where('user_id', '=', userId).where('email_index', '=', from).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Rows whose blind index does not start with `prefix` (null: version 1, the bare form, which has no dot). */
+  async countIndexesNotUnder(prefix: string | null): Promise<number> {
+    const query = this.db.selectFrom('pii_users').select((eb) => eb.fn.countAll<number>().as('n'));
+    const row = await (prefix === null
+      ? query.where('email_index', 'like', '%.%')
+      : query.where('email_index', 'not like', `${prefix}%`)).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   /** Deletes the row and with it the wrapped data key: the data becomes unrecoverable. */
   async delete(userId: string): Promise<void> {
     await this.db.deleteFrom('pii_users').where('user_id', '=', userId).execute();
