@@ -32,6 +32,7 @@ export const EVENT_CATALOGUE = {
   'member.role_changed': 'A member\'s org role changed (details.from, details.to).',
   'member.removed': 'A membership ended: removed by an admin or left (details.self); the member\'s sessions and tokens lost the org at once, and tokens bound to it were revoked.',
   'invitation.created': 'An invitation to an org was mailed (details.role, details.expiresAt; never the address or the token).',
+  'invitation.failed': 'An invitation could not be mailed (the relay refused or did not answer): nothing was stored and the inviter was told to retry (details.role, details.reason; never the address).',
   'invitation.accepted': 'An invitation was used by the invited account (details.role).',
   'policy.updated': 'An org policy was replaced (details.before, details.after; details.forced when the allowlist excluded the caller).',
   'ip.blocked': 'A request, login or token use was refused by an org IP allowlist (details.via: login, request, token, invitation).',

@@ -358,7 +358,7 @@ export class OrgService {
     // transaction holds the org lock (on SQLite the database's write lock) for as long as
     // the relay takes.
     const link = `${this.options.publicUrl()}/invitations/accept?token=${token}`;
-    await this.#sendInvitation({
+    await this.#sendInvitation(orgId, auth, input.role, meta, {
       to: input.email,
       subject: `You are invited to join ${org.name} on ${this.options.productName}`,
       text: [
@@ -399,11 +399,17 @@ export class OrgService {
    * of an internal error (ASVS V16.5.2). Nothing was stored yet (see `invite`), and the
    * unsent token never left the server.
    */
-  async #sendInvitation(message: Parameters<Mailer['send']>[0]): Promise<void> {
+  async #sendInvitation(orgId: string, auth: OrgCaller, role: OrgRole, meta: RequestMeta, message: Parameters<Mailer['send']>[0]): Promise<void> {
     try {
       await this.mailer.send(message);
     } catch (error) {
       const reason = (error as { code?: unknown }).code;
+      // The attempt is audited as failed (an admin inviting in a loop during an outage is
+      // visible); never with the address, and no invitation was stored (see `invite`).
+      await this.events.record({
+        action: 'invitation.failed', orgId, actor: actorOf(auth), target: null, origin: meta,
+        outcome: 'failure', details: { role, reason: 'mail_unavailable' },
+      });
       throw new RampartError('mail_unavailable', {
         headers: { 'retry-after': '60' },
         detail: `invitation mail not sent: ${typeof reason === 'string' ? reason : (error as Error).message}`,

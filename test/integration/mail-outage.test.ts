@@ -62,7 +62,7 @@ describe('invitations while the SMTP relay is down', () => {
  * same invitation goes through and works.
  */
 for (const store of ['sqlite', 'postgres'] as const) {
-  test(`an invitation refused for a down SMTP relay leaves no row and no event; re-inviting once it is back works (${store})`, async () => {
+  test(`an invitation refused for a down SMTP relay leaves no row and no invitation, only an invitation.failed event; re-inviting once it is back works (${store})`, async () => {
     const open = new Resources();
     try {
       // A real relay in an outage: it answers every connection with 421 and hangs up.
@@ -86,6 +86,10 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await invitationsOf(), [], 'no invitation row for a mail that never left');
       assert.deepEqual(await auditActions('invitation.created'), [], 'the audit log does not claim an invitation');
       assert.ok(!events.some((e) => e.action === 'invitation.created'), 'no invitation.created event, not even rolled back');
+      // The failed attempt itself is audited, without the address.
+      const failed = await auditActions('invitation.failed') as unknown as Array<{ actor: { id: string }; outcome: string; details: Record<string, unknown> }>;
+      assert.deepEqual(failed.map((e) => [e.actor.id, e.outcome, e.details]), [[owner.userId, 'failure', { role: 'admin', reason: 'mail_unavailable' }]]);
+      assert.ok(!JSON.stringify(failed).includes(invitee.email));
 
       assert.equal(relay.messages.length, 0, 'the relay in its outage took no mail');
       relay.down = false;
