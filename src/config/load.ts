@@ -54,6 +54,7 @@ export interface Config {
   readonly rateLimitAuthPerMinute: number;
   readonly rateLimitAccountPerMinute: number;
   readonly passwordResetMailsPerHour: number;
+  readonly signupEmailTakenPerHour: number;
   readonly insecureDisableRateLimits: boolean;
   readonly loginBackoffAfterFailures: number;
   readonly loginAccountBackoffAfterFailures: number;

@@ -315,6 +315,10 @@ export const OPTIONS = [
     doc: 'Credential requests per minute per account (keyed on the email\'s blind index, or the user for step-up), from all addresses together: caps guessing spread over many addresses and mail bombing.',
   }),
   def<number>({
+    key: 'signupEmailTakenPerHour', env: 'SIGNUP_EMAIL_TAKEN_PER_HOUR', type: 'int', default: 10, min: 1, max: 1_000_000,
+    doc: 'Signups answered 409 email_taken per client address (IPv6: per /64) per hour. That answer (the HTTP contract) tells whether an address has an account; past this budget every signup from the address answers 429 until the hour is over, whatever the address asked about, so one client cannot test addresses in bulk (ASVS V6.3.8). Each signup holds a point until it is answered: more than this many signups at the same instant from one address also wait.',
+  }),
+  def<number>({
     key: 'passwordResetMailsPerHour', env: 'PASSWORD_RESET_MAILS_PER_HOUR', type: 'int', default: 5, min: 1, max: 1000,
     doc: 'Password-reset mails per account per hour, however many addresses ask: anyone who knows an address can ask for a link, and each one is a mail to its owner. Requests beyond it still answer 202 (no enumeration), send nothing and leave the last link valid; they are audited as password.reset_requested with outcome denied.',
   }),

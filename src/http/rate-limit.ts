@@ -30,6 +30,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The most restrictive limit counted for this request, for the RateLimit-* headers. */
     rateLimit: RateLimitDecision | null;
+    /** A signup whose `taken` point was counted (and is to be given back unless it answers 409). */
+    rateLimitTaken: boolean;
   }
 }
 
@@ -62,6 +64,11 @@ function routeClass(method: string, url: string, configured: RateLimitClass | un
   return 'default';
 }
 
+/** `POST /v1/signup`, whose `409 email_taken` answers the `taken` tier caps per address. */
+function isSignup(request: FastifyRequest): boolean {
+  return request.method === 'POST' && request.routeOptions.url === '/v1/signup';
+}
+
 function presentsCredential(request: FastifyRequest): boolean {
   return request.headers.authorization !== undefined || request.cookies?.[SESSION_COOKIE] !== undefined;
 }
@@ -81,6 +88,7 @@ function credentialSubject(auth: AuthContext): string {
  */
 export function registerRateLimitsBeforeAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('rateLimit', null);
+  app.decorateRequest('rateLimitTaken', false);
   if (services.config.insecureDisableRateLimits) return;
 
   app.addHook('onRequest', async (request, reply) => {
@@ -90,6 +98,9 @@ export function registerRateLimitsBeforeAuth(app: FastifyInstance, services: Ser
     const address = addressSubject(normalizeIp(request.ip));
     if (mode === 'none' || !presentsCredential(request)) {
       await count(services, request, reply, 'anon', address, kind === 'credential');
+      // Counted before the answer is known (parallel signups cannot all pass a check made
+      // first), given back below unless the answer is email_taken.
+      if (isSignup(request)) await count(services, request, reply, 'taken', address, true);
       return;
     }
     // A credential waits for authentication; an address that keeps presenting bad ones is stopped first.
@@ -127,6 +138,9 @@ export function registerRateLimitsAfterAuth(app: FastifyInstance, services: Serv
 
   // A callback hook: the answer is out already, and most requests have nothing to count.
   app.addHook('onResponse', (request, reply, done) => {
+    if (isSignup(request) && request.rateLimitTaken && reply.statusCode !== 409) {
+      services.rateLimits.refund('taken', addressSubject(normalizeIp(request.ip))).catch(() => undefined);
+    }
     if (reply.statusCode === 401 && !request.auth && presentsCredential(request) && (request.routeOptions.config?.auth ?? 'none') !== 'none') {
       // Best effort; the next check fails open or closed on its own.
       services.rateLimits.consume('badauth', addressSubject(normalizeIp(request.ip))).catch(() => undefined);
@@ -143,6 +157,8 @@ async function count(services: Services, request: FastifyRequest, reply: Fastify
     handleStoreError(services, request, error, tier, failClosed);
     return;
   }
+  // Counted, allowed or not: a refused signup answers 429, and its point comes back too.
+  if (tier === 'taken') request.rateLimitTaken = true;
   apply(services, request, reply, decision);
 }
 
@@ -174,13 +190,15 @@ function handleStoreError(services: Services, request: FastifyRequest, error: un
  */
 function apply(services: Services, request: FastifyRequest, reply: FastifyReply, decision: RateLimitDecision): void {
   const shown = request.rateLimit;
-  const visible = decision.tier !== 'account' || !decision.allowed;
+  // The account tier would tell a stranger how busy someone else's account is; the taken
+  // tier's few points would stand in for the anonymous tier's on every signup.
+  const visible = (decision.tier !== 'account' && decision.tier !== 'taken') || !decision.allowed;
   if (visible && (!shown || decision.remaining < shown.remaining || !decision.allowed)) {
     request.rateLimit = decision;
     reply.header('ratelimit-limit', String(decision.limit));
     reply.header('ratelimit-remaining', String(decision.remaining));
     reply.header('ratelimit-reset', String(decision.resetSeconds));
-    reply.header('ratelimit-policy', `${decision.limit};w=60`);
+    reply.header('ratelimit-policy', `${decision.limit};w=${decision.windowSeconds}`);
   }
   if (decision.allowed) return;
   services.metrics.rateLimitHits.inc({ tier: decision.tier });

@@ -50,6 +50,7 @@ export async function installSecurityOperations(services: Services): Promise<Par
       // Failed credential presentations from one address: as many as anonymous requests.
       badauth: config.rateLimitAnonPerMinute,
     },
+    signupTakenPerHour: config.signupEmailTakenPerHour,
     redis,
     keyPrefix: config.redisKeyPrefix,
     keyring,

@@ -10,9 +10,15 @@ import { BoundedMemo } from '../memo.js';
  *  - anon:    per client address, every request without a valid credential;
  *  - auth:    per session or API token;
  *  - account: credential routes, per account (blind index of the email, or the user);
- *  - badauth: per client address, presented credentials that failed (token guessing).
+ *  - badauth: per client address, presented credentials that failed (token guessing);
+ *  - taken:   per client address and hour, signups answered `email_taken` (the contract's
+ *             409 tells whether an address has an account: this caps how many addresses one
+ *             client can test that way).
  */
-export type RateLimitTier = 'anon' | 'auth' | 'account' | 'badauth';
+export type RateLimitTier = 'anon' | 'auth' | 'account' | 'badauth' | 'taken';
+
+/** The tiers counted per minute (`taken` is counted per hour). */
+export type PerMinuteTier = Exclude<RateLimitTier, 'taken'>;
 
 export interface RateLimitDecision {
   tier: RateLimitTier;
@@ -21,6 +27,8 @@ export interface RateLimitDecision {
   remaining: number;
   /** Seconds until the window resets. */
   resetSeconds: number;
+  /** The window's length in seconds. */
+  windowSeconds: number;
 }
 
 /** The counter store (Redis) did not answer: the caller decides between failing open and closed. */
@@ -32,7 +40,9 @@ export class RateLimitStoreUnavailable extends Error {
 }
 
 export interface RateLimitsOptions {
-  perMinute: Record<RateLimitTier, number>;
+  perMinute: Record<PerMinuteTier, number>;
+  /** Signups answered `email_taken` per client address per hour (the `taken` tier); 10 when absent. */
+  signupTakenPerHour?: number;
   /** Shared counters (every instance sees the same) when set; in-memory per process otherwise. */
   redis: Redis | null;
   keyPrefix: string;
@@ -42,6 +52,7 @@ export interface RateLimitsOptions {
 }
 
 const WINDOW_SECONDS = 60;
+const TAKEN_WINDOW_SECONDS = 3600;
 export const RATE_LIMIT_KEY_PURPOSE = 'rate-limit';
 
 /**
@@ -53,7 +64,7 @@ export const RATE_LIMIT_KEY_PURPOSE = 'rate-limit';
 export class RateLimits {
   readonly #limiters: Record<RateLimitTier, RateLimiterAbstract>;
   readonly #resetMails: RateLimiterAbstract;
-  readonly #perMinute: Record<RateLimitTier, number>;
+  readonly #limits: Record<RateLimitTier, { points: number; windowSeconds: number }>;
   #key: Buffer | null = null;
   /**
    * tier:subject → its HMAC: the same callers come back many times a minute. Not the
@@ -63,7 +74,11 @@ export class RateLimits {
   readonly #hashedMemo = new BoundedMemo<string, string>(50_000);
 
   constructor(private readonly options: RateLimitsOptions) {
-    this.#perMinute = options.perMinute;
+    const minute = (points: number) => ({ points, windowSeconds: WINDOW_SECONDS });
+    this.#limits = {
+      anon: minute(options.perMinute.anon), auth: minute(options.perMinute.auth), account: minute(options.perMinute.account), badauth: minute(options.perMinute.badauth),
+      taken: { points: options.signupTakenPerHour ?? 10, windowSeconds: TAKEN_WINDOW_SECONDS },
+    };
     const make = (name: string, points: number, duration: number): RateLimiterAbstract => {
       const common = { points, duration, keyPrefix: `${options.keyPrefix}rl:${name}` };
       return options.redis
@@ -71,8 +86,8 @@ export class RateLimits {
         ? new RateLimiterRedis({ ...common, storeClient: options.redis, rejectIfRedisNotReady: true })
         : new RateLimiterMemory(common);
     };
-    const tier = (name: RateLimitTier) => make(name, options.perMinute[name], WINDOW_SECONDS);
-    this.#limiters = { anon: tier('anon'), auth: tier('auth'), account: tier('account'), badauth: tier('badauth') };
+    const tier = (name: RateLimitTier) => make(name, this.#limits[name].points, this.#limits[name].windowSeconds);
+    this.#limiters = { anon: tier('anon'), auth: tier('auth'), account: tier('account'), badauth: tier('badauth'), taken: tier('taken') };
     this.#resetMails = make('resetmail', options.resetMailsPerHour ?? 5, 3600);
   }
 
@@ -97,7 +112,7 @@ export class RateLimits {
   }
 
   limitOf(tier: RateLimitTier): number {
-    return this.#perMinute[tier];
+    return this.#limits[tier].points;
   }
 
   async init(): Promise<void> {
@@ -119,21 +134,32 @@ export class RateLimits {
   async peek(tier: RateLimitTier, subject: string): Promise<RateLimitDecision> {
     try {
       const res = await this.#limiters[tier].get(this.#hashed(tier, subject));
-      if (!res) return { tier, allowed: true, limit: this.#perMinute[tier], remaining: this.#perMinute[tier], resetSeconds: WINDOW_SECONDS };
-      return this.#decision(tier, res, res.consumedPoints < this.#perMinute[tier]);
+      const { points, windowSeconds } = this.#limits[tier];
+      if (!res) return { tier, allowed: true, limit: points, remaining: points, resetSeconds: windowSeconds, windowSeconds };
+      return this.#decision(tier, res, res.consumedPoints < points);
     } catch (error) {
       throw new RateLimitStoreUnavailable(tier, error);
     }
   }
 
+  /**
+   * Gives back one point counted by `consume` (a signup counted in the `taken` tier before
+   * its answer was known, which did not answer `email_taken`). Best effort: a counter store
+   * that does not answer keeps the point until its window ends.
+   */
+  async refund(tier: RateLimitTier, subject: string): Promise<void> {
+    await this.#limiters[tier].reward(this.#hashed(tier, subject), 1).catch(() => undefined);
+  }
+
   #decision(tier: RateLimitTier, res: RateLimiterRes, allowed: boolean): RateLimitDecision {
-    const limit = this.#perMinute[tier];
+    const { points: limit, windowSeconds } = this.#limits[tier];
     return {
       tier,
       allowed,
       limit,
       remaining: Math.max(0, limit - res.consumedPoints),
       resetSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)),
+      windowSeconds,
     };
   }
 

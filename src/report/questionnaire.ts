@@ -310,13 +310,15 @@ export const QUESTIONNAIRE: readonly Item[] = [
     id: 'rate-limits',
     section: 'Ops',
     question: 'Is the API rate limited, with unauthenticated requests far lower?',
-    answer: () => ({ status: 'yes', text: 'Yes: per-route-class limits, unauthenticated credential routes far lower than authenticated traffic, per address and per account, shared through Redis when configured; consecutive failures slow an account down without letting an attacker lock its owner out.' }),
+    answer: () => ({ status: 'yes', text: 'Yes: per-route-class limits, unauthenticated credential routes far lower than authenticated traffic, per address and per account, shared through Redis when configured; consecutive failures slow an account down without letting an attacker lock its owner out. Signup\'s "address taken" answer, which the API contract keeps, is capped per client address and hour (SIGNUP_EMAIL_TAKEN_PER_HOUR), so addresses cannot be tested in bulk.' }),
     evidence: [
       T('test/integration/rate-limits.test.ts', '429 after the limit with Retry-After and RateLimit-* headers; the anonymous tier is far lower than the authenticated one'),
       T('test/integration/rate-limits.test.ts', 'two server instances on one Redis share their counters; keys hold no address or email'),
       T('test/integration/rate-limits.test.ts', 'Redis down: credential routes fail closed, the rest fail open and are counted'),
       T('test/security/brute-force-login.test.ts', 'one address: exponential back-off that refuses even the right password; the owner logs in from elsewhere'),
       T('test/security/brute-force-login.test.ts', 'guessing spread over many addresses hits the account limit and raises one alert; known addresses keep working'),
+      T('test/security/signup-enumeration.test.ts', 'after 3 email_taken answers an address gets 429 for every signup, taken or not, for the hour'),
+      T('test/security/signup-enumeration.test.ts', 'parallel probes from one address get at most the budget of email_taken answers'),
     ],
   },
   {

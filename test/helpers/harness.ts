@@ -45,6 +45,7 @@ export const GENEROUS_LIMITS: Readonly<Record<string, string>> = {
   RATE_LIMIT_ACCOUNT_PER_MINUTE: '1000000',
   LOGIN_BACKOFF_AFTER_FAILURES: '1000000',
   LOGIN_ACCOUNT_BACKOFF_AFTER_FAILURES: '1000000',
+  SIGNUP_EMAIL_TAKEN_PER_HOUR: '1000000',
 };
 
 /** Starts a real server on a free loopback port over real HTTPS, with a manual clock. */
