@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { AUDIT_KEY_PURPOSE } from '../audit/field-keys.js';
 import { createLogger } from '../logger.js';
 import { createServices } from '../services.js';
+import { CSRF_KEY_PURPOSE } from '../sessions/session-service.js';
 import { action, configFrom, withCommonOptions } from './common.js';
 import { rotateMasterCommand } from './keys-master.js';
 
@@ -52,6 +53,29 @@ export function keysCommand(): Command {
             return added;
           });
           process.stdout.write(`audit key rotated: new events are sealed under version ${version}; running servers take it within a minute\n`);
+        } finally {
+          await services.close();
+        }
+      })),
+  );
+  keys.addCommand(
+    withCommonOptions(new Command('rotate-csrf'))
+      .description("rotate the key of the sessions' CSRF tokens: within a minute every running server makes and accepts only tokens of the new version; clients whose token is refused (403 csrf_failed) take the new one from GET /v1/session")
+      .action(action(async (options: Record<string, unknown>) => {
+        const config = configFrom(options);
+        process.umask(0o077);
+        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+        try {
+          // The new version and the event that records it, together or not at all.
+          const version = await services.stores.main.db.transaction().execute(async (trx) => {
+            const added = await services.keyring.rotate(CSRF_KEY_PURPOSE, trx);
+            await services.events.record({
+              action: 'csrf_key.rotated', actor: { type: 'system', id: null }, target: { type: 'csrf_key', id: String(added) },
+              origin: { ip: null, userAgent: null }, outcome: 'success', details: { version: added },
+            }, trx);
+            return added;
+          });
+          process.stdout.write(`CSRF key rotated: version ${version}; running servers make and accept only its tokens within a minute (clients re-read theirs from GET /v1/session)\n`);
         } finally {
           await services.close();
         }

@@ -18,6 +18,7 @@ export const EVENT_CATALOGUE = {
   'webhook_key.rotated': 'A new version of the key that encrypts webhook signing secrets took over and every stored secret was re-encrypted under it (`rampart keys rotate-webhook`; details.version, details.reencrypted, details.unreadable). The secrets themselves are unchanged.',
   'blind_index_key.rotated': 'A new version of the key of the email blind index took over and the stored indexes were re-keyed to it (`rampart keys rotate-blind-index`; details.version, details.reindexed, details.unreadable, details.conflicts). Older versions stay, and lookups try them, until retired.',
   'blind_index_key.retired': 'The blind-index key versions older than the current one were deleted once no profile and no pending invitation was indexed under them (`rampart keys retire-blind-index`; details.versions, details.current).',
+  'csrf_key.rotated': 'A new version of the key of the sessions\' CSRF tokens took over (`rampart keys rotate-csrf`; details.version): within a minute every instance makes and accepts only its tokens.',
   'master_key.rotated': 'A new master key became current and the wrapped keys were re-wrapped under it (details.keyId).',
   'user.locked': 'An account was locked; its sessions and tokens were revoked (details.revoked counts them).',
   'user.unlocked': 'A locked account was unlocked.',

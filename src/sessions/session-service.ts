@@ -15,6 +15,12 @@ import type { MainDB } from '../store/schema.js';
 
 /** Idle-time bookkeeping writes at most this often per session, never on every request. */
 const TOUCH_INTERVAL_MS = 60_000;
+/** The keyring purpose of the CSRF tokens' HMAC key (main store). */
+export const CSRF_KEY_PURPOSE = 'csrf';
+/** How often a process re-reads the CSRF key's current version: `rampart keys rotate-csrf` may have added one. */
+const CSRF_KEY_REFRESH_MS = 60_000;
+/** A token that does not match makes the process re-read it, at most this often (another instance may already use a newer version). */
+const CSRF_KEY_MISMATCH_REFRESH_MS = 1_000;
 /** The cookie secret: 256 random bits, base64url. */
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
@@ -64,7 +70,11 @@ export type SessionEndReason = 'logout' | 'replaced';
  */
 export class SessionService {
   /** CSRF tokens kept computed: an HMAC costs more than the rest of a session check. */
-  readonly #csrfTokens = new BoundedMemo<string, string>(10_000);
+  /**
+   * The CSRF key in use and the tokens computed under it; when it was read by the clock (the
+   * minute's refresh follows the injectable clock) and by elapsed real time (a mismatch's re-read).
+   */
+  #csrf: { version: number; key: Buffer; readAt: number; readAtMonotonic: number; tokens: BoundedMemo<string, string> } | null = null;
   /** Live sessions with their user's account fields, by id hash; emptied by any write that could change one. */
   readonly #live: ReadCache<string, SessionWithUser | undefined>;
 
@@ -162,15 +172,43 @@ export class SessionService {
    * unforgeable without the server's key all the same.
    */
   async csrfToken(publicId: string): Promise<string> {
-    // The token is a pure function of the public id under a key that never changes while
-    // the process runs, so a memo returns exactly what the HMAC would.
-    const key = await this.keyring.key('csrf');
-    return this.#csrfTokens.get(publicId, (id) => hmacSha256(key, `csrf:${id}`));
+    const csrf = await this.#csrfKey();
+    // The token is a pure function of the public id under one key version, so a memo per
+    // version returns exactly what the HMAC would.
+    return csrf.tokens.get(publicId, (id) => hmacSha256(csrf.key, `csrf:${id}`));
   }
 
   async isValidCsrfToken(publicId: string, token: string | undefined): Promise<boolean> {
     if (typeof token !== 'string' || token.length === 0 || token.length > 128) return false;
-    return constantTimeEqual(await this.csrfToken(publicId), token);
+    if (constantTimeEqual(await this.csrfToken(publicId), token)) return true;
+    // Another instance may already issue tokens under a version this one has not read yet.
+    const held = this.#csrf;
+    if (held && performance.now() - held.readAtMonotonic < CSRF_KEY_MISMATCH_REFRESH_MS) return false;
+    const csrf = await this.#readCsrfKey();
+    return csrf.version !== held?.version && constantTimeEqual(await this.csrfToken(publicId), token);
+  }
+
+  /**
+   * The current CSRF key, re-read once the one held is a minute old. Only the current
+   * version makes or accepts tokens: after a rotation every token of the old key is refused
+   * (403 `csrf_failed`) and clients take the new one from `GET /v1/session`.
+   */
+  async #csrfKey(): Promise<{ version: number; key: Buffer; tokens: BoundedMemo<string, string> }> {
+    const held = this.#csrf;
+    const now = this.clock.now();
+    if (held && now - held.readAt < CSRF_KEY_REFRESH_MS && now >= held.readAt) return held;
+    return this.#readCsrfKey();
+  }
+
+  async #readCsrfKey(): Promise<{ version: number; key: Buffer; tokens: BoundedMemo<string, string> }> {
+    await this.keyring.key(CSRF_KEY_PURPOSE); // creates version 1 on first use
+    const current = (await this.keyring.current(CSRF_KEY_PURPOSE))!;
+    const held = this.#csrf;
+    const read = { readAt: this.clock.now(), readAtMonotonic: performance.now() };
+    this.#csrf = held && held.version === current.version
+      ? { ...held, ...read }
+      : { version: current.version, key: current.key, tokens: new BoundedMemo<string, string>(10_000), ...read };
+    return this.#csrf;
   }
 
   /**
