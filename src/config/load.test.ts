@@ -61,6 +61,13 @@ describe('configuration', () => {
     refuse({ RAMPART_INSECURE_PLAIN_HTTP_ON_LOOPBACK: 'true', RAMPART_HOST: '0.0.0.0' }, /loopback/);
     refuse({ PASSWORD_MIN_LENGTH: '6' }, /PASSWORD_MIN_LENGTH must be at least 8/);
     refuse({ ARGON2_MEMORY_KIB: '8192', ARGON2_ITERATIONS: '2' }, /OWASP/);
+    // Each row of the OWASP table, not a product of memory and passes: 35840 KiB once and 17920 KiB twice are both too weak.
+    refuse({ ARGON2_MEMORY_KIB: '35840', ARGON2_ITERATIONS: '1' }, /argon2id with 1 iteration needs at least 47104 KiB/);
+    refuse({ ARGON2_MEMORY_KIB: '19455', ARGON2_ITERATIONS: '2' }, /argon2id with 2 iterations needs at least 19456 KiB/);
+    refuse({ ARGON2_MEMORY_KIB: '12287', ARGON2_ITERATIONS: '3' }, /needs at least 12288 KiB/);
+    for (const [memory, iterations] of [['47104', '1'], ['19456', '2'], ['12288', '3'], ['9216', '4'], ['7168', '5'], ['7168', '20']]) {
+      assert.equal(loadConfig({ env: { RAMPART_DATA_DIR: dataDir, ARGON2_MEMORY_KIB: memory!, ARGON2_ITERATIONS: iterations! }, flags: {} }).argon2MemoryKiB, Number(memory));
+    }
     refuse({ RAMPART_PORT: 'eighty' }, /whole number/);
     refuse({ RAMPART_PORT: '70000' }, /at most 65535/);
     refuse({ PUBLIC_URL: 'http://example.com' }, /https/);

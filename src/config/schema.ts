@@ -209,9 +209,9 @@ export const OPTIONS = [
     doc: 'argon2id memory cost (OWASP: 19 MiB with t=2). Combinations weaker than the OWASP table refuse start-up.',
     validate: (value, resolved) => {
       const iterations = Number(resolved['argon2Iterations']);
-      // OWASP Password Storage Cheat Sheet: m=47104/t=1, 19456/t=2, 12288/t=3, 9216/t=4, 7168/t=5, all p=1.
-      if (value * iterations < 35840) {
-        throw new ConfigError('argon2id parameters are below the OWASP minimum (e.g. 19456 KiB with 2 iterations)');
+      const needed = argon2MinimumMemoryKiB(iterations);
+      if (value < needed) {
+        throw new ConfigError(`argon2id with ${iterations} iteration${iterations === 1 ? '' : 's'} needs at least ${needed} KiB of memory (OWASP: 47104/t=1, 19456/t=2, 12288/t=3, 9216/t=4, 7168/t=5+)`);
       }
     },
   }),
@@ -371,4 +371,14 @@ export type OptionKey = (typeof OPTIONS)[number]['key'];
 
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The least argon2id memory (KiB) the OWASP Password Storage Cheat Sheet (and ASVS 5.0
+ * Appendix C) allows with `iterations` passes, p = 1: m=47104/t=1, 19456/t=2, 12288/t=3,
+ * 9216/t=4, 7168/t=5. More passes than five do not lower it further.
+ */
+export function argon2MinimumMemoryKiB(iterations: number): number {
+  const table = [47104, 19456, 12288, 9216, 7168];
+  return table[Math.min(Math.max(iterations, 1), table.length) - 1]!;
 }
