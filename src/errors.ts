@@ -68,6 +68,7 @@ export const ERRORS = {
   slug_taken: { status: 409, title: 'An organization with this slug already exists' },
   already_member: { status: 409, title: 'This address already belongs to a member' },
   org_limit_reached: { status: 409, title: 'You own as many organizations as allowed' },
+  invitation_limit_reached: { status: 409, title: 'The organization has as many pending invitations as allowed' },
   staff_mfa_required: { status: 403, title: 'Staff roles need an account with a second factor and a session that used it' },
   invitation_email_mismatch: { status: 403, title: 'The invitation was sent to another address; sign in with that one' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -275,6 +275,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     productName: config.productName,
     publicUrl: () => services.publicUrl,
     maxOrgsPerUser: config.maxOrgsPerUser,
+    maxPendingInvitationsPerOrg: config.maxPendingInvitationsPerOrg,
   });
   // A membership that ends takes the tokens bound to that org with it (same transaction).
   orgs.onMembershipEnded((orgId, userId, trx, origin) => apiTokens.revokeForEndedMembership(orgId, userId, trx, origin).then(() => undefined));

@@ -62,6 +62,7 @@ export interface Config {
   readonly auditRetentionDays: number | null;
   readonly jobPollIntervalMs: number;
   readonly maxOrgsPerUser: number;
+  readonly maxPendingInvitationsPerOrg: number;
   readonly insecureWebhooksToPrivateNetworks: boolean;
   readonly metricsPort: number;
   readonly metricsHost: string;

@@ -347,6 +347,10 @@ export const OPTIONS = [
     doc: 'How often each instance looks for due background jobs (alert evaluation and mail, webhook deliveries). One second keeps alerts prompt at one cheap indexed query a second.',
   }),
   def<number>({
+    key: 'maxPendingInvitationsPerOrg', env: 'MAX_PENDING_INVITATIONS_PER_ORG', type: 'int', default: 500, min: 1, max: 100_000,
+    doc: 'Invitations an organization may have pending (mailed, not yet accepted or expired) before POST /v1/orgs/{orgId}/invitations answers 409 invitation_limit_reached (ASVS V2.1.3 business limits): each is a mail to an address the inviter chose. Expired invitations are deleted by the hourly sweep.',
+  }),
+  def<number>({
     key: 'maxOrgsPerUser', env: 'MAX_ORGS_PER_USER', type: 'int', default: 20, min: 1, max: 10_000,
     doc: 'Organizations one user may own before POST /v1/orgs answers 409 org_limit_reached (ASVS V2.4.1 anti-automation): any signed-up account can create orgs, so without a cap one script fills the store. Twenty covers a consultant or a team with many tenants; raise it for such deployments.',
   }),

@@ -21,6 +21,7 @@ const EXPIRY_SWEEPS: ReadonlyArray<readonly [string, (services: Services) => Pro
   ['passwordTokens', (services) => services.passwordTokens.sweepExpired()],
   // Login steps may hold a new password's argon2id hash (expired-password change): it goes with them.
   ['mfaLoginState', (services) => services.mfa.sweepExpired()],
+  ['invitations', (services) => services.orgs.sweepExpiredInvitations()],
 ];
 
 /**

@@ -84,7 +84,7 @@ export class OrgService {
     private readonly events: SecurityEvents,
     private readonly mailer: Mailer,
     private readonly clock: Clock,
-    private readonly options: { productName: string; publicUrl: () => string; maxOrgsPerUser: number },
+    private readonly options: { productName: string; publicUrl: () => string; maxOrgsPerUser: number; maxPendingInvitationsPerOrg: number },
   ) {}
 
   onMembershipEnded(listener: MembershipEndedListener): void {
@@ -357,6 +357,9 @@ export class OrgService {
     // a usable row and an event for a mail that never left; sending inside the
     // transaction holds the org lock (on SQLite the database's write lock) for as long as
     // the relay takes.
+    // Each pending invitation is a mail to an address the inviter chose: a business limit per
+    // org, checked before the mail goes out, and again under the org lock below.
+    await this.#assertInvitationRoom(orgId, now, [emailIndex!, ...olderIndexes]);
     const link = `${this.options.publicUrl()}/invitations/accept?token=${token}`;
     await this.#sendInvitation(orgId, auth, input.role, meta, {
       to: input.email,
@@ -381,6 +384,7 @@ export class OrgService {
       }
       // Only the newest link for an address works.
       await this.repo.deletePendingInvitations(orgId, [emailIndex!, ...olderIndexes], trx);
+      await this.#assertInvitationRoom(orgId, now, [], trx);
       await this.repo.insertInvitation({
         id, org_id: orgId, email_index: emailIndex!, role: input.role, token_hash: sha256Hex(token), invited_by: auth.userId,
         created_at: now, expires_at: expiresAt, accepted_at: null, accepted_by: null,
@@ -416,6 +420,21 @@ export class OrgService {
         cause: error,
       });
     }
+  }
+
+  /** Refuses a new invitation when the org has its fill pending; `replaced`: the invited address's indexes (a new link replaces its older one). */
+  async #assertInvitationRoom(orgId: string, now: number, replaced: readonly string[], executor?: Transaction<MainDB>): Promise<void> {
+    const pending = await this.repo.countPendingInvitations(orgId, now, replaced, executor);
+    if (pending >= this.options.maxPendingInvitationsPerOrg) {
+      throw new RampartError('invitation_limit_reached', {
+        publicDetail: `This organization has ${pending} pending invitations; at most ${this.options.maxPendingInvitationsPerOrg} are allowed. Wait for some to be accepted or to expire.`,
+      });
+    }
+  }
+
+  /** Deletes invitations that expired unused (the hourly sweep). */
+  async sweepExpiredInvitations(): Promise<number> {
+    return this.repo.deleteExpiredInvitations(this.clock.now());
   }
 
   /**

@@ -218,6 +218,22 @@ export class OrgRepository {
     return Number(result.numDeletedRows);
   }
 
+  /** Pending invitations of an org (not accepted, not expired at `now`), but those of the addresses indexed `except`. */
+  async countPendingInvitations(orgId: string, now: number, except: readonly string[], executor: Executor = this.db): Promise<number> {
+    let query = executor.selectFrom('org_invitations')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('org_id', '=', orgId).where('accepted_at', 'is', null).where('expires_at', '>', now);
+    if (except.length > 0) query = query.where('email_index', 'not in', except);
+    const row = await query.executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Deletes invitations that expired unused (their link is refused anyway). Accepted ones stay, with who accepted them. */
+  async deleteExpiredInvitations(now: number): Promise<number> {
+    const result = await this.db.deleteFrom('org_invitations').where('accepted_at', 'is', null).where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /**
    * Pending invitations (not accepted, not expired at `now`) whose email index does not start
    * with `prefix`: written under an older blind-index key version. How many, and when the
