@@ -8,7 +8,7 @@ import { loadConfig } from '../config/load.js';
 import { loadTlsMaterial } from '../tls/certificate.js';
 import { checkControls } from './controls.js';
 
-test('doctor reports the TLS certificate: generated EC P-256 ok, a supplied RSA 2048 warns, SHA-1 or unreadable fails', async () => {
+test('doctor reports the TLS certificate: generated EC P-256 ok (a warning off loopback), a supplied RSA 2048 warns, SHA-1 or unreadable fails', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rampart-doctor-tls-'));
   const certificateRow = (env: Record<string, string>) => checkControls(loadConfig({ env: { RAMPART_DATA_DIR: dir, ...env }, flags: {} })).find((check) => check.control === 'TLS certificate');
   try {
@@ -29,6 +29,13 @@ test('doctor reports the TLS certificate: generated EC P-256 ok, a supplied RSA 
     assert.match(rsa?.detail ?? '', /RSA 2048 gives 112-bit security/);
     const sha1 = await supplied('sha1', { keyType: 'rsa', keySize: 3072, algorithm: 'sha1' });
     assert.equal(sha1?.status, 'fail');
+
+    // The generated self-signed certificate is fine on loopback, a warning once reachable from the network.
+    const tlsRow = (env: Record<string, string>) => checkControls(loadConfig({ env: { RAMPART_DATA_DIR: dir, ...env }, flags: {} })).find((check) => check.control === 'TLS');
+    assert.equal(tlsRow({})?.status, 'ok');
+    const exposed = tlsRow({ RAMPART_HOST: '0.0.0.0' });
+    assert.equal(exposed?.status, 'warn');
+    assert.match(exposed?.detail ?? '', /self-signed certificate while bound to 0\.0\.0\.0/);
 
     writeFileSync(join(dir, 'garbage.pem'), 'not a certificate');
     writeFileSync(join(dir, 'garbage.key'), 'x', { mode: 0o600 });

@@ -33,7 +33,10 @@ export function checkControls(config: Config): ControlCheck[] {
     add('TLS key file', fileModeStatus(config.tlsKeyFile), fileModeDetail(config.tlsKeyFile));
     add('TLS certificate', ...certificateCheck(config.tlsCertFile));
   } else {
-    add('TLS', 'ok', 'TLS 1.2+ with forward-secret AEAD suites only, HSTS 1 year; self-signed certificate for localhost (set TLS_CERT_FILE/TLS_KEY_FILE for production)');
+    // A self-signed certificate is what a first start on a laptop needs, and what no client off
+    // this machine can trust (ASVS V12.2.2): fine on loopback, to be replaced once reachable.
+    if (isLoopbackHost(config.host)) add('TLS', 'ok', 'TLS 1.2+ with forward-secret AEAD suites only, HSTS 1 year; self-signed certificate for localhost (set TLS_CERT_FILE/TLS_KEY_FILE for production)');
+    else add('TLS', 'warn', `TLS 1.2+ with forward-secret AEAD suites only, HSTS 1 year; but a self-signed certificate while bound to ${config.host}: clients off this machine cannot trust it; set TLS_CERT_FILE/TLS_KEY_FILE to a certificate from a trusted CA`);
     const keyPath = join(config.dataDir, 'tls', 'key.pem');
     if (existsSync(keyPath)) add('TLS key file', fileModeStatus(keyPath), fileModeDetail(keyPath));
     const certPath = join(config.dataDir, 'tls', 'cert.pem');
