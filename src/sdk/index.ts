@@ -153,9 +153,14 @@ export class RampartVerifier {
   readonly #inflight = new Map<string, Promise<IntrospectionAnswer>>();
 
   constructor(options: RampartVerifierOptions) {
-    const issuerUrl = new URL(options.issuer);
-    if (issuerUrl.protocol !== 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(issuerUrl.hostname)) {
-      throw new TypeError('rampart/sdk: the issuer must be an https URL');
+    // The keys that decide which tokens are genuine, and the introspection answers, must come
+    // over TLS: plain HTTP only to this machine.
+    for (const [name, url] of [['issuer', options.issuer], ['jwksUrl', options.jwksUrl]] as const) {
+      if (url === undefined) continue;
+      const parsed = new URL(url);
+      if (parsed.protocol !== 'https:' && !['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname)) {
+        throw new TypeError(`rampart/sdk: the ${name} must be an https URL`);
+      }
     }
     this.#options = options;
     this.#issuer = options.issuer.replace(/\/+$/, '');
