@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { RequestMeta } from '../auth/flows/request-meta.js';
+import { sessionSatisfiesPolicy } from '../auth/mfa/enforcement.js';
 import { type Clock, iso } from '../clock.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { randomId, randomToken } from '../crypto/random.js';
@@ -40,6 +41,12 @@ export interface OrgCaller {
   /** The org a bearer credential is bound to, or null/undefined. */
   orgId?: string | null;
   credentialId?: string;
+}
+
+/** What the org gate reads of a session: whether and how it proved a second factor. */
+export interface SessionMfa {
+  mfa_verified: number;
+  mfa_method: string | null;
 }
 
 export interface Org {
@@ -224,7 +231,7 @@ export class OrgService {
    * org named in the path, or null for a request that names none; a credential
    * bound to an org is held to that org's allowlist on every route.
    */
-  async assertRequestAllowed(auth: OrgCaller, orgId: string | null, meta: RequestMeta): Promise<void> {
+  async assertRequestAllowed(auth: OrgCaller, orgId: string | null, meta: RequestMeta, session: SessionMfa | null = null): Promise<void> {
     if (orgId !== null) {
       const membership = await this.repo.findMembershipWithOrg(orgId, auth.userId);
       if (!membership || (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId)) {
@@ -235,6 +242,7 @@ export class OrgService {
         throw new RampartError('not_found');
       }
       await this.#assertAddress(auth, membership, meta, 'request');
+      if (session) this.#assertOrgFactor(membership, session);
     }
     if (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId) {
       const membership = await this.repo.findMembershipWithOrg(auth.orgId, auth.userId);
@@ -242,6 +250,20 @@ export class OrgService {
       if (!membership) throw new RampartError('unauthenticated', { publicDetail: 'The token\'s organization membership has ended.' });
       await this.#assertAddress(auth, membership, meta, 'token');
     }
+  }
+
+  /**
+   * The org's own second-factor rule on a session touching it. A session that satisfies the
+   * user's effective policy satisfies every org's whenever the orgs accept a method in
+   * common (that policy asks for one of those); when they do not, it asks for a method any of
+   * them accepts, and each org's own list is held here.
+   */
+  #assertOrgFactor(membership: MembershipWithOrg, session: SessionMfa): void {
+    const policy = parseStoredPolicy(membership.policy);
+    if (sessionSatisfiesPolicy(session, policy)) return;
+    throw new RampartError('mfa_enrollment_required', {
+      publicDetail: `This organization accepts only ${policy.mfa.methods.join(' or ')} as a second factor: sign in with ${policy.mfa.methods.length === 1 ? 'it' : 'one of them'} (enroll it first if needed) to reach it.`,
+    });
   }
 
   /**

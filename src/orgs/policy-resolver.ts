@@ -52,7 +52,13 @@ export function resolvePolicy(config: Config, memberships: readonly MembershipWi
     ? withDeploymentRequirement(orgSince, strictestPolicy(policies).mfa.gracePeriodHours, deploymentMfaSince, config.mfaRequiredGraceHours, merged.mfa.gracePeriodHours)
     : orgSince;
   const networks = memberships.map((membership, i) => ({ orgId: membership.org_id, ipAllowlist: [...policies[i]!.network.ipAllowlist] }));
-  return toEffectivePolicy(merged, contextWords, memberships.map((membership) => membership.org_id), since, config.mfaRequiredForAll, networks);
+  const orgMfa = memberships.flatMap((membership, i) => (policies[i]!.mfa.required ? [{ orgId: membership.org_id, methods: [...policies[i]!.mfa.methods] }] : []));
+  if (merged.mfa.required && merged.mfa.methods.length === 0) {
+    // The requiring orgs accept no method in common: any method one of them accepts lets the
+    // user in, and each org holds its own list on its routes (OrgService.assertRequestAllowed).
+    merged.mfa.methods = [...new Set(orgMfa.flatMap((org) => org.methods))];
+  }
+  return toEffectivePolicy(merged, contextWords, memberships.map((membership) => membership.org_id), since, config.mfaRequiredForAll, networks, orgMfa);
 }
 
 const HOUR_MS = 3_600_000;

@@ -22,6 +22,13 @@ export interface EffectivePolicy {
    */
   orgNetworks: Array<{ orgId: string; ipAllowlist: string[] }>;
   /**
+   * The factor methods each org that requires MFA accepts (empty when none does). `mfa.methods`
+   * is what every one of them accepts; when they accept nothing in common it is every method
+   * any of them accepts instead (no factor could ever count for all, and the login would be
+   * refused for good), and each org's own list is then held on that org's routes.
+   */
+  orgMfa: Array<{ orgId: string; methods: OrgPolicy['mfa']['methods'] }>;
+  /**
    * When an MFA requirement first applied to this user (epoch ms): the latest of
    * "the org turned mfa.required on" and "the user joined that org", over the
    * requiring orgs (the earliest such time wins). null when no org requires MFA.
@@ -55,6 +62,7 @@ export function basePolicy(config: Config): OrgPolicy {
 export function toEffectivePolicy(
   policy: OrgPolicy, contextWords: string[], orgIds: string[], mfaRequiredSince: number | null = null, mfaRequiredByDeployment = false,
   orgNetworks: EffectivePolicy['orgNetworks'] = [],
+  orgMfa: EffectivePolicy['orgMfa'] = [],
 ): EffectivePolicy {
   return {
     mfaRequiredSince: policy.mfa.required ? mfaRequiredSince : null,
@@ -66,6 +74,7 @@ export function toEffectivePolicy(
     contextWords,
     orgIds,
     orgNetworks,
+    orgMfa,
   };
 }
 

@@ -224,4 +224,52 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`org-enforced MFA 
     assert.equal(event.inTransaction, true);
     assert.deepEqual(event.details, { totp: true, webauthn: 0, recoveryCodes: 10, revoked: event.details?.['revoked'] });
   });
+  test('two requiring orgs that accept no method in common: either factor signs in, each org holds its own list, and neither org loses its last factor', async () => {
+    const totpOrg = await requiringOrg('disjoint-totp', mfaPolicy(['totp']));
+    const keyOrg = await requiringOrg('disjoint-key', mfaPolicy(['webauthn']));
+    const member: OrgUser = totpOrg.users.member;
+    await t.server.services.orgs.addMember(keyOrg.orgId, member.userId, 'member', { type: 'system', id: null });
+    const policy = await t.server.services.policies.forUser(member.userId);
+    assert.deepEqual([...policy.mfa.methods].sort(), ['totp', 'webauthn'], 'any method one of them accepts');
+    assert.deepEqual(policy.orgMfa.map((org) => [org.orgId, org.methods]).sort(), [[totpOrg.orgId, ['totp']], [keyOrg.orgId, ['webauthn']]].sort());
+
+    const { secret } = await enrollTOTP(t, member.client, member.password);
+    // Long past both grace periods: the login must not be refused for good, as it was when no factor could count.
+    t.clock.advance(100 * HOUR);
+    const step = await passwordStep(t.client(), member.email, member.password);
+    assert.deepEqual(step.methods, ['totp', 'recovery_code']);
+    const browser = t.client();
+    const login = await browser.post('/v1/login/mfa', { mfaToken: step.mfaToken, totp: totpNow(t, secret) });
+    assert.equal(login.status, 200, login.text);
+    assert.equal(login.body.session.mfaVerified, true);
+    assert.equal((await browser.get(`/v1/orgs/${totpOrg.orgId}`)).status, 200);
+    const refused = await browser.get(`/v1/orgs/${keyOrg.orgId}`);
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.code, 'mfa_enrollment_required');
+    assert.match(refused.body.detail, /accepts only webauthn/);
+    assert.equal((await browser.get('/v1/me/sessions')).status, 200, 'the account itself is open');
+    nextStep(t);
+
+    // A passkey, then a login with it: the other org opens, the first closes.
+    assert.equal((await browser.post('/v1/me/reauth', { totp: totpNow(t, secret) })).status, 204);
+    const key = new SoftwareAuthenticator(t.server.services.publicUrl);
+    const registered = await browser.post('/v1/me/mfa/webauthn', { name: 'Passkey', response: key.register((await browser.post('/v1/me/mfa/webauthn/options')).body) });
+    assert.equal(registered.status, 201, registered.text);
+    nextStep(t);
+    const keyStep = await passwordStep(t.client(), member.email, member.password);
+    const laptop = t.client();
+    const options = (await laptop.post('/v1/login/webauthn/options', { mfaToken: keyStep.mfaToken })).body;
+    assert.equal((await laptop.post('/v1/login/mfa', { mfaToken: keyStep.mfaToken, webauthn: key.assert(options) })).status, 200);
+    assert.equal((await laptop.get(`/v1/orgs/${keyOrg.orgId}`)).status, 200);
+    assert.equal((await laptop.get(`/v1/orgs/${totpOrg.orgId}`)).status, 403);
+
+    // Each org keeps a factor it counts: TOTP is the first org's only one, the passkey the second's.
+    await stepUp(laptop, member.password);
+    const lastTotp = await laptop.delete('/v1/me/mfa/totp');
+    assert.equal(lastTotp.status, 409);
+    assert.equal(lastTotp.body.code, 'mfa_required_by_org');
+    const lastKey = await laptop.delete(`/v1/me/mfa/webauthn/${registered.body.id}`);
+    assert.equal(lastKey.status, 409);
+    assert.deepEqual((await laptop.get('/v1/me/mfa')).body.totp, true, 'nothing was removed');
+  });
 });

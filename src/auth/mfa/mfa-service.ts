@@ -714,7 +714,13 @@ export class MfaService {
       const before = await this.methodsOf(userId, trx);
       if (!(await remove(trx))) throw new RampartError('not_found');
       const after = await this.methodsOf(userId, trx);
-      if (policy.mfa.required && countingMethods(before, policy).length > 0 && countingMethods(after, policy).length === 0) {
+      // The last factor the effective policy counts, or the last one some requiring org counts
+      // (they differ when the orgs accept no method in common).
+      const loses = (methods: EffectivePolicy['mfa']['methods']) => {
+        const rule = { mfa: { ...policy.mfa, methods } };
+        return countingMethods(before, rule).length > 0 && countingMethods(after, rule).length === 0;
+      };
+      if (policy.mfa.required && (loses(policy.mfa.methods) || policy.orgMfa.some((org) => loses(org.methods)))) {
         throw new RampartError('mfa_required_by_org', {
           publicDetail: policy.mfaRequiredByDeployment
             ? 'This service requires a second factor of every account; add another one (of a kind your organizations accept) before removing this one.'

@@ -43,7 +43,7 @@ export async function orgRoutes(app: FastifyInstance, services: Services): Promi
     const params = request.params as Record<string, unknown> | undefined;
     const orgId = typeof params?.['orgId'] === 'string' ? params['orgId'] : null;
     if (orgId === null && !(auth.kind === 'bearer' && auth.orgId)) return;
-    await services.orgs.assertRequestAllowed(auth, orgId, requestMeta(request));
+    await services.orgs.assertRequestAllowed(auth, orgId, requestMeta(request), auth.kind === 'session' ? auth.session : null);
   });
 
   app.post<{ Body: { name: string; slug: string } }>('/v1/orgs', {
