@@ -10,6 +10,8 @@ function assertSecurityHeaders(response: Response, context: string, { corsAllowe
   assert.equal(h['strict-transport-security'], 'max-age=31536000; includeSubDomains', context);
   assert.match(String(h['content-security-policy']), /default-src 'none'/, context);
   assert.match(String(h['content-security-policy']), /frame-ancestors 'none'/, context);
+  assert.match(String(h['content-security-policy']), /base-uri 'none'/, context);
+  assert.match(String(h['content-security-policy']), /form-action 'none'/, context);
   assert.equal(h['x-content-type-options'], 'nosniff', context);
   assert.equal(h['referrer-policy'], 'no-referrer', context);
   assert.equal(h['cache-control'], 'no-store', context);

@@ -73,6 +73,20 @@ describe('function-level access: every route, by what the caller presents', () =
     }
   });
 
+  test('a safe method never reaches a state-changing route: GET and HEAD of a path that only changes state answer 405 (ASVS V3.5.3)', async () => {
+    const safe = new Set(routes.filter((r) => r.method === 'GET' || r.method === 'HEAD').map((r) => r.url));
+    const changing = [...new Set(routes.filter((r) => !['GET', 'HEAD', 'OPTIONS'].includes(r.method) && !safe.has(r.url)).map((r) => r.url))];
+    assert.ok(changing.length > 20, 'the walk sees the state-changing paths');
+    const session = (await signUp(t, 'safe-methods')).client;
+    for (const url of changing) {
+      for (const method of ['GET', 'HEAD'] as const) {
+        const response = await session.request(method, pathOf({ url } as RouteEntry));
+        assert.equal(response.status, 405, `${method} ${url}`);
+        if (method === 'GET') assert.equal(response.body.code, 'method_not_allowed', `${method} ${url}`);
+      }
+    }
+  });
+
   test('no bearer credential reaches a session-only route, whatever its scopes', async () => {
     const sessionOnly = routes.filter((r) => r.auth === 'session');
     assert.ok(sessionOnly.some((r) => key(r) === 'POST /v1/me/password') && sessionOnly.some((r) => key(r) === 'POST /v1/admin/assume'));

@@ -122,7 +122,7 @@ describe('JWT attacks are refused by the server, introspection and the SDK', () 
     }
   });
 
-  test('a key embedded in the header (jwk) or named by URL (jku, x5u) is never used or fetched', async () => {
+  test('a key embedded in the header (jwk, x5c) or named by URL (jku, x5u) is never used or fetched', async () => {
     const claims = decodeJwt(genuine);
     const { kid } = decodeProtectedHeader(genuine);
     const forge = (header: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', ...header } as never).sign(attacker.privateKey);
@@ -131,6 +131,8 @@ describe('JWT attacks are refused by the server, introspection and the SDK', () 
     await assertRefused(await forge({ kid: 'attacker', jku: attackerUrl }), 'jku to a loopback listener');
     await assertRefused(await forge({ kid, jku: attackerUrl }), 'jku with our kid');
     await assertRefused(await forge({ kid: 'attacker', x5u: attackerUrl }), 'x5u to a loopback listener');
+    // A certificate chain embedded in the header (x5c): refused like an embedded jwk.
+    await assertRefused(await forge({ kid, x5c: ['MIIBszCCAVmgAwIBAgIUQ2VydGlmaWNhdGUgb2YgdGhlIGF0dGFja2Vy'] }), 'embedded x5c with our kid');
     // Our own key plus a jku header: refused outright, not merely ignored.
     await assertRefused(await signedByUs({}, { jku: attackerUrl }), 'our signature with a jku header');
     assert.equal(attackerHits, 0, 'the attacker listener got no request');
