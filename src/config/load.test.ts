@@ -73,7 +73,7 @@ describe('configuration', () => {
     refuse({ PUBLIC_URL: 'http://example.com' }, /https/);
     refuse({ PUBLIC_URL: 'https://example.com/path' }, /origin only/);
     refuse({ DATABASE_URL: 'mysql://x' }, /postgres/);
-    refuse({ DATABASE_URL: 'postgres://a/b', PII_DATABASE_URL: 'postgres://a/b' }, /must differ/);
+    refuse({ DATABASE_URL: 'postgres://a/b?sslmode=verify-full', PII_DATABASE_URL: 'postgres://a/b?sslmode=verify-full' }, /must differ/);
     refuse({ TRUSTED_PROXIES: '10.0.0.1/8' }, /TRUSTED_PROXIES/);
     refuse({ TRUSTED_PROXIES: 'not-an-ip' }, /TRUSTED_PROXIES/);
     // A range holding every client lets anyone write their own address; ::ffff:0:0/96 is every IPv4 client.

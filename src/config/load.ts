@@ -56,6 +56,7 @@ export interface Config {
   readonly passwordResetMailsPerHour: number;
   readonly signupEmailTakenPerHour: number;
   readonly insecureDisableRateLimits: boolean;
+  readonly insecureBackendsWithoutTls: boolean;
   readonly loginBackoffAfterFailures: number;
   readonly loginAccountBackoffAfterFailures: number;
   readonly loginBackoffMaxSeconds: number;

@@ -82,13 +82,17 @@ export const OPTIONS = [
   def<string>({
     key: 'databaseUrl', env: 'DATABASE_URL', type: 'string', default: null, secret: true,
     doc: 'PostgreSQL URL of the main store. Unset: SQLite at DATA_DIR/rampart.db (WAL mode).',
-    validate: (value) => void assertURL('DATABASE_URL', value, ['postgres:', 'postgresql:']),
+    validate: (value, resolved) => {
+      assertURL('DATABASE_URL', value, ['postgres:', 'postgresql:']);
+      assertProtectedBackend('DATABASE_URL', value, resolved);
+    },
   }),
   def<string>({
     key: 'piiDatabaseUrl', env: 'PII_DATABASE_URL', type: 'string', default: null, secret: true,
     doc: 'PostgreSQL URL of the personal-data store (use another database and role). Unset: SQLite at DATA_DIR/pii.db.',
     validate: (value, resolved) => {
       assertURL('PII_DATABASE_URL', value, ['postgres:', 'postgresql:']);
+      assertProtectedBackend('PII_DATABASE_URL', value, resolved);
       if (value === resolved['databaseUrl']) {
         throw new ConfigError('PII_DATABASE_URL must differ from DATABASE_URL: personal data lives in its own store');
       }
@@ -293,7 +297,10 @@ export const OPTIONS = [
   def<string>({
     key: 'redisUrl', env: 'REDIS_URL', type: 'string', default: null, secret: true,
     doc: 'redis:// or rediss:// URL. Set: rate-limit counters live in Redis and every instance shares them, and instances sharing a PostgreSQL store tell each other of their writes, so their read caches stay exact (without it they keep nothing). Unset: in-memory counters per process (right for one instance).',
-    validate: (value) => void assertURL('REDIS_URL', value, ['redis:', 'rediss:']),
+    validate: (value, resolved) => {
+      assertURL('REDIS_URL', value, ['redis:', 'rediss:']);
+      assertProtectedBackend('REDIS_URL', value, resolved);
+    },
   }),
   def<string>({
     key: 'redisKeyPrefix', env: 'REDIS_KEY_PREFIX', type: 'string', default: 'rampart:',
@@ -321,6 +328,10 @@ export const OPTIONS = [
   def<number>({
     key: 'passwordResetMailsPerHour', env: 'PASSWORD_RESET_MAILS_PER_HOUR', type: 'int', default: 5, min: 1, max: 1000,
     doc: 'Password-reset mails per account per hour, however many addresses ask: anyone who knows an address can ask for a link, and each one is a mail to its owner. Requests beyond it still answer 202 (no enumeration), send nothing and leave the last link valid; they are audited as password.reset_requested with outcome denied.',
+  }),
+  def<boolean>({
+    key: 'insecureBackendsWithoutTls', env: 'RAMPART_INSECURE_BACKENDS_WITHOUT_TLS', type: 'bool', default: false,
+    doc: 'INSECURE: let DATABASE_URL, PII_DATABASE_URL or REDIS_URL reach a host off loopback without TLS, or with TLS that does not verify the certificate (sslmode=no-verify). Off: start-up refuses such a URL (use sslmode=verify-full, rediss://, a Unix socket or loopback): sessions, audit events and password hashes would cross the network in clear.',
   }),
   def<boolean>({
     key: 'insecureDisableRateLimits', env: 'RAMPART_INSECURE_DISABLE_RATE_LIMITS', type: 'bool', default: false,
@@ -385,4 +396,35 @@ export function isLoopbackHost(host: string): boolean {
 export function argon2MinimumMemoryKiB(iterations: number): number {
   const table = [47104, 19456, 12288, 9216, 7168];
   return table[Math.min(Math.max(iterations, 1), table.length) - 1]!;
+}
+
+/**
+ * Why a PostgreSQL or Redis URL does not protect its connection (null when it does):
+ * loopback and Unix sockets need no TLS; otherwise PostgreSQL needs an sslmode that
+ * node-postgres verifies (verify-full, or require/verify-ca/prefer, which it treats as
+ * verify-full unless uselibpqcompat asks for libpq's weaker meaning) and Redis rediss://.
+ */
+export function backendTransportProblem(text: string): string | null {
+  const url = new URL(text);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const socketHost = url.searchParams.get('host');
+  if (isLoopbackHost(host) || (host === '' && (socketHost === null || socketHost.startsWith('/')))) return null;
+  if (url.protocol === 'redis:') return 'plaintext (use rediss://)';
+  if (url.protocol === 'rediss:') return null;
+  const sslmode = url.searchParams.get('sslmode');
+  const ssl = url.searchParams.get('ssl');
+  if (sslmode === null || sslmode === 'disable' || sslmode === 'allow') {
+    return ssl === 'true' || ssl === '1' ? null : 'plaintext (add sslmode=verify-full)';
+  }
+  if (sslmode === 'no-verify') return 'TLS without certificate verification (sslmode=no-verify)';
+  if (url.searchParams.get('uselibpqcompat') === 'true' && sslmode !== 'verify-full') return `the server's certificate or name is not verified (libpq sslmode=${sslmode})`;
+  return null;
+}
+
+/** A store or Redis URL that would cross the network unprotected stops start-up unless the loud option allows it. */
+function assertProtectedBackend(name: string, value: string, resolved: Record<string, unknown>): void {
+  const problem = backendTransportProblem(value);
+  if (problem && resolved['insecureBackendsWithoutTls'] !== true) {
+    throw new ConfigError(`${name} would reach its server unprotected (${problem}): refused (ASVS V12.3.1); set RAMPART_INSECURE_BACKENDS_WITHOUT_TLS=true to allow it`);
+  }
 }

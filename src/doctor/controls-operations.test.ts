@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfig } from '../config/load.js';
+import { backendTransportProblem } from '../config/schema.js';
 import { checkControls } from './controls.js';
 
 const base = { RAMPART_DATA_DIR: '/nonexistent-rampart-doctor' };
@@ -14,8 +15,8 @@ test('doctor reports disabled rate limits loudly and per-process counters behind
   const off = control({ RAMPART_INSECURE_DISABLE_RATE_LIMITS: 'true' }, 'Rate limits');
   assert.equal(off?.status, 'warn');
   assert.match(off!.detail, /INSECURE option RAMPART_INSECURE_DISABLE_RATE_LIMITS/);
-  assert.equal(control({ DATABASE_URL: 'postgres://db/x', PII_DATABASE_URL: 'postgres://db/y' }, 'Rate limits')?.status, 'warn');
-  const shared = control({ DATABASE_URL: 'postgres://db/x', PII_DATABASE_URL: 'postgres://db/y', REDIS_URL: 'redis://:secret@cache:6379' }, 'Rate limits');
+  assert.equal(control({ DATABASE_URL: 'postgres://db/x?sslmode=verify-full', PII_DATABASE_URL: 'postgres://db/y?sslmode=verify-full' }, 'Rate limits')?.status, 'warn');
+  const shared = control({ DATABASE_URL: 'postgres://db/x?sslmode=verify-full', PII_DATABASE_URL: 'postgres://db/y?sslmode=verify-full', REDIS_URL: 'rediss://:secret@cache:6379' }, 'Rate limits');
   assert.equal(shared?.status, 'ok');
   assert.ok(!shared!.detail.includes('secret'), 'the Redis password is not printed');
   assert.equal(control({ RATE_LIMIT_ANON_PER_MINUTE: '1000', RATE_LIMIT_AUTH_PER_MINUTE: '10' }, 'Rate limit tiers')?.status, 'warn');
@@ -39,7 +40,7 @@ test('doctor reports webhooks to private networks and a metrics listener off loo
   assert.equal(control({ METRICS_HOST: '0.0.0.0' }, 'Metrics')?.status, 'warn');
 });
 
-test('doctor warns when a store or Redis is reached over the network without verified TLS (ASVS V12.3.1, V12.3.2)', () => {
+test('a store or Redis reached over the network without verified TLS stops start-up unless the loud option allows it, and doctor warns then (ASVS V12.3.1, V12.3.2)', () => {
   assert.equal(control({}, 'Backend connections'), undefined, 'SQLite and in-memory counters: no connection to speak of');
   const local = control({ DATABASE_URL: 'postgres://u:p@127.0.0.1/x', PII_DATABASE_URL: 'postgres://u:p@localhost/y', REDIS_URL: 'redis://[::1]:6379' }, 'Backend connections');
   assert.equal(local?.status, 'ok', local?.detail);
@@ -52,9 +53,16 @@ test('doctor warns when a store or Redis is reached over the network without ver
     [{ DATABASE_URL: 'postgres://db/x?sslmode=require&uselibpqcompat=true' }, /not verified/],
     [{ REDIS_URL: 'redis://:secret@cache.internal:6379' }, /REDIS_URL .*plaintext/],
   ] as const) {
-    const check = control(env, 'Backend connections');
+    const name = Object.keys(env).find((key) => backendTransportProblem((env as Record<string, string>)[key]!) !== null)!;
+    assert.throws(() => loadConfig({ env: { ...base, ...env }, flags: {} }), (error: Error) => {
+      assert.match(error.message, new RegExp(`^${name} would reach its server unprotected \\(.+\\): refused \\(ASVS V12\\.3\\.1\\); set RAMPART_INSECURE_BACKENDS_WITHOUT_TLS=true to allow it$`));
+      assert.ok(!error.message.includes('secret'), 'no password in the refusal');
+      return true;
+    }, JSON.stringify(env));
+    const check = control({ ...env, RAMPART_INSECURE_BACKENDS_WITHOUT_TLS: 'true' }, 'Backend connections');
     assert.equal(check?.status, 'warn', JSON.stringify(env));
     assert.match(check!.detail, reason);
+    assert.match(check!.detail, /^INSECURE option RAMPART_INSECURE_BACKENDS_WITHOUT_TLS/);
     assert.ok(!check!.detail.includes('secret'), 'no password in the report');
   }
 });

@@ -1,5 +1,5 @@
 import type { Config } from '../config/load.js';
-import { isLoopbackHost } from '../config/schema.js';
+import { backendTransportProblem, isLoopbackHost } from '../config/schema.js';
 import { redactURL } from '../store/db.js';
 import type { ControlCheck } from './controls.js';
 
@@ -38,33 +38,10 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
       return problem ? [`${name} ${redactURL(url)}: ${problem}`] : [];
     });
     add('Backend connections', problems.length > 0 ? 'warn' : 'ok', problems.length > 0
-      ? `${problems.join('; ')} (ASVS V12.3.1: sessions, audit events and password hashes cross the network in clear or to an unverified peer)`
+      ? `INSECURE option RAMPART_INSECURE_BACKENDS_WITHOUT_TLS: ${problems.join('; ')} (ASVS V12.3.1: sessions, audit events and password hashes cross the network in clear or to an unverified peer)`
       : `${backends.map(([name]) => name).join(', ')}: TLS with certificate verification, or loopback`);
   }
   const metricsOnLoopback = isLoopbackHost(config.metricsHost);
   add('Metrics', metricsOnLoopback ? 'ok' : 'warn', `Prometheus on http://${config.metricsHost}:${config.metricsPort}/metrics, a separate listener${metricsOnLoopback ? ' on loopback' : ': reachable from the network, restrict it to the scraper'}`);
   return checks;
-}
-
-/**
- * Why a PostgreSQL or Redis URL does not protect its connection (null when it does):
- * loopback and Unix sockets need no TLS; otherwise PostgreSQL needs an sslmode that
- * node-postgres verifies (verify-full, or require/verify-ca/prefer, which it treats as
- * verify-full unless uselibpqcompat asks for libpq's weaker meaning) and Redis rediss://.
- */
-export function backendTransportProblem(text: string): string | null {
-  const url = new URL(text);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const socketHost = url.searchParams.get('host');
-  if (isLoopbackHost(host) || (host === '' && (socketHost === null || socketHost.startsWith('/')))) return null;
-  if (url.protocol === 'redis:') return 'plaintext (use rediss://)';
-  if (url.protocol === 'rediss:') return null;
-  const sslmode = url.searchParams.get('sslmode');
-  const ssl = url.searchParams.get('ssl');
-  if (sslmode === null || sslmode === 'disable' || sslmode === 'allow') {
-    return ssl === 'true' || ssl === '1' ? null : 'plaintext (add sslmode=verify-full)';
-  }
-  if (sslmode === 'no-verify') return 'TLS without certificate verification (sslmode=no-verify)';
-  if (url.searchParams.get('uselibpqcompat') === 'true' && sslmode !== 'verify-full') return `the server's certificate or name is not verified (libpq sslmode=${sslmode})`;
-  return null;
 }

@@ -107,9 +107,15 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
             }
           }
         };
+        const before = acknowledged.length;
         const workers = Array.from({ length: CLIENTS }, work);
-        // Killed at a random moment, once writes are flowing.
-        await new Promise((resolve) => setTimeout(resolve, 700 + Math.floor(Math.random() * 900)));
+        // Killed at a random moment once writes are flowing: after this round's first acknowledged
+        // signup (a loaded machine may take seconds to start the password-strength worker), then
+        // 0.3 to 1.2 s more.
+        for (const deadline = Date.now() + 30_000; acknowledged.length === before && Date.now() < deadline;) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 300 + Math.floor(Math.random() * 900)));
         await killed(server.child, 'SIGKILL');
         stop = true;
         await Promise.all(workers);
