@@ -57,6 +57,7 @@ export interface Config {
   readonly signupEmailTakenPerHour: number;
   readonly insecureDisableRateLimits: boolean;
   readonly insecureBackendsWithoutTls: boolean;
+  readonly webhookAllowedHosts: readonly string[];
   readonly loginBackoffAfterFailures: number;
   readonly loginAccountBackoffAfterFailures: number;
   readonly loginBackoffMaxSeconds: number;

@@ -329,6 +329,17 @@ export const OPTIONS = [
     key: 'passwordResetMailsPerHour', env: 'PASSWORD_RESET_MAILS_PER_HOUR', type: 'int', default: 5, min: 1, max: 1000,
     doc: 'Password-reset mails per account per hour, however many addresses ask: anyone who knows an address can ask for a link, and each one is a mail to its owner. Requests beyond it still answer 202 (no enumeration), send nothing and leave the last link valid; they are audited as password.reset_requested with outcome denied.',
   }),
+  def<string[]>({
+    key: 'webhookAllowedHosts', env: 'WEBHOOK_ALLOWED_HOSTS', type: 'list', default: [],
+    doc: 'The only hosts org webhooks may be registered for and delivered to: comma-separated host names, `*.example.com` for any subdomain (ASVS V13.2.4, V13.2.5). Empty: any public host (private, loopback and link-local addresses are refused either way). A host taken off the list stops receiving at the next delivery.',
+    validate: (value) => {
+      for (const entry of value) {
+        if (!/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(entry)) {
+          throw new ConfigError(`WEBHOOK_ALLOWED_HOSTS: "${entry}" is not a lower-case host name or *.domain`);
+        }
+      }
+    },
+  }),
   def<boolean>({
     key: 'insecureBackendsWithoutTls', env: 'RAMPART_INSECURE_BACKENDS_WITHOUT_TLS', type: 'bool', default: false,
     doc: 'INSECURE: let DATABASE_URL, PII_DATABASE_URL or REDIS_URL reach a host off loopback without TLS, or with TLS that does not verify the certificate (sslmode=no-verify). Off: start-up refuses such a URL (use sslmode=verify-full, rediss://, a Unix socket or loopback): sessions, audit events and password hashes would cross the network in clear.',

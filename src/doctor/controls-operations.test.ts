@@ -33,6 +33,9 @@ test('rate-limit and back-off options are validated at start-up', () => {
 
 test('doctor reports webhooks to private networks and a metrics listener off loopback', () => {
   assert.equal(control({}, 'Webhooks')?.status, 'ok');
+  assert.match(control({}, 'Webhooks')!.detail, /to any public host \(narrow with WEBHOOK_ALLOWED_HOSTS\)/);
+  assert.match(control({ WEBHOOK_ALLOWED_HOSTS: 'hooks.example.com,*.acme.example' }, 'Webhooks')!.detail, /only to hooks\.example\.com, \*\.acme\.example/);
+  assert.throws(() => loadConfig({ env: { ...base, WEBHOOK_ALLOWED_HOSTS: 'Hooks.Example.com/path' }, flags: {} }), /WEBHOOK_ALLOWED_HOSTS: "Hooks.Example.com\/path" is not/);
   const insecure = control({ RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: 'true' }, 'Webhooks');
   assert.equal(insecure?.status, 'warn');
   assert.match(insecure!.detail, /INSECURE option RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS/);

@@ -26,7 +26,8 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
   if (config.insecureWebhooksToPrivateNetworks) {
     add('Webhooks', 'warn', 'INSECURE option RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: webhooks may reach private, loopback and link-local addresses over plain http (SSRF)');
   } else {
-    add('Webhooks', 'ok', 'https only; private, loopback, link-local and reserved destinations refused at registration and at every delivery (pinned to the checked address); payloads signed HMAC-SHA256');
+    const destinations = config.webhookAllowedHosts.length > 0 ? `only to ${config.webhookAllowedHosts.join(', ')} (WEBHOOK_ALLOWED_HOSTS)` : 'to any public host (narrow with WEBHOOK_ALLOWED_HOSTS)';
+    add('Webhooks', 'ok', `https only, ${destinations}; private, loopback, link-local and reserved destinations refused at registration and at every delivery (pinned to the checked address); payloads signed HMAC-SHA256`);
   }
   const backends: Array<[string, string]> = [];
   for (const [name, url] of [['DATABASE_URL', config.databaseUrl], ['PII_DATABASE_URL', config.piiDatabaseUrl], ['REDIS_URL', config.redisUrl]] as const) {

@@ -75,6 +75,7 @@ export async function installSecurityOperations(services: Services): Promise<Par
   });
   const webhooks = new WebhookService(stores.main.db, new WebhookRepository(stores.main.db, postgres), jobRepository, keyring, events, jobs, audit, metrics, clock, logger, {
     allowPrivate: config.insecureWebhooksToPrivateNetworks,
+    allowedHosts: config.webhookAllowedHosts,
   });
   // Both run inside every audit append, so their jobs commit (or roll back) with the event.
   audit.onAppend(alerts.listener());

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DestinationRefused, isPublicAddress, parseWebhookUrl, resolveDestination } from './ssrf.js';
+import { assertAllowedHost, DestinationRefused, isPublicAddress, parseWebhookUrl, resolveDestination } from './ssrf.js';
 import { signWebhook, verifyWebhookSignature } from './signature.js';
 
 test('only public unicast addresses are reachable', () => {
@@ -48,4 +48,21 @@ test('signatures: HMAC over timestamp and body, constant-time check, stale or al
   assert.equal(verifyWebhookSignature(secret, header.replace('t=1700000000', 't=1700000001'), body, 1_700_000_100), false, 'timestamp is signed');
   assert.equal(verifyWebhookSignature(secret, undefined, body, 1_700_000_100), false);
   assert.equal(verifyWebhookSignature(secret, 'garbage', body, 1_700_000_100), false);
+});
+
+test('WEBHOOK_ALLOWED_HOSTS: exact hosts and *.domain subdomains only; empty allows any (ASVS V13.2.4)', () => {
+  const allowed = ['hooks.example.com', '*.customer.example'];
+  const ok = (raw: string) => assertAllowedHost(new URL(raw), allowed);
+  ok('https://hooks.example.com/x');
+  ok('https://HOOKS.example.com/x');
+  ok('https://a.customer.example/x');
+  ok('https://b.a.customer.example/x');
+  for (const raw of [
+    'https://other.example.com/x', // not named
+    'https://customer.example/x', // the apex is not a subdomain
+    'https://evilcustomer.example/x', // a suffix without the dot
+    'https://hooks.example.com.evil.test/x', // the named host as a prefix
+    'https://93.184.216.34/x', // an address, not a named host
+  ]) assert.throws(() => ok(raw), DestinationRefused, raw);
+  assertAllowedHost(new URL('https://anything.example.org/'), []);
 });

@@ -86,6 +86,19 @@ export async function resolveDestination(url: URL, allowPrivate: boolean, resolv
   return { address: first.address, family: first.family === 6 ? 6 : 4 };
 }
 
+/**
+ * The operator's allowlist of webhook hosts (WEBHOOK_ALLOWED_HOSTS): empty allows any public
+ * host; otherwise the URL's host must equal an entry, or end with one written `*.example.com`
+ * (any subdomain, not example.com itself). Checked at registration and at every delivery, so
+ * narrowing the list stops deliveries to hosts it no longer names.
+ */
+export function assertAllowedHost(url: URL, allowedHosts: readonly string[]): void {
+  if (allowedHosts.length === 0) return;
+  const host = hostOf(url).toLowerCase();
+  const allowed = allowedHosts.some((entry) => (entry.startsWith('*.') ? host.endsWith(entry.slice(1)) && host.length > entry.length - 1 : host === entry));
+  if (!allowed) throw new DestinationRefused('the host is not on this server\'s list of webhook destinations (WEBHOOK_ALLOWED_HOSTS)');
+}
+
 function hostOf(url: URL): string {
   return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
 }

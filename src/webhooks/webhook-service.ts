@@ -18,7 +18,7 @@ import type { JobRepository } from '../store/repositories/jobs.js';
 import type { WebhookRepository, WebhookRow } from '../store/repositories/webhooks.js';
 import type { MainDB } from '../store/schema.js';
 import { signWebhook } from './signature.js';
-import { type Destination, DestinationRefused, parseWebhookUrl, resolveDestination, type Resolver } from './ssrf.js';
+import { assertAllowedHost, type Destination, DestinationRefused, parseWebhookUrl, resolveDestination, type Resolver } from './ssrf.js';
 
 export const WEBHOOK_SECRET_PURPOSE = 'webhook-secret';
 export const MAX_WEBHOOKS_PER_ORG = 20;
@@ -36,6 +36,8 @@ export interface PublicWebhook {
 export interface WebhookOptions {
   /** RAMPART_INSECURE_WEBHOOKS_TO_PRIVATE_NETWORKS: private, loopback and link-local destinations and plain http allowed. */
   allowPrivate: boolean;
+  /** WEBHOOK_ALLOWED_HOSTS: the only hosts webhooks may reach (empty: any public host). */
+  allowedHosts?: readonly string[];
   resolver?: Resolver;
 }
 
@@ -74,6 +76,7 @@ export class WebhookService {
     let url: URL;
     try {
       url = parseWebhookUrl(input.url, this.options.allowPrivate);
+      assertAllowedHost(url, this.options.allowedHosts ?? []);
       await resolveDestination(url, this.options.allowPrivate, this.options.resolver);
     } catch (error) {
       if (error instanceof DestinationRefused) throw new RampartError('webhook_url_not_allowed', { publicDetail: `The webhook URL is refused: ${error.message}.` });
@@ -184,6 +187,7 @@ export class WebhookService {
     const url = new URL(hook.url);
     let destination: Destination;
     try {
+      assertAllowedHost(url, this.options.allowedHosts ?? []);
       destination = await resolveDestination(url, this.options.allowPrivate, this.options.resolver);
     } catch (error) {
       this.metrics.webhookDeliveries.inc({ outcome: 'refused' });

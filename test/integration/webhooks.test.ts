@@ -183,3 +183,31 @@ test('deliveries survive a server restart', async () => {
     await open.close();
   }
 });
+
+test('WEBHOOK_ALLOWED_HOSTS: registration and every delivery only to the hosts the operator named (ASVS V13.2.4, V13.2.5)', async () => {
+  const open = new Resources();
+  try {
+    const receiver = open.add(await startReceiver(), (r) => r.close());
+    const t = open.add(await startTestServer({ env: { ...LOOPBACK_RECEIVERS, WEBHOOK_ALLOWED_HOSTS: '127.0.0.1,*.hooks.example' } }), (server) => server.close());
+    const user = await signUp(t, 'hooks-allowlist');
+    const orgId = (await user.client.post('/v1/orgs', { name: 'Allowlist', slug: uniqueSlug('hooks-allow') })).body.org.id as string;
+    await stepUp(user);
+    const port = new URL(receiver.url).port;
+    const refused = await user.client.post(`/v1/orgs/${orgId}/webhooks`, { url: `http://localhost:${port}/hooks/rampart`, events: ['member.role_changed'] });
+    assert.equal(refused.body.code, 'webhook_url_not_allowed', refused.text);
+    assert.match(refused.body.detail, /WEBHOOK_ALLOWED_HOSTS/);
+    const created = await user.client.post(`/v1/orgs/${orgId}/webhooks`, { url: receiver.url, events: ['member.role_changed'] });
+    assert.equal(created.status, 201, created.text);
+
+    // A host the list no longer names (as after the operator narrowed it) gets no delivery.
+    await t.server.services.stores.main.db.updateTable('webhooks').set({ url: `http://localhost:${port}/hooks/rampart` }).where('id', '=', created.body.id).execute();
+    const member = await signUp(t, 'hooks-allowlist-member');
+    await t.server.services.orgs.addMember(orgId, member.userId, 'member', { type: 'system', id: null });
+    assert.equal((await user.client.patch(`/v1/orgs/${orgId}/members/${member.userId}`, { role: 'auditor' })).status, 200);
+    await t.server.services.jobs.drain();
+    assert.equal(receiver.deliveries.length, 0, 'nothing reached the receiver');
+    assert.match(await t.server.services.metrics.registry.getSingleMetricAsString('rampart_webhook_deliveries_total'), /outcome="refused"\} [1-9]/);
+  } finally {
+    await open.close();
+  }
+});
