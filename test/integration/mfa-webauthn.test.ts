@@ -89,7 +89,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const cloneOptions = (await t.client().post('/v1/login/webauthn/options', { mfaToken: cloneStep.mfaToken })).body;
       const cloned = await t.client().post('/v1/login/mfa', { mfaToken: cloneStep.mfaToken, webauthn: keyB.assert(cloneOptions, { counter: 1 }) });
       assert.equal(cloned.status, 401);
-      assert.ok(events.some((e) => e.action === 'mfa.failed' && e.details?.['reason'] === 'counter_regression'));
+      assert.ok(events.some((e) => e.action === 'mfa.failed' && e.details?.['reason'] === 'counter_regression' && e.details?.['method'] === 'webauthn'), 'recorded with its factor (ASVS V16.3.1)');
 
       // Removal: step-up, scoped to the owner, other sessions end.
       const other = await signUp(t, 'intruder');

@@ -76,8 +76,23 @@ describe('second-factor brute force', () => {
     for (let i = 0; i < 3; i++) assert.equal((await guess(token, wrongCode(totpNow(t, secret)))).body.code, 'invalid_mfa');
   });
 
+  test('a wrong recovery code is recorded as such, and a login names the factor that completed it (ASVS V16.3.1)', async () => {
+    const { client, email, password, userId } = await signUp(t, 'recovery-events');
+    const { secret, recoveryCodes } = await enrollTOTP(t, client, password);
+    const { mfaToken } = await passwordStep(t.client(), email, password);
+    const wrong = recoveryCodes[0]!.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+    assert.equal((await t.client().post('/v1/login/mfa', { mfaToken, recoveryCode: wrong })).body.code, 'invalid_mfa');
+    const failed = events.findLast((e) => e.action === 'mfa.failed' && e.actor.id === userId);
+    assert.equal(failed?.details?.['method'], 'recovery_code');
+    assert.equal(failed?.details?.['stage'], 'login');
+    assert.ok(!JSON.stringify(failed).includes(wrong) && !JSON.stringify(failed).includes(recoveryCodes[0]!), 'no code in the event');
+    assert.equal((await t.client().post('/v1/login/mfa', { mfaToken, totp: totpNow(t, secret) })).status, 200);
+    const succeeded = events.findLast((e) => e.action === 'login.succeeded' && e.actor.id === userId);
+    assert.deepEqual(succeeded?.details, { mfa: true, method: 'totp' });
+  });
+
   test('every failure is recorded with its factor type (ASVS V16.3.1)', async () => {
-    const failures = events.filter((e) => e.action === 'mfa.failed' && e.outcome === 'failure');
+    const failures = events.filter((e) => e.action === 'mfa.failed' && e.outcome === 'failure' && e.details?.['method'] !== 'recovery_code');
     assert.ok(failures.length > 0);
     for (const event of failures) {
       assert.equal(event.details?.['method'], 'totp');
