@@ -188,12 +188,12 @@ export class AuditLog implements SecurityEventSink {
   }
 
   /**
-   * Every matching event in seq order, read page by page (constant memory),
-   * up to the head as it was when the stream started.
+   * Every matching event in seq order after `afterSeq`, read page by page (constant
+   * memory), up to the head as it was when the stream started.
    */
-  async *stream(filter: AuditFilter = {}): AsyncGenerator<AuditEvent> {
+  async *stream(filter: AuditFilter = {}, afterSeq = 0): AsyncGenerator<AuditEvent> {
     const { seq: maxSeq } = await this.#repo.head();
-    let after = 0;
+    let after = afterSeq;
     for (;;) {
       const rows = await this.#repo.find({ ...pick(filter), afterSeq: after, maxSeq, limit: PAGE_SIZE });
       const keys = await this.#fieldKeys.openingFor(rows);

@@ -60,6 +60,20 @@ export function auditCommand(): Command {
       }
     })));
 
+  audit.addCommand(withCommonOptions(new Command('export'))
+    .description('print every audit event after --after SEQ (default: all) as NDJSON, oldest first, for shipping to a separate log store; each event carries prevHash and hash, so the receiver can check the chain continues what it already holds')
+    .option('--after <seq>', 'only events with a greater seq (the last one already shipped)', '0')
+    .action(action(async (options: Record<string, unknown>) => {
+      const { after, ...rest } = options;
+      const afterSeq = Number(after);
+      if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new Error('--after must be a whole number of at least 0');
+      await withAuditLog(configFrom(rest), async (log) => {
+        for await (const event of log.stream({}, afterSeq)) {
+          if (!process.stdout.write(`${JSON.stringify(event)}\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+        }
+      });
+    })));
+
   audit.addCommand(withCommonOptions(new Command('prune'))
     .description('delete audit events older than N days; the chain stays verifiable from its new anchor')
     .requiredOption('--older-than-days <n>', 'age in days (at least 1)')

@@ -6,6 +6,7 @@ import type { SecurityEventInput } from '../../src/events/security-events.js';
 import type { Services } from '../../src/services.js';
 import { signUp, startTestServer, strongPassword, type StoreKind, type TestServer } from '../helpers/harness.js';
 import { Resources } from '../helpers/resources.js';
+import { rampartWith } from '../helpers/cli.js';
 import { startTestServices, type TestServices } from '../helpers/services.js';
 
 const BIN = new URL('../../bin/rampart.js', import.meta.url).pathname;
@@ -66,6 +67,24 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       const result = await t.server.services.audit.verify();
       assert.equal(result.valid, true, JSON.stringify(result.broken));
       assert.equal(result.count, rows.length);
+    });
+
+    test('`rampart audit export --after SEQ` ships the events after SEQ as NDJSON, each linking to the one before, for a separate log store (ASVS V16.4.3)', async () => {
+      await recordConcurrently(t.server.services, 6);
+      const exportAll = await rampartWith(t.env, 'audit', 'export');
+      assert.equal(exportAll.code, 0, exportAll.stderr);
+      const events = exportAll.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; prevHash: string; hash: string; ip: string | null });
+      const rows = await allRows(t.server.services);
+      assert.deepEqual(events.map((e) => e.seq), rows.map((row) => Number(row.seq)), 'every event, oldest first');
+      for (let i = 1; i < events.length; i++) assert.equal(events[i]!.prevHash, events[i - 1]!.hash, `seq ${events[i]!.seq} links to the one before`);
+      assert.ok(events.some((e) => e.ip === '10.0.0.1'), 'fields are opened, as the org export gives them');
+      // The next shipment starts after the last one shipped and continues its chain.
+      const last = events[events.length - 3]!;
+      const next = await rampartWith(t.env, 'audit', 'export', '--after', String(last.seq));
+      const shipped = next.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; prevHash: string });
+      assert.deepEqual(shipped.map((e) => e.seq), events.slice(-2).map((e) => e.seq));
+      assert.equal(shipped[0]!.prevHash, last.hash);
+      assert.equal((await rampartWith(t.env, 'audit', 'export', '--after', '-1')).code, 1);
     });
 
     test('the database refuses updates and deletes of events', async () => {
