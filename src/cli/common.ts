@@ -41,11 +41,14 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<void>)
   };
 }
 
-/** Opens every service (so what a command changes reaches the audit log like any event) without serving. */
-export async function withServices<T>(options: Record<string, unknown>, body: (services: Services) => Promise<T>): Promise<T> {
+/**
+ * Opens every service (so what a command changes reaches the audit log like any event) without
+ * serving. Logs are silent unless `logLevel` asks for more (a LOG_LEVEL below it still wins).
+ */
+export async function withServices<T>(options: Record<string, unknown>, body: (services: Services) => Promise<T>, { logLevel = 'silent' }: { logLevel?: 'silent' | 'warn' } = {}): Promise<T> {
   const config = configFrom(options);
   process.umask(0o077);
-  const services = await createServices(config, createLogger('silent'));
+  const services = await createServices(config, createLogger(logLevel === 'warn' && config.logLevel !== 'info' ? config.logLevel : logLevel));
   try {
     return await body(services);
   } finally {

@@ -1,10 +1,25 @@
 import { Command } from 'commander';
 import { AUDIT_KEY_PURPOSE } from '../audit/field-keys.js';
-import { createLogger } from '../logger.js';
-import { createServices } from '../services.js';
+import type { EventAction } from '../events/catalogue.js';
+import type { Services } from '../services.js';
 import { CSRF_KEY_PURPOSE } from '../sessions/session-service.js';
-import { action, configFrom, withCommonOptions } from './common.js';
+import { action, withCommonOptions, withServices } from './common.js';
 import { rotateMasterCommand } from './keys-master.js';
+
+/**
+ * Adds a version of a main-store purpose key with the event that records it, in one
+ * transaction (together or not at all); running servers take it within a minute.
+ */
+async function rotatePurposeKey(services: Services, purpose: string, action: EventAction, targetType: string): Promise<number> {
+  return services.stores.main.db.transaction().execute(async (trx) => {
+    const added = await services.keyring.rotate(purpose, trx);
+    await services.events.record({
+      action, actor: { type: 'system', id: null }, target: { type: targetType, id: String(added) },
+      origin: { ip: null, userAgent: null }, outcome: 'success', details: { version: added },
+    }, trx);
+    return added;
+  });
+}
 
 /** `keys retire-blind-index` waits this long after a rotation: every running server has read the new version by then. */
 const RETIRE_AFTER_MS = 2 * 60_000;
@@ -22,152 +37,94 @@ export function keysCommand(): Command {
   keys.addCommand(
     withCommonOptions(new Command('rotate'))
       .description('rotate the access-token signing key now (old public keys stay in the JWKS until their tokens expire)')
-      .action(action(async (options: Record<string, unknown>) => {
-        const config = configFrom(options);
-        process.umask(0o077);
-        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
-        try {
-          const kid = await services.signingKeys.rotate('manual');
-          const published = (await services.signingKeys.jwks()).keys.map((key) => key.kid);
-          process.stdout.write(`signing key rotated: now signing with ${kid}; published keys: ${published.join(', ')}\n`);
-        } finally {
-          await services.close();
-        }
-      })),
+      .action(action((options: Record<string, unknown>) => withServices(options, async (services) => {
+        const kid = await services.signingKeys.rotate('manual');
+        const published = (await services.signingKeys.jwks()).keys.map((key) => key.kid);
+        process.stdout.write(`signing key rotated: now signing with ${kid}; published keys: ${published.join(', ')}\n`);
+      }, { logLevel: 'warn' }))),
   );
   keys.addCommand(
     withCommonOptions(new Command('rotate-audit'))
       .description("rotate the key of the audit log's encrypted fields (client address, user agent): new events use the new version within a minute, older versions stay to read older events")
-      .action(action(async (options: Record<string, unknown>) => {
-        const config = configFrom(options);
-        process.umask(0o077);
-        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
-        try {
-          // The new version and the event that records it, together or not at all.
-          const version = await services.stores.main.db.transaction().execute(async (trx) => {
-            const added = await services.keyring.rotate(AUDIT_KEY_PURPOSE, trx);
-            await services.events.record({
-              action: 'audit_key.rotated', actor: { type: 'system', id: null }, target: { type: 'audit_key', id: String(added) },
-              origin: { ip: null, userAgent: null }, outcome: 'success', details: { version: added },
-            }, trx);
-            return added;
-          });
-          process.stdout.write(`audit key rotated: new events are sealed under version ${version}; running servers take it within a minute\n`);
-        } finally {
-          await services.close();
-        }
-      })),
+      .action(action((options: Record<string, unknown>) => withServices(options, async (services) => {
+        const version = await rotatePurposeKey(services, AUDIT_KEY_PURPOSE, 'audit_key.rotated', 'audit_key');
+        process.stdout.write(`audit key rotated: new events are sealed under version ${version}; running servers take it within a minute\n`);
+      }, { logLevel: 'warn' }))),
   );
   keys.addCommand(
     withCommonOptions(new Command('rotate-csrf'))
       .description("rotate the key of the sessions' CSRF tokens: within a minute every running server makes and accepts only tokens of the new version; clients whose token is refused (403 csrf_failed) take the new one from GET /v1/session")
-      .action(action(async (options: Record<string, unknown>) => {
-        const config = configFrom(options);
-        process.umask(0o077);
-        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
-        try {
-          // The new version and the event that records it, together or not at all.
-          const version = await services.stores.main.db.transaction().execute(async (trx) => {
-            const added = await services.keyring.rotate(CSRF_KEY_PURPOSE, trx);
-            await services.events.record({
-              action: 'csrf_key.rotated', actor: { type: 'system', id: null }, target: { type: 'csrf_key', id: String(added) },
-              origin: { ip: null, userAgent: null }, outcome: 'success', details: { version: added },
-            }, trx);
-            return added;
-          });
-          process.stdout.write(`CSRF key rotated: version ${version}; running servers make and accept only its tokens within a minute (clients re-read theirs from GET /v1/session)\n`);
-        } finally {
-          await services.close();
-        }
-      })),
+      .action(action((options: Record<string, unknown>) => withServices(options, async (services) => {
+        const version = await rotatePurposeKey(services, CSRF_KEY_PURPOSE, 'csrf_key.rotated', 'csrf_key');
+        process.stdout.write(`CSRF key rotated: version ${version}; running servers make and accept only its tokens within a minute (clients re-read theirs from GET /v1/session)\n`);
+      }, { logLevel: 'warn' }))),
   );
   keys.addCommand(
     withCommonOptions(new Command('rotate-webhook'))
       .description('rotate the key that encrypts webhook signing secrets and re-encrypt every stored secret under it (the secrets, and so the receivers, are unchanged)')
-      .action(action(async (options: Record<string, unknown>) => {
-        const config = configFrom(options);
-        process.umask(0o077);
-        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
-        try {
-          const { version, reencrypted, unreadable } = await services.webhooks.rotateSecretKey({ type: 'system', id: null });
-          process.stdout.write(`webhook secret key rotated: version ${version}; ${reencrypted} secret${reencrypted === 1 ? '' : 's'} re-encrypted${unreadable > 0 ? `; ${unreadable} did not decrypt and were left as they were` : ''}\n`);
-          if (unreadable > 0) process.exitCode = 1;
-        } finally {
-          await services.close();
-        }
-      })),
+      .action(action((options: Record<string, unknown>) => withServices(options, async (services) => {
+        const { version, reencrypted, unreadable } = await services.webhooks.rotateSecretKey({ type: 'system', id: null });
+        process.stdout.write(`webhook secret key rotated: version ${version}; ${reencrypted} secret${reencrypted === 1 ? '' : 's'} re-encrypted${unreadable > 0 ? `; ${unreadable} did not decrypt and were left as they were` : ''}\n`);
+        if (unreadable > 0) process.exitCode = 1;
+      }, { logLevel: 'warn' }))),
   );
   keys.addCommand(
     withCommonOptions(new Command('rotate-blind-index'))
       .description('rotate the key of the email blind index and re-key every stored index (each email is decrypted under its data key); lookups try older versions until `keys retire-blind-index`')
-      .action(action(async (options: Record<string, unknown>) => {
-        const config = configFrom(options);
-        process.umask(0o077);
-        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
-        try {
-          // The keyring of the index is in the PII store, the audit log in the main store: no
-          // shared transaction. The event follows the re-keying; a killed run is re-run (it
-          // adds another version and re-keys every row to it, the event then records that).
-          const { version, reindexed, unreadable, conflicts } = await services.pii.rotateBlindIndex();
-          await services.events.record({
-            action: 'blind_index_key.rotated', actor: { type: 'system', id: null }, target: { type: 'blind_index_key', id: String(version) },
-            origin: { ip: null, userAgent: null }, outcome: unreadable + conflicts === 0 ? 'success' : 'failure', details: { version, reindexed, unreadable, conflicts },
-          });
-          const left = [
-            unreadable > 0 ? `${unreadable} did not decrypt` : '',
-            conflicts > 0 ? `${conflicts} collided with an address already indexed under the new version` : '',
-          ].filter(Boolean);
-          process.stdout.write(`blind index key rotated: version ${version}; ${reindexed} index${reindexed === 1 ? '' : 'es'} re-keyed${left.length > 0 ? `; left as they were: ${left.join(', ')}` : ''}\n`);
-          if (left.length > 0) process.exitCode = 1;
-        } finally {
-          await services.close();
-        }
-      })),
+      .action(action((options: Record<string, unknown>) => withServices(options, async (services) => {
+        // The keyring of the index is in the PII store, the audit log in the main store: no
+        // shared transaction. The event follows the re-keying; a killed run is re-run (it
+        // adds another version and re-keys every row to it, the event then records that).
+        const { version, reindexed, unreadable, conflicts } = await services.pii.rotateBlindIndex();
+        await services.events.record({
+          action: 'blind_index_key.rotated', actor: { type: 'system', id: null }, target: { type: 'blind_index_key', id: String(version) },
+          origin: { ip: null, userAgent: null }, outcome: unreadable + conflicts === 0 ? 'success' : 'failure', details: { version, reindexed, unreadable, conflicts },
+        });
+        const left = [
+          unreadable > 0 ? `${unreadable} did not decrypt` : '',
+          conflicts > 0 ? `${conflicts} collided with an address already indexed under the new version` : '',
+        ].filter(Boolean);
+        process.stdout.write(`blind index key rotated: version ${version}; ${reindexed} index${reindexed === 1 ? '' : 'es'} re-keyed${left.length > 0 ? `; left as they were: ${left.join(', ')}` : ''}\n`);
+        if (left.length > 0) process.exitCode = 1;
+      }, { logLevel: 'warn' }))),
   );
   keys.addCommand(
     withCommonOptions(new Command('retire-blind-index'))
       .description('delete the blind-index key versions older than the current one, once no profile and no pending invitation is indexed under them')
-      .action(action(async (options: Record<string, unknown>) => {
-        const config = configFrom(options);
-        process.umask(0o077);
-        const services = await createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
-        try {
-          const versions = await services.pii.blindIndexKeyVersions();
-          if (versions.length === 1) {
-            process.stdout.write(`nothing to retire: version ${versions[0]!.version} is the only blind index key\n`);
-            return;
-          }
-          // A server that has not yet read the new version may still index a signup under an older
-          // one for up to a minute (it re-reads the versions every minute): wait that out.
-          const settlesAt = versions[0]!.createdAt + RETIRE_AFTER_MS;
-          if (Date.now() < settlesAt) {
-            process.stderr.write(`rampart: nothing retired: version ${versions[0]!.version} is less than ${RETIRE_AFTER_MS / 60_000} minutes old (running servers take it within a minute); try again after ${new Date(settlesAt).toISOString()}\n`);
-            process.exitCode = 1;
-            return;
-          }
-          // Profiles a server indexed under an older version while it had not yet read the new one.
-          const stragglers = await services.pii.reindexToCurrentKey();
-          const profiles = await services.pii.profilesNotUnderCurrentIndexKey();
-          const invitations = await services.orgs.pendingInvitationsUnderOlderIndexKeys(profiles.version);
-          if (profiles.count > 0 || invitations.count > 0) {
-            const held = [
-              profiles.count > 0 ? `${profiles.count} profile${profiles.count === 1 ? ' is' : 's are'} (${stragglers.unreadable} did not decrypt, ${stragglers.conflicts} collided with another profile's address)` : '',
-              invitations.count > 0 ? `${invitations.count} pending invitation${invitations.count === 1 ? ' is' : 's are'} (the last expires ${invitations.lastExpiresAt})` : '',
-            ].filter(Boolean);
-            process.stderr.write(`rampart: nothing retired: ${held.join(' and ')} still indexed under an older key version\n`);
-            process.exitCode = 1;
-            return;
-          }
-          const retired = await services.pii.retireOldBlindIndexKeys();
-          await services.events.record({
-            action: 'blind_index_key.retired', actor: { type: 'system', id: null }, target: { type: 'blind_index_key', id: String(profiles.version) },
-            origin: { ip: null, userAgent: null }, outcome: 'success', details: { versions: retired, current: profiles.version, reindexed: stragglers.reindexed },
-          });
-          process.stdout.write(`blind index key versions retired: ${retired.join(', ')}; version ${profiles.version} is the only one left\n`);
-        } finally {
-          await services.close();
+      .action(action((options: Record<string, unknown>) => withServices(options, async (services) => {
+        const versions = await services.pii.blindIndexKeyVersions();
+        if (versions.length === 1) {
+          process.stdout.write(`nothing to retire: version ${versions[0]!.version} is the only blind index key\n`);
+          return;
         }
-      })),
+        // A server that has not yet read the new version may still index a signup under an older
+        // one for up to a minute (it re-reads the versions every minute): wait that out.
+        const settlesAt = versions[0]!.createdAt + RETIRE_AFTER_MS;
+        if (Date.now() < settlesAt) {
+          process.stderr.write(`rampart: nothing retired: version ${versions[0]!.version} is less than ${RETIRE_AFTER_MS / 60_000} minutes old (running servers take it within a minute); try again after ${new Date(settlesAt).toISOString()}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        // Profiles a server indexed under an older version while it had not yet read the new one.
+        const stragglers = await services.pii.reindexToCurrentKey();
+        const profiles = await services.pii.profilesNotUnderCurrentIndexKey();
+        const invitations = await services.orgs.pendingInvitationsUnderOlderIndexKeys(profiles.version);
+        if (profiles.count > 0 || invitations.count > 0) {
+          const held = [
+            profiles.count > 0 ? `${profiles.count} profile${profiles.count === 1 ? ' is' : 's are'} (${stragglers.unreadable} did not decrypt, ${stragglers.conflicts} collided with another profile's address)` : '',
+            invitations.count > 0 ? `${invitations.count} pending invitation${invitations.count === 1 ? ' is' : 's are'} (the last expires ${invitations.lastExpiresAt})` : '',
+          ].filter(Boolean);
+          process.stderr.write(`rampart: nothing retired: ${held.join(' and ')} still indexed under an older key version\n`);
+          process.exitCode = 1;
+          return;
+        }
+        const retired = await services.pii.retireOldBlindIndexKeys();
+        await services.events.record({
+          action: 'blind_index_key.retired', actor: { type: 'system', id: null }, target: { type: 'blind_index_key', id: String(profiles.version) },
+          origin: { ip: null, userAgent: null }, outcome: 'success', details: { versions: retired, current: profiles.version, reindexed: stragglers.reindexed },
+        });
+        process.stdout.write(`blind index key versions retired: ${retired.join(', ')}; version ${profiles.version} is the only one left\n`);
+      }, { logLevel: 'warn' }))),
   );
   keys.addCommand(rotateMasterCommand());
   return keys;
