@@ -61,6 +61,8 @@ describe('configuration', () => {
     refuse({ RAMPART_INSECURE_PLAIN_HTTP_ON_LOOPBACK: 'true', RAMPART_HOST: '0.0.0.0' }, /loopback/);
     refuse({ PASSWORD_MIN_LENGTH: '6' }, /PASSWORD_MIN_LENGTH must be at least 8/);
     refuse({ ARGON2_MEMORY_KIB: '8192', ARGON2_ITERATIONS: '2' }, /OWASP/);
+    refuse({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CA_FILE: new URL(import.meta.url).pathname }, /REDIS_CA_FILE needs a rediss:\/\/ REDIS_URL/);
+    refuse({ REDIS_URL: 'rediss://127.0.0.1:6380', REDIS_CA_FILE: '/nonexistent/ca.pem' }, /REDIS_CA_FILE \/nonexistent\/ca.pem does not exist/);
     // Each row of the OWASP table, not a product of memory and passes: 35840 KiB once and 17920 KiB twice are both too weak.
     refuse({ ARGON2_MEMORY_KIB: '35840', ARGON2_ITERATIONS: '1' }, /argon2id with 1 iteration needs at least 47104 KiB/);
     refuse({ ARGON2_MEMORY_KIB: '19455', ARGON2_ITERATIONS: '2' }, /argon2id with 2 iterations needs at least 19456 KiB/);

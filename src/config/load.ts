@@ -42,6 +42,7 @@ export interface Config {
   readonly insecureSmtpWithoutTls: boolean;
   /** PEM CA bundle trusted for the SMTP relay, or null for the system CAs. */
   readonly smtpCaFile: string | null;
+  readonly redisCaFile: string | null;
   /** k-anonymity range API base URL, or null (offline lists only). */
   readonly breachedPasswordApiUrl: string | null;
   readonly breachedPasswordTimeoutMs: number;

@@ -303,6 +303,14 @@ export const OPTIONS = [
     },
   }),
   def<string>({
+    key: 'redisCaFile', env: 'REDIS_CA_FILE', type: 'string', default: null,
+    doc: 'PEM file of the CA (or self-signed certificate) that signs a rediss:// server\'s certificate, for an internal Redis. Unset: the system CAs. Certificates are always verified.',
+    validate: (value, resolved) => {
+      if (!existsSync(value)) throw new ConfigError(`REDIS_CA_FILE ${value} does not exist`);
+      if (typeof resolved['redisUrl'] !== 'string' || !resolved['redisUrl'].startsWith('rediss:')) throw new ConfigError('REDIS_CA_FILE needs a rediss:// REDIS_URL');
+    },
+  }),
+  def<string>({
     key: 'redisKeyPrefix', env: 'REDIS_KEY_PREFIX', type: 'string', default: 'rampart:',
     doc: 'Prefix of every Redis key Rampart writes, so deployments (or test runs) sharing a Redis never mix counters.',
     validate: (value) => {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { PostgresAdapter } from 'kysely';
@@ -30,7 +31,7 @@ export async function installSecurityOperations(services: Services): Promise<Par
   events.addSink(metrics.sink());
   audit.onAppend((appended) => metrics.auditAppends.inc(appended.length));
 
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : null;
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, config.redisCaFile, logger) : null;
   // Instances sharing a PostgreSQL store learn of each other's writes through Redis; without it
   // their read caches keep nothing (SQLite stores need no fan-out: one host, data_version).
   const shared: Record<string, ChangeFeed> = {};
@@ -89,8 +90,10 @@ export async function installSecurityOperations(services: Services): Promise<Par
  * ioredis with no offline queue: while Redis is down a command fails at once
  * (and the rate limiter fails open or closed) instead of piling up in memory.
  */
-async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+async function connectRedis(url: string, caFile: string | null, logger: Logger): Promise<Redis> {
   const redis = new Redis(url, {
+    // rediss:// verifies the server's certificate (Node's defaults); REDIS_CA_FILE names the CA of an internal one.
+    ...(caFile ? { tls: { ca: readFileSync(caFile, 'utf8') } } : {}),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
