@@ -81,7 +81,7 @@ export const OPTIONS = [
   }),
   def<string>({
     key: 'databaseUrl', env: 'DATABASE_URL', type: 'string', default: null, secret: true,
-    doc: 'PostgreSQL URL of the main store. Unset: SQLite at DATA_DIR/rampart.db (WAL mode).',
+    doc: 'PostgreSQL URL of the main store. Unset: SQLite at DATA_DIR/rampart.db (WAL mode). Off loopback it needs verified TLS: `?sslmode=verify-full`, with `&sslrootcert=/path/ca.pem` for a server an internal CA signed.',
     validate: (value, resolved) => {
       assertURL('DATABASE_URL', value, ['postgres:', 'postgresql:']);
       assertProtectedBackend('DATABASE_URL', value, resolved);
