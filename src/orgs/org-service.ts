@@ -438,7 +438,8 @@ export class OrgService {
       });
       throw new RampartError('mail_unavailable', {
         headers: { 'retry-after': '60' },
-        detail: `invitation mail not sent: ${typeof reason === 'string' ? reason : (error as Error).message}`,
+        // The code and the message: ESOCKET alone does not tell an untrusted certificate from a refused connection.
+        detail: `invitation mail not sent: ${typeof reason === 'string' ? `${reason}: ` : ''}${(error as Error).message}`,
         cause: error,
       });
     }

@@ -9,6 +9,7 @@ import { loadTlsMaterial } from '../../src/tls/certificate.js';
 import { readOutbox, resetTokenFrom, startSmtpSink, type ReceivedMail } from '../helpers/mail.js';
 import { signUp, startTestServer, strongPassword, type TestServer, uniqueEmail } from '../helpers/harness.js';
 import { Resources } from '../helpers/resources.js';
+import { createOrgWithRoles } from '../helpers/orgs.js';
 
 /** Asks for a reset link and returns the token from the newest mail to `email`. */
 async function requestResetToken(t: TestServer, email: string, mails: () => ReceivedMail[] = () => readOutbox(t.dataDir)): Promise<string> {
@@ -163,5 +164,18 @@ describe('reset mail through a real SMTP listener with STARTTLS', () => {
     assert.match(mail.raw, /^From: Rampart <no-reply@localhost>/m);
     assert.equal((await t.client().post('/v1/password/reset', { token, password: strongPassword() })).status, 204);
     assert.equal(readOutbox(dataDir).length, 0, 'nothing went to the outbox');
+  });
+
+  test('a relay whose certificate no trusted CA signed gets no mail: the invitation answers 503 and nothing is sent (ASVS V12.3.2)', async () => {
+    // The same relay, but a server that was not told to trust its certificate (no SMTP_CA_FILE).
+    const untrusting = open.add(await startTestServer({ env: { SMTP_URL: `smtp://127.0.0.1:${sink.port}` } }), (server) => server.close());
+    const org = await createOrgWithRoles(untrusting, 'untrusted-relay');
+    const before = sink.messages.length;
+    const invited = await org.users.admin.client.post(`/v1/orgs/${org.orgId}/invitations`, { email: uniqueEmail('untrusted-relay'), role: 'member' });
+    assert.equal(invited.status, 503, invited.text);
+    assert.equal(invited.body.code, 'mail_unavailable');
+    assert.equal(sink.messages.length, before, 'the relay received nothing');
+    const refusal = untrusting.logs.find((line) => line.includes('mail_unavailable'));
+    assert.match(String(refusal), /invitation mail not sent: ESOCKET: .*certificate/, 'the log says why');
   });
 });
