@@ -33,7 +33,7 @@ import { deploymentMfaSince } from './policy/deployment-mfa.js';
 import type { PolicyResolver } from './policy/effective-policy.js';
 import { SessionService } from './sessions/session-service.js';
 import { openStores, type Stores } from './store/db.js';
-import { migrateStores } from './store/migrate.js';
+import { assertStoresMigrated, migrateStores } from './store/migrate.js';
 import { ServerSettingRepository } from './store/repositories/server-settings.js';
 import { OrgRepository } from './store/repositories/orgs.js';
 import { MfaRepository } from './store/repositories/mfa.js';
@@ -155,7 +155,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const keys = overrides.keys ?? loadMasterKeyFile({ path: config.masterKeyFile, create: true });
   const stores = openStores(config);
   try {
-    if (overrides.migrate !== false) await migrateStores(stores);
+    if (overrides.migrate !== false) await (config.migrateOnStart ? migrateStores(stores) : assertStoresMigrated(stores));
   } catch (error) {
     await stores.close();
     throw error;

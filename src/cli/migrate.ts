@@ -6,7 +6,7 @@ import { action, configFrom, withCommonOptions } from './common.js';
 
 export function migrateCommand(): Command {
   return withCommonOptions(new Command('migrate'))
-    .description('bring both stores to the latest schema (serve also does this at start)')
+    .description('bring both stores to the latest schema (serve also does this at start, unless MIGRATE_ON_START=false)')
     .action(action(async (options: Record<string, unknown>) => {
       const config = configFrom(options);
       process.umask(0o077);

@@ -58,6 +58,7 @@ export interface Config {
   readonly signupEmailTakenPerHour: number;
   readonly insecureDisableRateLimits: boolean;
   readonly insecureBackendsWithoutTls: boolean;
+  readonly migrateOnStart: boolean;
   readonly webhookAllowedHosts: readonly string[];
   readonly loginBackoffAfterFailures: number;
   readonly loginAccountBackoffAfterFailures: number;

@@ -349,6 +349,10 @@ export const OPTIONS = [
     },
   }),
   def<boolean>({
+    key: 'migrateOnStart', env: 'MIGRATE_ON_START', type: 'bool', default: true,
+    doc: 'Bring both stores to the latest schema at start. false: start only when they already are (else a one-line refusal), so the server can run as a database role without DDL rights that cannot alter or drop the audit table\'s protections; the schema owner runs `rampart migrate` (README "A runtime role without DDL rights").',
+  }),
+  def<boolean>({
     key: 'insecureBackendsWithoutTls', env: 'RAMPART_INSECURE_BACKENDS_WITHOUT_TLS', type: 'bool', default: false,
     doc: 'INSECURE: let DATABASE_URL, PII_DATABASE_URL or REDIS_URL reach a host off loopback without TLS, or with TLS that does not verify the certificate (sslmode=no-verify). Off: start-up refuses such a URL (use sslmode=verify-full, rediss://, a Unix socket or loopback): sessions, audit events and password hashes would cross the network in clear.',
   }),

@@ -31,17 +31,21 @@ export interface MigrationReport {
   applied: string[];
 }
 
-async function migrateOne(db: Kysely<any>, folder: 'main' | 'pii'): Promise<MigrationReport> {
+async function migratorOf(db: Kysely<any>, folder: 'main' | 'pii'): Promise<Migrator> {
   // On PostgreSQL the bookkeeping tables live in the connection's current schema, so two
   // stores (or test runs) sharing one database in different schemas never see each other's.
   const schema = db.getExecutor().adapter instanceof PostgresAdapter
     ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]?.schema
     : undefined;
-  const migrator = new Migrator({
+  return new Migrator({
     db,
     provider: new DirectoryMigrationProvider(join(MIGRATIONS_DIR, folder)),
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
+}
+
+async function migrateOne(db: Kysely<any>, folder: 'main' | 'pii'): Promise<MigrationReport> {
+  const migrator = await migratorOf(db, folder);
   let outcome: MigrationResultSet = await migrator.migrateToLatest();
   // Kysely checks for its bookkeeping table by listing the tables of EVERY schema; when
   // another schema of the same database is dropped meanwhile (parallel test runs, other
@@ -60,6 +64,20 @@ async function migrateOne(db: Kysely<any>, folder: 'main' | 'pii'): Promise<Migr
 
 function isSchemaDroppedMeanwhile(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '3F000';
+}
+
+/**
+ * Refuses to go on when a store's schema is behind this code (MIGRATE_ON_START=false: a
+ * runtime database role without DDL rights, the schema owner migrating separately). Reads
+ * the migration bookkeeping only; changes nothing.
+ */
+export async function assertStoresMigrated(stores: Stores): Promise<void> {
+  for (const [folder, db] of [['main', stores.main.db], ['pii', stores.pii.db]] as const) {
+    const pending = (await (await migratorOf(db, folder)).getMigrations()).filter((migration) => migration.executedAt === undefined);
+    if (pending.length > 0) {
+      throw new Error(`the ${folder} store's schema is behind this version (${pending.length} migration${pending.length === 1 ? '' : 's'} pending, first ${pending[0]!.name}): run \`rampart migrate\` as the schema's owner (MIGRATE_ON_START is false)`);
+    }
+  }
 }
 
 /** Brings both stores to the latest schema. Each migration runs in its own transaction. */
