@@ -45,6 +45,9 @@ test('doctor reports webhooks to private networks and a metrics listener off loo
 
 test('a store or Redis reached over the network without verified TLS stops start-up unless the loud option allows it, and doctor warns then (ASVS V12.3.1, V12.3.2)', () => {
   assert.equal(control({}, 'Backend connections'), undefined, 'SQLite and in-memory counters: no connection to speak of');
+  assert.equal(control({}, 'Database role'), undefined);
+  assert.match(control({ DATABASE_URL: 'postgres://127.0.0.1/x' }, 'Database role')!.detail, /its role owns the schema .* MIGRATE_ON_START=false/);
+  assert.match(control({ DATABASE_URL: 'postgres://127.0.0.1/x', MIGRATE_ON_START: 'false' }, 'Database role')!.detail, /only checks the schema/);
   const local = control({ DATABASE_URL: 'postgres://u:p@127.0.0.1/x', PII_DATABASE_URL: 'postgres://u:p@localhost/y', REDIS_URL: 'redis://[::1]:6379' }, 'Backend connections');
   assert.equal(local?.status, 'ok', local?.detail);
   const verified = control({ DATABASE_URL: 'postgres://db.internal/x?sslmode=verify-full', PII_DATABASE_URL: 'postgres:///y?host=/var/run/postgresql', REDIS_URL: 'rediss://cache:6380' }, 'Backend connections');

@@ -42,6 +42,11 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
       ? `INSECURE option RAMPART_INSECURE_BACKENDS_WITHOUT_TLS: ${problems.join('; ')} (ASVS V12.3.1: sessions, audit events and password hashes cross the network in clear or to an unverified peer)`
       : `${backends.map(([name]) => name).join(', ')}: TLS with certificate verification, or loopback`);
   }
+  if (config.databaseUrl) {
+    add('Database role', 'ok', config.migrateOnStart
+      ? 'serve migrates at start, so its role owns the schema and could drop the audit log\'s triggers; for a runtime role without DDL rights set MIGRATE_ON_START=false (README "A runtime role without DDL rights")'
+      : 'MIGRATE_ON_START=false: serve only checks the schema, so it can run as a role without DDL rights (README grants); run `rampart migrate` as the owner on upgrade');
+  }
   const metricsOnLoopback = isLoopbackHost(config.metricsHost);
   add('Metrics', metricsOnLoopback ? 'ok' : 'warn', `Prometheus on http://${config.metricsHost}:${config.metricsPort}/metrics, a separate listener${metricsOnLoopback ? ' on loopback' : ': reachable from the network, restrict it to the scraper'}`);
   return checks;
