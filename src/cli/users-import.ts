@@ -28,8 +28,10 @@ export function usersCommand(): Command {
   users.addCommand(withCommonOptions(new Command('import'))
     .description('create accounts from JSON lines {"email","name","passwordHash"} (bcrypt $2a$/$2b$/$2y$ or argon2 PHC); hashes are upgraded to argon2id at each first login')
     .argument('<file>', 'JSON-lines file, one account per line')
+    .option('--accept-weak-bcrypt', 'also import bcrypt hashes of cost below 10 (kept only until each user\'s first login, which re-hashes with argon2id); without it such lines fail with their reason')
     .action(action(async (file: string, options: Record<string, unknown>) => {
-      const config = configFrom(options);
+      const { acceptWeakBcrypt, ...rest } = options;
+      const config = configFrom(rest);
       process.umask(0o077);
       await access(file).catch(() => {
         throw new Error(`cannot read ${file}`);
@@ -53,7 +55,7 @@ export function usersCommand(): Command {
           lineNumber++;
           bar?.update(lineNumber);
           if (line.trim() === '') continue;
-          const parsed = parseImportLine(line);
+          const parsed = parseImportLine(line, { acceptWeakBcrypt: acceptWeakBcrypt === true });
           if (!parsed.ok) {
             counts.failed++;
             report(`line ${lineNumber}: ${parsed.reason}`);

@@ -33,11 +33,14 @@ const MAX_ARGON2_PARALLELISM = 4;
  * The format of an importable hash, or a reason it is refused. Reasons never
  * quote the hash: the operator's terminal and logs must not collect them.
  */
-export function classifyHash(hash: string): { format: 'bcrypt' | 'argon2' } | { reason: string } {
+export function classifyHash(hash: string, options: ImportOptions = {}): { format: 'bcrypt' | 'argon2' } | { reason: string } {
   if (hash.startsWith('$2')) {
     const parsed = parseBcryptHash(hash);
     if (!parsed) return { reason: 'passwordHash is not a well-formed bcrypt hash ($2a$/$2b$/$2y$, cost, 53 characters)' };
     if (parsed.cost < BCRYPT_MIN_COST || parsed.cost > BCRYPT_MAX_COST) return { reason: `bcrypt cost must be ${BCRYPT_MIN_COST}-${BCRYPT_MAX_COST}` };
+    if (parsed.cost < BCRYPT_STORAGE_MIN_COST && !options.acceptWeakBcrypt) {
+      return { reason: `bcrypt cost ${parsed.cost} is below ${BCRYPT_STORAGE_MIN_COST} (ASVS 5.0 Appendix C), too cheap to keep at rest; import with --accept-weak-bcrypt to keep it only until the user's first login, which re-hashes it with argon2id` };
+    }
     return { format: 'bcrypt' };
   }
   if (/^\$argon2(id|i|d)\$/.test(hash)) {
@@ -55,8 +58,16 @@ export function classifyHash(hash: string): { format: 'bcrypt' | 'argon2' } | { 
   return { reason: 'passwordHash must be bcrypt ($2a$, $2b$, $2y$) or argon2 PHC ($argon2id$, $argon2i$, $argon2d$)' };
 }
 
+export interface ImportOptions {
+  /** --accept-weak-bcrypt: keep bcrypt hashes of cost below 10 until each user's first login. */
+  acceptWeakBcrypt?: boolean;
+}
+
+/** The least bcrypt cost stored without the explicit option (ASVS 5.0 Appendix C: 10). */
+export const BCRYPT_STORAGE_MIN_COST = 10;
+
 /** Parses and validates one JSON line. */
-export function parseImportLine(text: string): ParsedImportLine {
+export function parseImportLine(text: string, options: ImportOptions = {}): ParsedImportLine {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -73,7 +84,7 @@ export function parseImportLine(text: string): ParsedImportLine {
     return { ok: false, reason: 'name must be a single line of 1-200 characters, or null' };
   }
   if (typeof passwordHash !== 'string' || passwordHash.length > 512) return { ok: false, reason: 'passwordHash is missing' };
-  const format = classifyHash(passwordHash);
+  const format = classifyHash(passwordHash, options);
   if ('reason' in format) return { ok: false, reason: format.reason };
   return { ok: true, record: { email, name: typeof name === 'string' ? name : null, passwordHash, hashFormat: format.format } };
 }

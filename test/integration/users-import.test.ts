@@ -67,7 +67,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
         '',
       ];
       writeFileSync(file, lines.join('\n'));
-      result = spawnSync(process.execPath, [BIN, 'users', 'import', file], { env: cleanEnv(env), encoding: 'utf8', timeout: 120_000 });
+      // The fixtures' bcrypt hashes are cost 4 (fast to make): imported under the explicit option.
+      result = spawnSync(process.execPath, [BIN, 'users', 'import', '--accept-weak-bcrypt', file], { env: cleanEnv(env), encoding: 'utf8', timeout: 120_000 });
       t = open.add(
         await startTestServer({ dataDir, env: store === 'postgres' ? { DATABASE_URL: env['DATABASE_URL']!, PII_DATABASE_URL: env['PII_DATABASE_URL']! } : {} }),
         (server) => server.close(),
@@ -124,6 +125,23 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal(await services.hasher.verify((await services.users.findById(userId))!.password_hash, PASSWORDS.long).then((r) => r.valid), false);
     });
 
+    test('a bcrypt hash of cost below 10 is refused at rest unless --accept-weak-bcrypt; cost 10 is imported as is (ASVS 5.0 Appendix C)', async () => {
+      const weak = await bcrypt.hash('weak-cost-import-heron-basalt', 9);
+      const sound = await bcrypt.hash('sound-cost-import-walrus-cinder', 10);
+      const costs = join(dataDir, 'costs.jsonl');
+      writeFileSync(costs, [JSON.stringify({ email: email('cost9'), passwordHash: weak }), JSON.stringify({ email: email('cost10'), passwordHash: sound })].join('\n'));
+      const refused = spawnSync(process.execPath, [BIN, 'users', 'import', costs], { env: cleanEnv(env), encoding: 'utf8', timeout: 120_000 });
+      assert.equal(refused.status, 1, String(refused.stderr));
+      assert.match(String(refused.stdout), /imported 1, skipped 0 \(already there\), failed 1/);
+      assert.match(String(refused.stderr), /line 1: bcrypt cost 9 is below 10 \(ASVS 5\.0 Appendix C\), too cheap to keep at rest; import with --accept-weak-bcrypt/);
+      assert.ok(!String(refused.stderr).includes(weak.slice(7)), 'no hash is printed');
+      assert.equal(await t.server.services.pii.findUserIdByEmail(email('cost9')), null);
+      assert.equal((await t.client().post('/v1/login', { email: email('cost10'), password: 'sound-cost-import-walrus-cinder' })).status, 200);
+      const accepted = spawnSync(process.execPath, [BIN, 'users', 'import', '--accept-weak-bcrypt', costs], { env: cleanEnv(env), encoding: 'utf8', timeout: 120_000 });
+      assert.match(String(accepted.stdout), /imported 1, skipped 1 \(already there\), failed 0/);
+      assert.equal(accepted.status, 0, String(accepted.stderr));
+    });
+
     test('an address held by a profile without an account (a crash between the stores) is imported once that profile is over 10 minutes old; a younger one is reported, not "already there"', async () => {
       const services = t.server.services;
       // What a signup or import killed between its two writes leaves: a profile, no account.
@@ -139,7 +157,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const hash = await bcrypt.hash(password, 4);
       const again = join(dataDir, 'again.jsonl');
       writeFileSync(again, [email('orphan-old'), email('orphan-young')].map((address) => JSON.stringify({ email: address, name: 'Back Again', passwordHash: hash })).join('\n'));
-      const rerun = spawnSync(process.execPath, [BIN, 'users', 'import', again], { env: cleanEnv(env), encoding: 'utf8', timeout: 120_000 });
+      const rerun = spawnSync(process.execPath, [BIN, 'users', 'import', '--accept-weak-bcrypt', again], { env: cleanEnv(env), encoding: 'utf8', timeout: 120_000 });
       assert.equal(rerun.status, 1, String(rerun.stderr));
       assert.match(String(rerun.stdout), /imported 1, skipped 0 \(already there\), failed 1/);
       assert.match(String(rerun.stderr), /line 2: not imported \(the address has a profile without an account, under 10 minutes old/);
