@@ -8,7 +8,7 @@ import { loadConfig } from '../config/load.js';
 import { loadTlsMaterial } from '../tls/certificate.js';
 import { checkControls } from './controls.js';
 
-test('doctor reports the TLS certificate: generated EC P-256 ok (a warning off loopback), a supplied RSA 2048 warns, SHA-1 or unreadable fails', async () => {
+test('doctor reports the TLS certificate: generated EC P-256 ok (a warning off loopback), a supplied RSA 2048 warns, SHA-1 or unreadable fails, and who issued a supplied one', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rampart-doctor-tls-'));
   const certificateRow = (env: Record<string, string>) => checkControls(loadConfig({ env: { RAMPART_DATA_DIR: dir, ...env }, flags: {} })).find((check) => check.control === 'TLS certificate');
   try {
@@ -27,6 +27,14 @@ test('doctor reports the TLS certificate: generated EC P-256 ok (a warning off l
     const rsa = await supplied('rsa2048', { keyType: 'rsa', keySize: 2048, algorithm: 'sha256' });
     assert.equal(rsa?.status, 'warn');
     assert.match(rsa?.detail ?? '', /RSA 2048 gives 112-bit security/);
+    // Who issued it: a self-signed certificate is no publicly trusted one (ASVS V12.2.2).
+    const issuerRow = (env: Record<string, string>) => checkControls(loadConfig({ env: { RAMPART_DATA_DIR: dir, TLS_CERT_FILE: join(dir, 'rsa2048.pem'), TLS_KEY_FILE: join(dir, 'rsa2048.key'), ...env }, flags: {} })).find((check) => check.control === 'TLS certificate issuer');
+    const onLoopback = issuerRow({});
+    assert.equal(onLoopback?.status, 'ok');
+    assert.match(onLoopback?.detail ?? '', /not publicly trusted \(self-signed, not a publicly trusted root\); fine on loopback/);
+    const exposedIssuer = issuerRow({ RAMPART_HOST: '0.0.0.0' });
+    assert.equal(exposedIssuer?.status, 'warn');
+    assert.match(exposedIssuer?.detail ?? '', /clients off this machine will refuse it/);
     const sha1 = await supplied('sha1', { keyType: 'rsa', keySize: 3072, algorithm: 'sha1' });
     assert.equal(sha1?.status, 'fail');
 

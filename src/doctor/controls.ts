@@ -7,7 +7,8 @@ import { isFileShared, parseMasterKeyFile } from '../crypto/master-key-file.js';
 import { readFileSync } from 'node:fs';
 import { redactURL } from '../store/db.js';
 import { checkOperationsControls } from './controls-operations.js';
-import { assessCertificate } from '../tls/certificate-strength.js';
+import { assessCertificate, chainsToTrustedRoot } from '../tls/certificate-strength.js';
+import { rootCertificates } from 'node:tls';
 
 export type ControlStatus = 'ok' | 'warn' | 'fail';
 
@@ -32,6 +33,7 @@ export function checkControls(config: Config): ControlCheck[] {
     add('TLS', 'ok', `TLS 1.2+ with forward-secret AEAD suites only, HSTS 1 year; certificate ${config.tlsCertFile}`);
     add('TLS key file', fileModeStatus(config.tlsKeyFile), fileModeDetail(config.tlsKeyFile));
     add('TLS certificate', ...certificateCheck(config.tlsCertFile));
+    add('TLS certificate issuer', ...issuerCheck(config.tlsCertFile, config.host));
   } else {
     // A self-signed certificate is what a first start on a laptop needs, and what no client off
     // this machine can trust (ASVS V12.2.2): fine on loopback, to be replaced once reachable.
@@ -126,6 +128,23 @@ function fileModeDetail(path: string): string {
 }
 
 /** The certificate's key size, signature and validity (ASVS V11.2.3, V11.4.1, V11.6.1). */
+/**
+ * Whether clients can trust the supplied certificate (ASVS V12.2.2): it must chain to a root
+ * Node trusts. Off loopback an untrusted one is a warning; on loopback (behind a local proxy, or
+ * an internal deployment) it is reported as such.
+ */
+function issuerCheck(path: string, host: string): [ControlStatus, string] {
+  let verdict: { trusted: boolean; reason: string };
+  try {
+    verdict = chainsToTrustedRoot(readFileSync(path, 'utf8'), rootCertificates);
+  } catch (error) {
+    return ['fail', `${path}: not a readable PEM certificate (${(error as Error).message})`];
+  }
+  if (verdict.trusted) return ['ok', `${path}: publicly trusted, ${verdict.reason}`];
+  if (isLoopbackHost(host)) return ['ok', `${path}: not publicly trusted (${verdict.reason}); fine on loopback behind a proxy that presents a trusted one`];
+  return ['warn', `${path}: not publicly trusted (${verdict.reason}) while bound to ${host}: clients off this machine will refuse it unless they trust its CA`];
+}
+
 function certificateCheck(path: string): [ControlStatus, string] {
   let certificate: X509Certificate;
   try {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { loadTlsMaterial } from './certificate.js';
-import { assessCertificate, signatureAlgorithmOid } from './certificate-strength.js';
+import { assessCertificate, chainsToTrustedRoot, signatureAlgorithmOid } from './certificate-strength.js';
 
 type Options = Parameters<typeof generate>[1];
 const make = async (options: Record<string, unknown>) => new X509Certificate((await generate([{ name: 'commonName', value: 'test' }], options as Options)).cert);
@@ -67,5 +67,27 @@ describe('assessCertificate (ASVS V11.2.3, V11.4.1, V11.6.1)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('chainsToTrustedRoot (ASVS V12.2.2)', () => {
+  const caExtensions = [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }];
+  const ec = { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', days: 2 };
+
+  test('a leaf chains through the intermediate in its file to a trusted root; not to another root, nor when self-signed', async () => {
+    const root = await generate([{ name: 'commonName', value: 'Test Root' }], { ...ec, extensions: caExtensions } as Options);
+    const intermediate = await generate([{ name: 'commonName', value: 'Test Intermediate' }], { ...ec, extensions: caExtensions, ca: { key: root.private, cert: root.cert } } as Options);
+    const leaf = await generate([{ name: 'commonName', value: 'rampart.example' }], { ...ec, ca: { key: intermediate.private, cert: intermediate.cert } } as Options);
+    const other = await generate([{ name: 'commonName', value: 'Other Root' }], { ...ec, extensions: caExtensions } as Options);
+
+    const trusted = chainsToTrustedRoot(`${leaf.cert}\n${intermediate.cert}`, [root.cert]);
+    assert.equal(trusted.trusted, true, trusted.reason);
+    assert.match(trusted.reason, /CN=Test Root/);
+    assert.deepEqual(chainsToTrustedRoot(leaf.cert, [root.cert]), { trusted: false, reason: 'its issuer is neither in the file nor a publicly trusted root' }, 'the intermediate missing from the file');
+    assert.equal(chainsToTrustedRoot(`${leaf.cert}\n${intermediate.cert}`, [other.cert]).trusted, false, 'another root');
+    assert.deepEqual(chainsToTrustedRoot(other.cert, [root.cert]), { trusted: false, reason: 'self-signed, not a publicly trusted root' });
+    // A certificate that names the root as issuer but was signed by another key is not issued by it.
+    const forged = await generate([{ name: 'commonName', value: 'rampart.example' }], { ...ec, ca: { key: other.private, cert: root.cert } } as Options).catch(() => null);
+    if (forged) assert.equal(chainsToTrustedRoot(forged.cert, [root.cert]).trusted, false, 'the signature is checked, not only the names');
   });
 });

@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 
 /** Signature algorithms of ≥ 128-bit security, by the hex of their DER OID (RFC 5758, RFC 8017, RFC 8410). */
 export const STRONG_SIGNATURE_OIDS: Readonly<Record<string, string>> = Object.freeze({
@@ -103,4 +103,29 @@ function derElement(der: Buffer, offset: number): { tag: number; start: number; 
   }
   if (start + length > der.length) throw new TypeError('truncated DER');
   return { tag, start, end: start + length };
+}
+
+/**
+ * Whether a certificate file (the leaf first, then any intermediates, as servers send them)
+ * chains to one of `roots` (PEM; by default the public roots Node trusts): each certificate
+ * must be issued and signed by the next one in the file or by a root (ASVS V12.2.2: a public
+ * listener needs a certificate browsers and clients trust). Names the reason when it does not.
+ */
+export function chainsToTrustedRoot(pemFile: string, roots: readonly string[]): { trusted: boolean; reason: string } {
+  const blocks = pemFile.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return { trusted: false, reason: 'no certificate in the file' };
+  const chain = blocks.map((block) => new X509Certificate(block));
+  const trustedRoots = roots.map((root) => new X509Certificate(root));
+  let current = chain[0]!;
+  for (let depth = 0; depth < 10; depth++) {
+    const issuedBy = (candidate: X509Certificate) => current.checkIssued(candidate) && current.verify(candidate.publicKey);
+    const root = trustedRoots.find(issuedBy);
+    if (root) return { trusted: true, reason: `issued under ${root.subject.split('\n').find((line) => line.startsWith('CN=')) ?? 'a trusted root'}` };
+    const next = chain.find((candidate) => candidate !== current && issuedBy(candidate));
+    if (!next) {
+      return { trusted: false, reason: current.issuer === current.subject ? 'self-signed, not a publicly trusted root' : 'its issuer is neither in the file nor a publicly trusted root' };
+    }
+    current = next;
+  }
+  return { trusted: false, reason: 'the chain in the file is too long' };
 }
