@@ -26,12 +26,12 @@ import { loadMasterKeyFile } from './crypto/master-key-file.js';
 import { SecurityEvents } from './events/security-events.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createMailer, type Mailer } from './mail/mailer.js';
-import { PiiService } from './pii/pii-service.js';
+import { BLIND_INDEX_PURPOSE, PiiService } from './pii/pii-service.js';
 import { OrgService } from './orgs/org-service.js';
 import { OrgPolicyResolver } from './orgs/policy-resolver.js';
 import { deploymentMfaSince } from './policy/deployment-mfa.js';
 import type { PolicyResolver } from './policy/effective-policy.js';
-import { SessionService } from './sessions/session-service.js';
+import { CSRF_KEY_PURPOSE, SessionService } from './sessions/session-service.js';
 import { openStores, type Stores } from './store/db.js';
 import { assertStoresMigrated, migrateStores } from './store/migrate.js';
 import { ServerSettingRepository } from './store/repositories/server-settings.js';
@@ -340,7 +340,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // Warm the purpose keys before anything records an event or serves a request: the first request
   // does not race to create them, and a start-up write that is audited in its own transaction
   // (below) finds the audit key loaded (on SQLite a key lookup inside it would wait for the one connection).
-  await Promise.all([keyring.key('csrf'), keyring.key('api-token'), keyring.key('recovery-code'), piiKeyring.key('blind-index'), audit.init(), hasher.prepareDummy()]);
+  // Every purpose key exists before the first request (rotating ones are read through `current`).
+  await Promise.all([keyring.current(CSRF_KEY_PURPOSE), keyring.key('api-token'), keyring.key('recovery-code'), piiKeyring.current(BLIND_INDEX_PURPOSE), audit.init(), hasher.prepareDummy()]);
   // MFA_REQUIRED_FOR_ALL: the instant it took effect is stored once; existing accounts' grace runs from there.
   const mfaSwitchedOnAt = await deploymentMfaSince(config, new ServerSettingRepository(stores.main.db), clock,
     overrides.recordDeploymentSettings === true ? { record: true, db: stores.main.db, events } : { record: false });

@@ -240,7 +240,7 @@ export const OPTIONS = [
     key: 'smtpCaFile', env: 'SMTP_CA_FILE', type: 'string', default: null,
     doc: 'PEM file of the CA (or self-signed certificate) that signs the SMTP relay\'s certificate, for an internal relay. Unset: the system CAs. Certificates are always verified.',
     validate: (value) => {
-      if (!existsSync(value)) throw new ConfigError(`SMTP_CA_FILE ${value} does not exist`);
+      assertFileExists('SMTP_CA_FILE', value);
     },
   }),
   def<boolean>({
@@ -306,7 +306,7 @@ export const OPTIONS = [
     key: 'redisCaFile', env: 'REDIS_CA_FILE', type: 'string', default: null,
     doc: 'PEM file of the CA (or self-signed certificate) that signs a rediss:// server\'s certificate, for an internal Redis. Unset: the system CAs. Certificates are always verified.',
     validate: (value, resolved) => {
-      if (!existsSync(value)) throw new ConfigError(`REDIS_CA_FILE ${value} does not exist`);
+      assertFileExists('REDIS_CA_FILE', value);
       if (typeof resolved['redisUrl'] !== 'string' || !resolved['redisUrl'].startsWith('rediss:')) throw new ConfigError('REDIS_CA_FILE needs a rediss:// REDIS_URL');
     },
   }),
@@ -450,4 +450,8 @@ function assertProtectedBackend(name: string, value: string, resolved: Record<st
   if (problem && resolved['insecureBackendsWithoutTls'] !== true) {
     throw new ConfigError(`${name} would reach its server unprotected (${problem}): refused (ASVS V12.3.1); set RAMPART_INSECURE_BACKENDS_WITHOUT_TLS=true to allow it`);
   }
+}
+
+function assertFileExists(name: string, path: string): void {
+  if (!existsSync(path)) throw new ConfigError(`${name} ${path} does not exist`);
 }

@@ -17,7 +17,7 @@ export class Keyring {
   readonly #db: Kysely<KeyringDB>;
   readonly #provider: KeyProvider;
   readonly #cache = new Map<string, Buffer>();
-  /** Unwrapped keys by `purpose:version`, for `versions` (a key never changes once written). */
+  /** Unwrapped keys by `purpose:version`, for `keyAt` (a key never changes once written). */
   readonly #byVersion = new Map<string, Buffer>();
 
   constructor(db: Kysely<any>, provider: KeyProvider) {
@@ -25,36 +25,36 @@ export class Keyring {
     this.#provider = provider;
   }
 
-  /** The current key for `purpose`, created on first use (safe under concurrent instances). */
+  /**
+   * The key of a purpose that never rotates (an HMAC key), created on first use and then
+   * kept for the life of the process. Purposes that rotate read `current` instead.
+   */
   async key(purpose: string): Promise<Buffer> {
     const cached = this.#cache.get(purpose);
     if (cached) return cached;
-    let row = await this.#latest(purpose);
-    if (!row) {
-      const wrapped = await this.#provider.wrap(randomBytes(32), keyringAad(purpose, 1));
-      await this.#db
-        .insertInto('keyring')
-        .values({ purpose, version: 1, wrapped_key: wrapped, created_at: Date.now() })
-        .onConflict((oc) => oc.doNothing())
-        .execute();
-      row = await this.#latest(purpose);
-    }
-    if (!row) throw new Error(`keyring: could not create the ${purpose} key`);
-    const key = await this.#provider.unwrap(row.wrapped_key, keyringAad(purpose, row.version));
-    if (!key) throw new Error(`keyring: the ${purpose} key does not unwrap with the master key (wrong MASTER_KEY_FILE?)`);
+    const { key } = await this.current(purpose);
     this.#cache.set(purpose, key);
     return key;
   }
 
   /**
    * The newest version of `purpose` and its key, read from the table now (another
-   * instance or the CLI may have rotated); null when there is none yet. `executor`: a
-   * transaction to read in (on SQLite a read outside the open transaction would wait
-   * for its one connection).
+   * instance or the CLI may have rotated); version 1 is created on first use (safe under
+   * concurrent instances). `executor`: a transaction to read and write in (on SQLite a read
+   * outside the open transaction would wait for its one connection).
    */
-  async current(purpose: string, executor: Kysely<any> | Transaction<any> = this.#db): Promise<{ version: number; key: Buffer } | null> {
-    const latest = await this.#latest(purpose, executor as Kysely<KeyringDB>);
-    if (!latest) return null;
+  async current(purpose: string, executor: Kysely<any> | Transaction<any> = this.#db): Promise<{ version: number; key: Buffer }> {
+    const db = executor as Kysely<KeyringDB>;
+    let latest = await this.#latest(purpose, db);
+    if (!latest) {
+      const wrapped = await this.#provider.wrap(randomBytes(32), keyringAad(purpose, 1));
+      await db.insertInto('keyring')
+        .values({ purpose, version: 1, wrapped_key: wrapped, created_at: Date.now() })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      latest = await this.#latest(purpose, db);
+    }
+    if (!latest) throw new Error(`keyring: could not create the ${purpose} key`);
     const version = Number(latest.version);
     return { version, key: (await this.keyAt(purpose, version, executor))! };
   }
@@ -103,10 +103,7 @@ export class Keyring {
       .deleteFrom('keyring')
       .where('purpose', '=', purpose).where('version', '<', below)
       .executeTakeFirst();
-    for (const id of [...this.#byVersion.keys()]) {
-      const [kept, version] = [id.slice(0, id.lastIndexOf(':')), Number(id.slice(id.lastIndexOf(':') + 1))];
-      if (kept === purpose && version < below) this.#byVersion.delete(id);
-    }
+    for (let version = 1; version < below; version++) this.#byVersion.delete(`${purpose}:${version}`);
     return Number(result.numDeletedRows);
   }
 

@@ -50,6 +50,8 @@ test('doctor reports the TLS certificate: generated EC P-256 ok (a warning off l
     const garbage = certificateRow({ TLS_CERT_FILE: join(dir, 'garbage.pem'), TLS_KEY_FILE: join(dir, 'garbage.key') });
     assert.equal(garbage?.status, 'fail');
     assert.match(garbage?.detail ?? '', /not a readable PEM certificate/);
+    const garbageRows = checkControls(loadConfig({ env: { RAMPART_DATA_DIR: dir, TLS_CERT_FILE: join(dir, 'garbage.pem'), TLS_KEY_FILE: join(dir, 'garbage.key') }, flags: {} }));
+    assert.equal(garbageRows.find((check) => check.control === 'TLS certificate issuer'), undefined, 'one failure, not a second row about an issuer it cannot read');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -32,8 +32,10 @@ export function checkControls(config: Config): ControlCheck[] {
   } else if (config.tlsCertFile && config.tlsKeyFile) {
     add('TLS', 'ok', `TLS 1.2+ with forward-secret AEAD suites only, HSTS 1 year; certificate ${config.tlsCertFile}`);
     add('TLS key file', fileModeStatus(config.tlsKeyFile), fileModeDetail(config.tlsKeyFile));
-    add('TLS certificate', ...certificateCheck(config.tlsCertFile));
-    add('TLS certificate issuer', ...issuerCheck(config.tlsCertFile, config.host));
+    const read = readCertificate(config.tlsCertFile);
+    add('TLS certificate', ...certificateCheck(config.tlsCertFile, read));
+    // Who issued it, once it reads at all (an unreadable file already failed above).
+    if (!(read instanceof Error)) add('TLS certificate issuer', ...issuerCheck(config.tlsCertFile, read.pem, config.host));
   } else {
     // A self-signed certificate is what a first start on a laptop needs, and what no client off
     // this machine can trust (ASVS V12.2.2): fine on loopback, to be replaced once reachable.
@@ -42,7 +44,7 @@ export function checkControls(config: Config): ControlCheck[] {
     const keyPath = join(config.dataDir, 'tls', 'key.pem');
     if (existsSync(keyPath)) add('TLS key file', fileModeStatus(keyPath), fileModeDetail(keyPath));
     const certPath = join(config.dataDir, 'tls', 'cert.pem');
-    if (existsSync(certPath)) add('TLS certificate', ...certificateCheck(certPath));
+    if (existsSync(certPath)) add('TLS certificate', ...certificateCheck(certPath, readCertificate(certPath)));
   }
 
   if (isLoopbackHost(config.host)) add('Bind address', 'ok', `${config.host} (loopback only)`);
@@ -127,31 +129,37 @@ function fileModeDetail(path: string): string {
   return `${path} mode ${mode}${isFileShared(path) ? ' (accessible to other users: chmod 600)' : ''}`;
 }
 
+/** A certificate file read once: its text and its first certificate, or what kept it from reading. */
+function readCertificate(path: string): { pem: string; certificate: X509Certificate } | Error {
+  try {
+    const pem = readFileSync(path, 'utf8');
+    return { pem, certificate: new X509Certificate(pem) };
+  } catch (error) {
+    return error as Error;
+  }
+}
+
 /** The certificate's key size, signature and validity (ASVS V11.2.3, V11.4.1, V11.6.1). */
+function certificateCheck(path: string, read: { certificate: X509Certificate } | Error): [ControlStatus, string] {
+  if (read instanceof Error) return ['fail', `${path}: not a readable PEM certificate (${read.message})`];
+  const { certificate } = read;
+  const { status, detail } = assessCertificate(certificate, Date.now());
+  return [status, `${path}: ${detail}`];
+}
+
 /**
  * Whether clients can trust the supplied certificate (ASVS V12.2.2): it must chain to a root
  * Node trusts. Off loopback an untrusted one is a warning; on loopback (behind a local proxy, or
  * an internal deployment) it is reported as such.
  */
-function issuerCheck(path: string, host: string): [ControlStatus, string] {
+function issuerCheck(path: string, pem: string, host: string): [ControlStatus, string] {
   let verdict: { trusted: boolean; reason: string };
   try {
-    verdict = chainsToTrustedRoot(readFileSync(path, 'utf8'), rootCertificates);
+    verdict = chainsToTrustedRoot(pem, rootCertificates);
   } catch (error) {
     return ['fail', `${path}: not a readable PEM certificate (${(error as Error).message})`];
   }
   if (verdict.trusted) return ['ok', `${path}: publicly trusted, ${verdict.reason}`];
   if (isLoopbackHost(host)) return ['ok', `${path}: not publicly trusted (${verdict.reason}); fine on loopback behind a proxy that presents a trusted one`];
   return ['warn', `${path}: not publicly trusted (${verdict.reason}) while bound to ${host}: clients off this machine will refuse it unless they trust its CA`];
-}
-
-function certificateCheck(path: string): [ControlStatus, string] {
-  let certificate: X509Certificate;
-  try {
-    certificate = new X509Certificate(readFileSync(path));
-  } catch (error) {
-    return ['fail', `${path}: not a readable PEM certificate (${(error as Error).message})`];
-  }
-  const { status, detail } = assessCertificate(certificate, Date.now());
-  return [status, `${path}: ${detail}`];
 }

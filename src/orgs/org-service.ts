@@ -3,6 +3,7 @@ import type { RequestMeta } from '../auth/flows/request-meta.js';
 import { sessionSatisfiesPolicy } from '../auth/mfa/enforcement.js';
 import { type Clock, iso } from '../clock.js';
 import { sha256Hex } from '../crypto/hash.js';
+import { withKeyVersion } from '../crypto/keyring.js';
 import { randomId, randomToken } from '../crypto/random.js';
 import { RampartError } from '../errors.js';
 import type { SecurityEventInput, SecurityEvents } from '../events/security-events.js';
@@ -11,7 +12,7 @@ import type { PiiService } from '../pii/pii-service.js';
 import type { OrgPolicy } from '../policy/org-policy.js';
 import { defaultOrgPolicy } from '../policy/org-policy.js';
 import { isUniqueViolation } from '../store/errors.js';
-import type { MembershipWithOrg, OrgRepository, OrgRow } from '../store/repositories/orgs.js';
+import type { OrgRepository, OrgRow } from '../store/repositories/orgs.js';
 import type { MainDB } from '../store/schema.js';
 import { isAddressAllowed } from './ip-allowlist.js';
 import { ACTION_SCOPES, isOrgRole, type OrgAction, type OrgRole, roleAllows } from './permissions.js';
@@ -241,29 +242,17 @@ export class OrgService {
         });
         throw new RampartError('not_found');
       }
-      await this.#assertAddress(auth, membership, meta, 'request');
-      if (session) this.#assertOrgFactor(membership, session);
+      // The org's stored policy, parsed once for both of its rules on this request.
+      const policy = parseStoredPolicy(membership.policy);
+      await this.#assertAddress(auth, membership.org_id, policy, meta, 'request');
+      if (session) assertOrgFactor(policy, session);
     }
     if (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId) {
       const membership = await this.repo.findMembershipWithOrg(auth.orgId, auth.userId);
       // A credential bound to an org its owner left is a credential for nothing.
       if (!membership) throw new RampartError('unauthenticated', { publicDetail: 'The token\'s organization membership has ended.' });
-      await this.#assertAddress(auth, membership, meta, 'token');
+      await this.#assertAddress(auth, membership.org_id, parseStoredPolicy(membership.policy), meta, 'token');
     }
-  }
-
-  /**
-   * The org's own second-factor rule on a session touching it. A session that satisfies the
-   * user's effective policy satisfies every org's whenever the orgs accept a method in
-   * common (that policy asks for one of those); when they do not, it asks for a method any of
-   * them accepts, and each org's own list is held here.
-   */
-  #assertOrgFactor(membership: MembershipWithOrg, session: SessionMfa): void {
-    const policy = parseStoredPolicy(membership.policy);
-    if (sessionSatisfiesPolicy(session, policy)) return;
-    throw new RampartError('mfa_enrollment_required', {
-      publicDetail: `This organization accepts only ${policy.mfa.methods.join(' or ')} as a second factor: sign in with ${policy.mfa.methods.length === 1 ? 'it' : 'one of them'} (enroll it first if needed) to reach it.`,
-    });
   }
 
   /**
@@ -466,7 +455,7 @@ export class OrgService {
    * older version must stay until they are accepted or expire.
    */
   async pendingInvitationsUnderOlderIndexKeys(currentVersion: number): Promise<{ count: number; lastExpiresAt: string | null }> {
-    const { count, lastExpiresAt } = await this.repo.pendingInvitationsNotUnder(`k${currentVersion}.`, this.clock.now());
+    const { count, lastExpiresAt } = await this.repo.pendingInvitationsNotUnder(withKeyVersion(currentVersion, ''), this.clock.now());
     return { count, lastExpiresAt: lastExpiresAt === null ? null : iso(lastExpiresAt) };
   }
 
@@ -574,11 +563,10 @@ export class OrgService {
     else await this.db.transaction().execute(run);
   }
 
-  async #assertAddress(auth: OrgCaller, membership: MembershipWithOrg, meta: RequestMeta, via: string): Promise<void> {
-    const allowlist = parseStoredPolicy(membership.policy).network.ipAllowlist;
-    if (isAddressAllowed(allowlist, meta.ip)) return;
+  async #assertAddress(auth: OrgCaller, orgId: string, policy: OrgPolicy, meta: RequestMeta, via: string): Promise<void> {
+    if (isAddressAllowed(policy.network.ipAllowlist, meta.ip)) return;
     await this.events.record({
-      action: 'ip.blocked', orgId: membership.org_id, actor: actorOf(auth), target: { type: 'org', id: membership.org_id },
+      action: 'ip.blocked', orgId, actor: actorOf(auth), target: { type: 'org', id: orgId },
       origin: meta, outcome: 'denied', details: { via, credential: auth.kind },
     });
     throw new RampartError('ip_not_allowed');
@@ -610,4 +598,17 @@ function toRole(value: string): OrgRole {
 
 function toOrg(row: OrgRow): Org {
   return { id: row.id, name: row.name, slug: row.slug, createdAt: iso(row.created_at) };
+}
+
+/**
+ * The org's own second-factor rule on a session touching it. A session that satisfies the
+ * user's effective policy satisfies every org's whenever the orgs accept a method in common
+ * (that policy asks for one of those); when they do not, it asks for a method any of them
+ * accepts, and each org's own list is held here.
+ */
+function assertOrgFactor(policy: OrgPolicy, session: SessionMfa): void {
+  if (sessionSatisfiesPolicy(session, policy)) return;
+  throw new RampartError('mfa_enrollment_required', {
+    publicDetail: `This organization accepts only ${policy.mfa.methods.join(' or ')} as a second factor: sign in with ${policy.mfa.methods.length === 1 ? 'it' : 'one of them'} (enroll it first if needed) to reach it.`,
+  });
 }

@@ -5,6 +5,7 @@ import type { KeyProvider } from '../crypto/key-provider.js';
 import { type Keyring, keyVersionOf, withKeyVersion } from '../crypto/keyring.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
 import { OpenedCache } from '../crypto/opened-cache.js';
+import { isUniqueViolation } from '../store/errors.js';
 import type { Clock } from '../clock.js';
 import { altersRows, ReadCache } from '../store/read-cache.js';
 import { PiiUserRepository } from '../store/repositories/pii-users.js';
@@ -102,7 +103,7 @@ export class PiiService {
   #readIndexKeys(): Promise<IndexKey[]> {
     this.#indexKeysReading ??= (async () => {
       try {
-        await this.keyring.key(BLIND_INDEX_PURPOSE); // creates version 1 on first use
+        await this.keyring.current(BLIND_INDEX_PURPOSE); // creates version 1 on first use
         const keys: IndexKey[] = [];
         for (const { version, createdAt } of await this.keyring.versionsOf(BLIND_INDEX_PURPOSE)) {
           const key = await this.keyring.keyAt(BLIND_INDEX_PURPOSE, version);
@@ -179,7 +180,7 @@ export class PiiService {
    * new index is taken (a duplicate written during the rotation), is left and counted.
    */
   async rotateBlindIndex(): Promise<{ version: number; reindexed: number; unreadable: number; conflicts: number }> {
-    await this.keyring.key(BLIND_INDEX_PURPOSE);
+    await this.keyring.current(BLIND_INDEX_PURPOSE); // a first rotation makes version 2, not 1
     await this.keyring.rotate(BLIND_INDEX_PURPOSE);
     return this.reindexToCurrentKey();
   }
@@ -202,8 +203,11 @@ export class PiiService {
         }
         try {
           if (await this.#repo.replaceEmailIndex(row.user_id, row.email_index, indexUnder(current, normalizeEmail(email)), this.clock.now())) counts.reindexed++;
-        } catch {
-          counts.conflicts++; // the unique index: another profile already holds this address under the new version
+        } catch (error) {
+          // The unique index: another profile already holds this address under the new version.
+          // Anything else (the store gone) stops the run; a re-run continues where it stopped.
+          if (!isUniqueViolation(error)) throw error;
+          counts.conflicts++;
         }
       }
       after = batch[batch.length - 1]!.user_id;
@@ -215,10 +219,13 @@ export class PiiService {
     return (await this.#readIndexKeys()).map(({ version, createdAt }) => ({ version, createdAt }));
   }
 
-  /** Profiles whose blind index is not under the current key version (none once a rotation has re-keyed them all). */
+  /**
+   * Profiles whose blind index is not under the current key version (none once a rotation has
+   * re-keyed them all). Before any rotation every index is the bare version-1 form: none.
+   */
   async profilesNotUnderCurrentIndexKey(): Promise<{ version: number; count: number }> {
     const current = (await this.#readIndexKeys())[0]!;
-    return { version: current.version, count: await this.#repo.countIndexesNotUnder(current.version === 1 ? null : `k${current.version}.`) };
+    return { version: current.version, count: current.version === 1 ? 0 : await this.#repo.countIndexesNotUnder(withKeyVersion(current.version, '')) };
   }
 
   /** Deletes the blind-index key versions older than the current one (the caller proves nothing refers to them). */

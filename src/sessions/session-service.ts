@@ -201,8 +201,7 @@ export class SessionService {
   }
 
   async #readCsrfKey(): Promise<{ version: number; key: Buffer; tokens: BoundedMemo<string, string> }> {
-    await this.keyring.key(CSRF_KEY_PURPOSE); // creates version 1 on first use
-    const current = (await this.keyring.current(CSRF_KEY_PURPOSE))!;
+    const current = await this.keyring.current(CSRF_KEY_PURPOSE);
     const held = this.#csrf;
     const read = { readAt: this.clock.now(), readAtMonotonic: performance.now() };
     this.#csrf = held && held.version === current.version

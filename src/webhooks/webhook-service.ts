@@ -68,7 +68,7 @@ export class WebhookService {
   }
 
   async init(): Promise<void> {
-    await this.keyring.key(WEBHOOK_SECRET_PURPOSE);
+    await this.keyring.current(WEBHOOK_SECRET_PURPOSE);
   }
 
   /** Registers a webhook; the secret is returned once, here, and stored encrypted. */
@@ -88,7 +88,7 @@ export class WebhookService {
     const secret = `whsec_${randomToken(32)}`;
     const events = [...new Set(input.events)].sort();
     const row: WebhookRow = {
-      id, org_id: orgId, url: url.toString(), events: JSON.stringify(events), secret_enc: withKeyVersion(current!.version, encrypt(current!.key, secret, `webhook:${id}`)),
+      id, org_id: orgId, url: url.toString(), events: JSON.stringify(events), secret_enc: withKeyVersion(current.version, encrypt(current.key, secret, `webhook:${id}`)),
       created_by: actor.id, created_at: this.clock.now(),
     };
     await this.db.transaction().execute(async (trx) => {

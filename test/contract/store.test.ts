@@ -105,6 +105,24 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.ok(!rows[0]!.wrapped_key.includes(k1.toString('base64url')), 'stored wrapped, not raw');
     });
 
+    test('keyring versions: current creates version 1 once, rotate adds the next, keyAt opens each, deleted versions are gone', async () => {
+      const a = new Keyring(stores.main.db, keys);
+      const b = new Keyring(stores.main.db, keys);
+      const [first, same] = await Promise.all([a.current('contract-rotating'), b.current('contract-rotating')]);
+      assert.equal(first.version, 1);
+      assert.deepEqual(same, first, 'concurrent instances agree on version 1');
+      assert.deepEqual(await a.key('contract-rotating'), first.key, 'key() is version 1 of the same purpose');
+      assert.equal(await b.rotate('contract-rotating'), 2);
+      const second = await a.current('contract-rotating');
+      assert.equal(second.version, 2, 'another instance sees the rotation at its next read');
+      assert.notDeepEqual(second.key, first.key);
+      assert.deepEqual(await b.keyAt('contract-rotating', 1), first.key);
+      assert.deepEqual((await a.versionsOf('contract-rotating')).map((v) => v.version), [2, 1]);
+      assert.equal(await a.deleteVersionsBelow('contract-rotating', 2), 1);
+      assert.equal(await a.keyAt('contract-rotating', 1), null, 'a deleted version no longer opens, even from the memo');
+      assert.deepEqual(await a.keyAt('contract-rotating', 2), second.key);
+    });
+
     test('PII: encrypted profile, blind-index lookup in any case, crypto-shredding', async () => {
       const pii = new PiiService(stores.pii, keys, new Keyring(stores.pii.db, keys), clock);
       const profile = await pii.createProfile('usr_p1', 'Mixed.Case@Example.COM', 'Ada Lovelace');

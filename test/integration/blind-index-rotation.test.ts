@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { hmacSha256 } from '../../src/crypto/hash.js';
+import { randomId } from '../../src/crypto/random.js';
 import { normalizeEmail } from '../../src/pii/pii-service.js';
 import { signUp, startTestServer, strongPassword, type StoreKind, type TestServer, uniqueEmail } from '../helpers/harness.js';
 import { createOrgWithRoles, invitationTokenFor, type OrgFixture } from '../helpers/orgs.js';
@@ -99,7 +100,7 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       assert.equal((await t.server.services.audit.verify()).valid, true);
     });
 
-    test('a re-invitation replaces a pending invitation indexed under an older key version; a profile whose email does not open is left and counted', async () => {
+    test('a re-invitation replaces a pending invitation indexed under an older key version; a profile whose email does not open, or whose new index another profile holds, is left and counted', async () => {
       const daveEmail = uniqueEmail('blind-dave');
       assert.equal((await invite(daveEmail)).status, 201);
       const [older] = await pendingFor(await t.server.services.pii.emailIndexes(daveEmail));
@@ -121,6 +122,23 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       const event = (await t.server.services.audit.latest({ limit: 5 })).events.find((e) => e.action === 'blind_index_key.rotated');
       assert.equal(event?.outcome, 'failure');
       assert.equal(event?.details?.['unreadable'], 1);
+
+      // Two profiles of one address under different versions (a server that had not yet read the
+      // new version took a signup): re-keying the second collides on the unique index; it is
+      // counted and left, and the run goes on.
+      const frank = await signUp(t, 'blind-frank');
+      const v4 = (await t.server.services.piiKeyring.keyAt('blind-index', 4))!;
+      await piiDb().updateTable('pii_users').set({ email_index: `k3.${hmacSha256((await t.server.services.piiKeyring.keyAt('blind-index', 3))!, `email:${normalizeEmail(frank.email)}`)}` }).where('user_id', '=', frank.userId).execute();
+      const twin = randomId('usr');
+      await t.server.services.pii.createProfile(twin, frank.email, 'Twin');
+      assert.equal((await indexes()).get(twin), `k4.${hmacSha256(v4, `email:${normalizeEmail(frank.email)}`)}`);
+      const collided = await rampartWith(t.env, 'keys', 'rotate-blind-index');
+      assert.equal(collided.code, 1, collided.stderr);
+      assert.match(collided.stdout, /^blind index key rotated: version 5; \d+ indexes re-keyed; left as they were: 1 did not decrypt, 1 collided with an address already indexed under the new version\n$/);
+      const after = await indexes();
+      assert.equal([after.get(frank.userId), after.get(twin)].filter((index) => index?.startsWith('k5.')).length, 1, 'one of the two took the new index, the other kept its own');
+      const rotatedAgain = (await t.server.services.audit.latest({ limit: 5 })).events.find((e) => e.action === 'blind_index_key.rotated');
+      assert.equal(rotatedAgain?.details?.['conflicts'], 1);
     });
   });
 }

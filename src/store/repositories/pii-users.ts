@@ -51,12 +51,10 @@ export class PiiUserRepository {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /** Rows whose blind index does not start with `prefix` (null: version 1, the bare form, which has no dot). */
-  async countIndexesNotUnder(prefix: string | null): Promise<number> {
-    const query = this.db.selectFrom('pii_users').select((eb) => eb.fn.countAll<number>().as('n'));
-    const row = await (prefix === null
-      ? query.where('email_index', 'like', '%.%')
-      : query.where('email_index', 'not like', `${prefix}%`)).executeTakeFirstOrThrow();
+  /** Rows whose blind index does not start with `prefix` (a key version's `k<version>.`). */
+  async countIndexesNotUnder(prefix: string): Promise<number> {
+    const row = await this.db.selectFrom('pii_users').select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('email_index', 'not like', `${prefix}%`).executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
