@@ -22,7 +22,7 @@ import type { Config } from './config/load.js';
 import type { KeyProvider } from './crypto/key-provider.js';
 import { Keyring, keyringAad } from './crypto/keyring.js';
 import { type WrappedKeyColumn, wrappedKeyColumn } from './store/repositories/wrapped-keys.js';
-import { loadMasterKeyFile } from './crypto/master-key-file.js';
+import { openMasterKeys } from './crypto/master-keys.js';
 import { SecurityEvents } from './events/security-events.js';
 import { AuditLog } from './audit/audit-log.js';
 import { createMailer, type Mailer } from './mail/mailer.js';
@@ -152,7 +152,10 @@ export interface ServiceOverrides {
 
 export async function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Promise<Services> {
   const clock = overrides.clock ?? systemClock;
-  const keys = overrides.keys ?? loadMasterKeyFile({ path: config.masterKeyFile, create: true });
+  const keys = overrides.keys ?? await openMasterKeys(config, {
+    create: true,
+    onRefreshError: (error) => logger.warn({ reason: error.message }, 'MASTER_KEY_COMMAND failed; the keys it printed before stay in use'),
+  });
   const stores = openStores(config);
   try {
     if (overrides.migrate !== false) await (config.migrateOnStart ? migrateStores(stores) : assertStoresMigrated(stores));

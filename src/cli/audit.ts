@@ -4,13 +4,13 @@ import { AuditLog, type VerifyResult } from '../audit/audit-log.js';
 import { systemClock } from '../clock.js';
 import type { Config } from '../config/load.js';
 import { Keyring } from '../crypto/keyring.js';
-import { loadMasterKeyFile } from '../crypto/master-key-file.js';
+import { openMasterKeys } from '../crypto/master-keys.js';
 import { openStores, type Stores } from '../store/db.js';
 import { action, configFrom, withCommonOptions } from './common.js';
 
 /** Opens the main store and the audit log without starting a server. */
 async function withAuditLog<T>(config: Config, body: (audit: AuditLog, stores: Stores) => Promise<T>): Promise<T> {
-  const keys = loadMasterKeyFile({ path: config.masterKeyFile, create: false });
+  const keys = await openMasterKeys(config, { create: false });
   const stores = openStores(config);
   try {
     const audit = new AuditLog(stores.main.db, new Keyring(stores.main.db, keys), systemClock);

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { checkControls } from '../doctor/controls.js';
+import { checkControls, checkMasterKeyCommand } from '../doctor/controls.js';
 import { action, configFrom, withCommonOptions } from './common.js';
 
 export function doctorCommand(): Command {
@@ -8,7 +8,12 @@ export function doctorCommand(): Command {
     .option('--json', 'print the checks as JSON')
     .action(action(async (options: Record<string, unknown>) => {
       const { json, ...rest } = options;
-      const checks = checkControls(configFrom(rest));
+      const config = configFrom(rest);
+      const checks = checkControls(config);
+      if (config.masterKeyCommand !== null) {
+        const after = checks.findIndex((check) => check.control === 'Bind address');
+        checks.splice(after + 1, 0, await checkMasterKeyCommand(config));
+      }
       if (json) {
         process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
       } else {

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { loadMasterKeyFile } from '../crypto/master-key-file.js';
+import { openMasterKeys } from '../crypto/master-keys.js';
 import { openStores } from '../store/db.js';
 import { migrateStores } from '../store/migrate.js';
 import { action, configFrom, withCommonOptions } from './common.js';
@@ -10,7 +10,8 @@ export function migrateCommand(): Command {
     .action(action(async (options: Record<string, unknown>) => {
       const config = configFrom(options);
       process.umask(0o077);
-      loadMasterKeyFile({ path: config.masterKeyFile, create: true });
+      // The key file is generated here on a first `migrate`; a MASTER_KEY_COMMAND is checked to work.
+      await openMasterKeys(config, { create: true });
       const stores = openStores(config);
       try {
         for (const report of await migrateStores(stores)) {

@@ -14,6 +14,10 @@ export interface Config {
   readonly databaseUrl: string | null;
   readonly piiDatabaseUrl: string | null;
   readonly masterKeyFile: string;
+  /** Keys from a secrets manager instead of the key file (see src/crypto/master-key-command.ts). */
+  readonly masterKeyCommand: string | null;
+  readonly masterKeyCommandTimeoutSeconds: number;
+  readonly masterKeyCommandRefreshSeconds: number;
   readonly tlsCertFile: string | null;
   readonly tlsKeyFile: string | null;
   readonly insecurePlainHttpOnLoopback: boolean;
@@ -117,6 +121,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   }
   const dataDir = resolve(String(resolved['dataDir']));
   resolved['dataDir'] = dataDir;
+  if (resolved['masterKeyCommand'] !== null && resolved['masterKeyFile'] !== null) {
+    throw new ConfigError('MASTER_KEY_FILE and MASTER_KEY_COMMAND exclude each other: the master keys come from one place');
+  }
   resolved['masterKeyFile'] = resolve(String(resolved['masterKeyFile'] ?? join(dataDir, 'keys', 'master.key')));
   const cores = availableParallelism();
   resolved['passwordHashConcurrency'] ??= cores;

@@ -100,7 +100,22 @@ export const OPTIONS = [
   }),
   def<string>({
     key: 'masterKeyFile', env: 'MASTER_KEY_FILE', type: 'string', default: null,
-    doc: 'Master key file (mode 0600) that wraps every data key. Default: DATA_DIR/keys/master.key, generated on first start.',
+    doc: 'Master key file (mode 0600) that wraps every data key. Default: DATA_DIR/keys/master.key, generated on first start. Not with MASTER_KEY_COMMAND.',
+  }),
+  def<string>({
+    key: 'masterKeyCommand', env: 'MASTER_KEY_COMMAND', type: 'string', default: null,
+    doc: 'Shell command that prints the master keys in the key file\'s format (current first), e.g. `vault kv get -field=keys secret/rampart`: the keys come from a secrets manager and never sit on this host\'s disk. Run at start, then at most every MASTER_KEY_COMMAND_REFRESH_SECONDS before a wrap; its output is never logged.',
+    validate: (value) => {
+      if (value.trim() === '') throw new ConfigError('MASTER_KEY_COMMAND is empty');
+    },
+  }),
+  def<number>({
+    key: 'masterKeyCommandTimeoutSeconds', env: 'MASTER_KEY_COMMAND_TIMEOUT_SECONDS', type: 'int', default: 10, min: 1, max: 120,
+    doc: 'How long MASTER_KEY_COMMAND may run before it is killed (start-up then refuses).',
+  }),
+  def<number>({
+    key: 'masterKeyCommandRefreshSeconds', env: 'MASTER_KEY_COMMAND_REFRESH_SECONDS', type: 'int', default: 60, min: 1, max: 3600,
+    doc: 'Age after which the keys MASTER_KEY_COMMAND printed are read again before the next wrap: how long servers may keep wrapping under a key after it stopped being current.',
   }),
   def<string>({
     key: 'tlsCertFile', env: 'TLS_CERT_FILE', type: 'string', default: null,

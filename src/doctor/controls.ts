@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/load.js';
 import { isLoopbackHost } from '../config/schema.js';
+import { readKeys } from '../crypto/master-key-command.js';
 import { isFileShared, parseMasterKeyFile } from '../crypto/master-key-file.js';
 import { readFileSync } from 'node:fs';
 import { redactURL } from '../store/db.js';
@@ -50,7 +51,9 @@ export function checkControls(config: Config): ControlCheck[] {
   if (isLoopbackHost(config.host)) add('Bind address', 'ok', `${config.host} (loopback only)`);
   else add('Bind address', 'warn', `${config.host}: reachable from the network; prefer loopback behind a reverse proxy`);
 
-  if (existsSync(config.masterKeyFile)) {
+  if (config.masterKeyCommand !== null) {
+    // Running the command is asynchronous: `checkMasterKeyCommand` adds its row.
+  } else if (existsSync(config.masterKeyFile)) {
     let status = fileModeStatus(config.masterKeyFile);
     let detail = fileModeDetail(config.masterKeyFile);
     try {
@@ -162,4 +165,17 @@ function issuerCheck(path: string, pem: string, host: string): [ControlStatus, s
   if (verdict.trusted) return ['ok', `${path}: publicly trusted, ${verdict.reason}`];
   if (isLoopbackHost(host)) return ['ok', `${path}: not publicly trusted (${verdict.reason}); fine on loopback behind a proxy that presents a trusted one`];
   return ['warn', `${path}: not publicly trusted (${verdict.reason}) while bound to ${host}: clients off this machine will refuse it unless they trust its CA`];
+}
+
+/**
+ * The master keys from MASTER_KEY_COMMAND: the command is run as `serve` would run it; the
+ * row says how many keys it printed and which is current, or why it failed (never its output).
+ */
+export async function checkMasterKeyCommand(config: Config): Promise<ControlCheck> {
+  try {
+    const keys = await readKeys({ command: config.masterKeyCommand ?? '', timeoutMs: config.masterKeyCommandTimeoutSeconds * 1000 });
+    return { control: 'Master key', status: 'ok', detail: `from MASTER_KEY_COMMAND (a secrets manager, not a file on this host): ${keys.keyIds().length} key(s), current ${keys.currentKeyId}` };
+  } catch (error) {
+    return { control: 'Master key', status: 'fail', detail: (error as Error).message };
+  }
 }

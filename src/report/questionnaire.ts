@@ -273,13 +273,14 @@ export const QUESTIONNAIRE: readonly Item[] = [
     question: 'Is data encrypted at rest, is PII stored separately, and is deletion real?',
     answer: (c) => ({
       status: 'yes',
-      text: `Personal data (email, name, addresses kept for the user) lives in its own store (${c.piiDatabaseUrl ? 'a separate PostgreSQL database' : 'a separate SQLite file'}), encrypted with AES-256-GCM under a per-user key that the master key wraps; lookups use a keyed blind index. Deleting a user destroys the key (crypto-shredding); a user can download everything held about them (GET /v1/me/export). The master key rotates without downtime, and so do the keys that encrypt audit-event addresses and webhook secrets (rampart keys rotate-audit, and rampart keys rotate-webhook, which re-encrypts).`,
+      text: `Personal data (email, name, addresses kept for the user) lives in its own store (${c.piiDatabaseUrl ? 'a separate PostgreSQL database' : 'a separate SQLite file'}), encrypted with AES-256-GCM under a per-user key that the master key wraps; lookups use a keyed blind index. Deleting a user destroys the key (crypto-shredding); a user can download everything held about them (GET /v1/me/export). The master keys ${c.masterKeyCommand !== null ? 'come from a secrets manager (MASTER_KEY_COMMAND) and never sit on the server\'s disk' : 'sit in a 0600 file on the server (MASTER_KEY_COMMAND can take them from a secrets manager instead)'}; they rotate without downtime, and so do the keys that encrypt audit-event addresses and webhook secrets (rampart keys rotate-audit, and rampart keys rotate-webhook, which re-encrypts).`,
     }),
     evidence: [
       T('test/contract/store.test.ts', 'PII: encrypted profile, blind-index lookup in any case, crypto-shredding'),
       T('test/integration/account-deletion.test.ts', 'deletes the account: sessions end, personal data is unrecoverable, the audit trail keeps the id'),
       T('test/security/data-at-rest-and-logs.test.ts', 'no table of either store holds the secrets in clear'),
       T('test/integration/master-key-rotation.test.ts', 'master key rotation re-wraps every data key while the server keeps serving, then retires the old key'),
+      T('test/integration/master-key-command.test.ts', 'master keys from MASTER_KEY_COMMAND: none on disk, readable after a restart, rotated from the secret store while the server serves'),
       T('test/integration/webhook-key-rotation.test.ts', '`rampart keys rotate-webhook` re-encrypts every secret under a new key version; deliveries keep their signatures; new secrets take the new version'),
       T('test/integration/data-export.test.ts', 'everything held about the user, decrypted, with no credential in it; audited'),
     ],
