@@ -13,7 +13,8 @@ export function renderConfigTable(): string {
   const rows = (OPTIONS as readonly OptionDef[]).map((option) => {
     const flag = option.flag ? `\`--${option.flag}\`` : '';
     const fallback = typeof option.default === 'function' ? '(derived)' : option.default === null ? '(unset)' : `\`${JSON.stringify(option.default)}\``;
-    return `| \`${option.env}\` | ${flag} | \`${option.key}\` | ${fallback} | ${option.doc.replaceAll('|', '\\|')} |`;
+    const env = option.secret ? `\`${option.env}\` or \`${option.env}_FILE\`` : `\`${option.env}\``;
+    return `| ${env} | ${flag} | \`${option.key}\` | ${fallback} | ${option.doc.replaceAll('|', '\\|')} |`;
   });
   return [START, '| env | flag | config file key | default | what and why |', '|---|---|---|---|---|', ...rows, END].join('\n');
 }

@@ -111,3 +111,23 @@ describe('configuration', () => {
     }
   });
 });
+
+test('a secret option from <ENV>_FILE: its value without the trailing newline, never both, errors name the path and not the content', () => {
+  const d = dir();
+  const secret = join(d, 'db-url');
+  writeFileSync(secret, 'postgres://rampart:s3cret-pw@127.0.0.1:5432/test\n', { mode: 0o400 });
+  const config = loadConfig({ env: { RAMPART_DATA_DIR: d, DATABASE_URL_FILE: secret }, flags: {} });
+  assert.equal(config.databaseUrl, 'postgres://rampart:s3cret-pw@127.0.0.1:5432/test');
+  assert.deepEqual(config.secretFiles, { databaseUrl: secret });
+  assert.throws(() => loadConfig({ env: { RAMPART_DATA_DIR: d, DATABASE_URL_FILE: secret, DATABASE_URL: 'postgres://127.0.0.1/test' }, flags: {} }), /^ConfigError: DATABASE_URL and DATABASE_URL_FILE exclude each other$/);
+  assert.throws(() => loadConfig({ env: { RAMPART_DATA_DIR: d, REDIS_URL_FILE: join(d, 'missing') }, flags: {} }), new RegExp(`REDIS_URL_FILE: cannot read ${join(d, 'missing')} \\(ENOENT\\)`));
+  const twoLines = join(d, 'two');
+  writeFileSync(twoLines, 'smtps://user:hunter2@mail.example.com\nextra\n');
+  assert.throws(() => loadConfig({ env: { RAMPART_DATA_DIR: d, SMTP_URL_FILE: twoLines }, flags: {} }), (error: Error) => /SMTP_URL_FILE: .* must hold the value on one line/.test(error.message) && !error.message.includes('hunter2'));
+  // The value is still validated like the variable's: here a PostgreSQL URL off loopback without TLS.
+  const plain = join(d, 'plain');
+  writeFileSync(plain, 'postgres://rampart:pw@db.example.com/rampart');
+  assert.throws(() => loadConfig({ env: { RAMPART_DATA_DIR: d, DATABASE_URL_FILE: plain }, flags: {} }), /DATABASE_URL/);
+  // Only options that hold secrets take a file.
+  assert.equal(loadConfig({ env: { RAMPART_DATA_DIR: d, LOG_LEVEL_FILE: secret }, flags: {} }).logLevel, 'info');
+});

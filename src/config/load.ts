@@ -76,6 +76,8 @@ export interface Config {
   readonly metricsHost: string;
   /** Where each value came from, for doctor. */
   readonly sources: Readonly<Record<string, 'flag' | 'env' | 'file' | 'default'>>;
+  /** Secret options read from a file named by `<ENV>_FILE` (key → path), for doctor. */
+  readonly secretFiles: Readonly<Record<string, string>>;
 }
 
 export interface ConfigSources {
@@ -108,8 +110,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
 
   const resolved: Record<string, unknown> = {};
   const origin: Record<string, 'flag' | 'env' | 'file' | 'default'> = {};
+  const secretFiles: Record<string, string> = {};
   for (const option of OPTIONS as readonly OptionDef[]) {
-    const { value, source } = pick(option, flags, env, file);
+    const secretFile = option.secret ? env[`${option.env}_FILE`] : undefined;
+    const { value, source } = secretFile !== undefined && secretFile !== '' ? fromSecretFile(option, env, secretFile) : pick(option, flags, env, file);
+    if (secretFile !== undefined && secretFile !== '') secretFiles[option.key] = resolve(secretFile);
     origin[option.key] = source;
     resolved[option.key] = value === undefined ? null : coerce(option, value, source);
   }
@@ -139,6 +144,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     option.validate?.(value, resolved);
   }
   resolved['sources'] = Object.freeze(origin);
+  resolved['secretFiles'] = Object.freeze(secretFiles);
   return Object.freeze(resolved) as unknown as Config;
 }
 
@@ -147,6 +153,25 @@ export function resolvePublicUrl(config: Config, listeningPort: number): string 
   if (config.publicUrl) return new URL(config.publicUrl).origin;
   const scheme = config.insecurePlainHttpOnLoopback ? 'http' : 'https';
   return `${scheme}://localhost:${listeningPort}`;
+}
+
+/**
+ * `<ENV>_FILE`: a secret option's value from a file (Docker and Kubernetes secrets, a Vault
+ * agent's rendered file), so it is in no environment or config file. One trailing newline is
+ * dropped. Errors name the variable and the path, never what the file holds.
+ */
+function fromSecretFile(option: OptionDef, env: NodeJS.ProcessEnv, path: string): { value: unknown; source: 'env' } {
+  const name = `${option.env}_FILE`;
+  if (env[option.env] !== undefined && env[option.env] !== '') throw new ConfigError(`${option.env} and ${name} exclude each other`);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`${name}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const value = text.replace(/\r?\n$/, '');
+  if (value === '' || /[\r\n]/.test(value)) throw new ConfigError(`${name}: ${path} must hold the value on one line`);
+  return { value, source: 'env' };
 }
 
 function pick(

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/load.js';
-import { isLoopbackHost } from '../config/schema.js';
+import { isLoopbackHost, OPTIONS } from '../config/schema.js';
 import { readKeys } from '../crypto/master-key-command.js';
 import { isFileShared, parseMasterKeyFile } from '../crypto/master-key-file.js';
 import { readFileSync } from 'node:fs';
@@ -71,6 +71,12 @@ export function checkControls(config: Config): ControlCheck[] {
   if (existsSync(config.dataDir)) {
     const shared = (statSync(config.dataDir).mode & 0o077) !== 0;
     add('Data directory', shared ? 'warn' : 'ok', `${config.dataDir}${shared ? ' is accessible to other users (chmod 700 it)' : ' (mode 0700)'}`);
+  }
+
+  for (const [key, path] of Object.entries(config.secretFiles)) {
+    const option = OPTIONS.find((o) => o.key === key)?.env ?? key;
+    const everyone = (statSync(path).mode & 0o007) !== 0;
+    add(`Secret file ${option}_FILE`, everyone ? 'warn' : 'ok', `${path}${everyone ? ' is readable by every user on this host (chmod 400 or 440 it)' : ' (not readable by other users)'}`);
   }
 
   add('Main store', 'ok', config.databaseUrl ? `PostgreSQL ${redactURL(config.databaseUrl)}` : `SQLite ${join(config.dataDir, 'rampart.db')} (WAL)`);
