@@ -3,7 +3,9 @@
  * mail to an address the inviter chose; the per-account mail budget slows one admin, but
  * nothing bounded what an org could have pending, and expired invitations were never
  * deleted. Now an org has at most MAX_PENDING_INVITATIONS_PER_ORG pending (ASVS V2.1.3):
- * past it `409 invitation_limit_reached`, refused before any mail goes out; re-inviting a
+ * past it `409 invitation_limit_reached`, refused before any mail goes out (requests racing
+ * past that check are refused again under the org lock, after their mail, whose link then
+ * fails closed: test/integration/invitation-cap-race.test.ts); re-inviting a
  * pending address replaces its link and needs no room; the hourly sweep deletes
  * invitations that expired unused.
  */
