@@ -301,6 +301,13 @@ export interface WebhookTable {
   secret_enc: string;
   created_by: string | null;
   created_at: number;
+  /** When a delivery last reached the receiver (2xx). */
+  last_delivered_at: number | null;
+  last_failed_at: number | null;
+  /** A `DeliveryFailureReason`, never the raw error. */
+  last_failure_reason: string | null;
+  /** The receiver's HTTP status when the reason is `http_status`. */
+  last_failure_status: number | null;
 }
 
 /** Login back-off counters (issue 7): an account, or an account with one client address. */

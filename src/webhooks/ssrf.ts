@@ -4,6 +4,11 @@ import ipaddr from 'ipaddr.js';
 /** A webhook destination Rampart will not call (SSRF defence, ASVS V1.3.6). */
 export class DestinationRefused extends Error {
   override name = 'DestinationRefused';
+
+  /** `unresolvable`: the host has no address; `refused`: it is not a destination webhooks may reach. */
+  constructor(message: string, readonly kind: 'unresolvable' | 'refused' = 'refused') {
+    super(message);
+  }
 }
 
 export interface Destination {
@@ -76,9 +81,9 @@ export async function resolveDestination(url: URL, allowPrivate: boolean, resolv
   try {
     answers = await resolver(host);
   } catch {
-    throw new DestinationRefused('the host does not resolve');
+    throw new DestinationRefused('the host does not resolve', 'unresolvable');
   }
-  if (answers.length === 0) throw new DestinationRefused('the host does not resolve');
+  if (answers.length === 0) throw new DestinationRefused('the host does not resolve', 'unresolvable');
   if (!allowPrivate && answers.some((answer) => !isPublicAddress(answer.address))) {
     throw new DestinationRefused('the host resolves to a private, loopback or link-local address');
   }

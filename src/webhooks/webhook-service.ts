@@ -4,6 +4,7 @@ import type { LookupFunction } from 'node:net';
 import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { AppendListener, AuditLog } from '../audit/audit-log.js';
+import type { AuditEvent } from '../audit/chain.js';
 import type { RequestMeta } from '../auth/flows/request-meta.js';
 import type { Clock } from '../clock.js';
 import { decryptString, encrypt } from '../crypto/aead.js';
@@ -31,6 +32,24 @@ export interface PublicWebhook {
   url: string;
   events: string[];
   createdAt: string;
+  deliveries: DeliveryHealth;
+}
+
+/**
+ * Why a delivery attempt failed, as an org admin may see it: a category (and the HTTP
+ * status the receiver answered), never the raw error, which could name addresses or
+ * hosts behind the receiver's name.
+ */
+export type DeliveryFailureReason = 'tls' | 'timeout' | 'dns' | 'connection' | 'destination_refused' | 'http_status' | 'secret_unreadable' | 'other';
+
+/** How a webhook's deliveries fare, for its admins (GET /v1/orgs/{orgId}/webhooks). */
+export interface DeliveryHealth {
+  /** Deliveries waiting for their first attempt or a retry. */
+  pending: number;
+  /** Deliveries given up after every retry failed (twelve attempts over about five hours). */
+  abandoned: number;
+  lastDeliveredAt: string | null;
+  lastFailure: { at: string; reason: DeliveryFailureReason; status: number | null } | null;
 }
 
 export interface WebhookOptions {
@@ -90,6 +109,7 @@ export class WebhookService {
     const row: WebhookRow = {
       id, org_id: orgId, url: url.toString(), events: JSON.stringify(events), secret_enc: withKeyVersion(current.version, encrypt(current.key, secret, `webhook:${id}`)),
       created_by: actor.id, created_at: this.clock.now(),
+      last_delivered_at: null, last_failed_at: null, last_failure_reason: null, last_failure_status: null,
     };
     await this.db.transaction().execute(async (trx) => {
       if (await this.repo.countForOrgHeld(orgId, trx) >= MAX_WEBHOOKS_PER_ORG) {
@@ -144,13 +164,15 @@ export class WebhookService {
   }
 
   async list(orgId: string): Promise<PublicWebhook[]> {
-    return (await this.repo.listForOrg(orgId)).map(toPublic);
+    const rows = await this.repo.listForOrg(orgId);
+    const counts = await this.jobRepo.countByRef(rows.map((row) => row.id));
+    return rows.map((row) => toPublic(row, counts.get(row.id)));
   }
 
   async get(orgId: string, id: string): Promise<PublicWebhook> {
     const row = await this.repo.find(orgId, id);
     if (!row) throw new RampartError('not_found');
-    return toPublic(row);
+    return toPublic(row, (await this.jobRepo.countByRef([id])).get(id));
   }
 
   /** Deletes a webhook and drops its pending deliveries. */
@@ -178,12 +200,24 @@ export class WebhookService {
     };
   }
 
+  /** One attempt; its outcome is kept on the webhook for its admins (see `DeliveryHealth`). */
   async deliver(webhookId: string, seq: number, deliveryId: string, attempt: number): Promise<void> {
     const hook = await this.repo.findById(webhookId);
     const event = await this.audit.get(seq);
     if (!hook || !event) return; // deleted meanwhile (or pruned): nothing to deliver
+    try {
+      await this.#attempt(hook, event, deliveryId, attempt);
+    } catch (error) {
+      const { reason, status } = failureOf(error);
+      await this.repo.recordFailed(webhookId, this.clock.now(), reason, status);
+      throw error instanceof DeliveryError ? error.inner : error;
+    }
+    await this.repo.recordDelivered(webhookId, this.clock.now());
+  }
+
+  async #attempt(hook: WebhookRow, event: AuditEvent, deliveryId: string, attempt: number): Promise<void> {
     const secret = await this.#openSecret(hook);
-    if (secret === null) throw new PermanentJobError('the webhook secret does not decrypt');
+    if (secret === null) throw new DeliveryError('secret_unreadable', null, new PermanentJobError('the webhook secret does not decrypt'));
     const url = new URL(hook.url);
     let destination: Destination;
     try {
@@ -191,7 +225,8 @@ export class WebhookService {
       destination = await resolveDestination(url, this.options.allowPrivate, this.options.resolver);
     } catch (error) {
       this.metrics.webhookDeliveries.inc({ outcome: 'refused' });
-      throw error instanceof DestinationRefused ? new Error(`destination refused: ${error.message}`) : error;
+      if (!(error instanceof DestinationRefused)) throw error;
+      throw new DeliveryError(error.kind === 'unresolvable' ? 'dns' : 'destination_refused', null, new Error(`destination refused: ${error.message}`));
     }
     const body = JSON.stringify({ id: deliveryId, type: event.action, attempt, event });
     const timestamp = Math.floor(this.clock.now() / 1000);
@@ -206,14 +241,14 @@ export class WebhookService {
       });
     } catch (error) {
       this.metrics.webhookDeliveries.inc({ outcome: 'failed' });
-      throw new Error(`delivery failed: ${(error as Error).message}`);
+      throw new DeliveryError(networkFailure(error as NodeJS.ErrnoException), null, new Error(`delivery failed: ${(error as Error).message}`));
     }
     if (status < 200 || status >= 300) {
       this.metrics.webhookDeliveries.inc({ outcome: 'failed' });
-      throw new Error(`the receiver answered ${status}`);
+      throw new DeliveryError('http_status', status, new Error(`the receiver answered ${status}`));
     }
     this.metrics.webhookDeliveries.inc({ outcome: 'delivered' });
-    this.logger.debug({ webhookId, seq, status }, 'webhook delivered');
+    this.logger.debug({ webhookId: hook.id, seq: event.seq, status }, 'webhook delivered');
   }
 }
 
@@ -222,8 +257,43 @@ function subscribes(hook: WebhookRow, action: string): boolean {
   return events.includes('*') || events.includes(action);
 }
 
-function toPublic(row: WebhookRow): PublicWebhook {
-  return { id: row.id, url: row.url, events: JSON.parse(row.events) as string[], createdAt: new Date(Number(row.created_at)).toISOString() };
+function toPublic(row: WebhookRow, counts: { pending: number; abandoned: number } = { pending: 0, abandoned: 0 }): PublicWebhook {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
+  return {
+    id: row.id,
+    url: row.url,
+    events: JSON.parse(row.events) as string[],
+    createdAt: iso(row.created_at)!,
+    deliveries: {
+      ...counts,
+      lastDeliveredAt: iso(row.last_delivered_at),
+      lastFailure: row.last_failed_at === null ? null : { at: iso(row.last_failed_at)!, reason: (row.last_failure_reason ?? 'other') as DeliveryFailureReason, status: row.last_failure_status === null ? null : Number(row.last_failure_status) },
+    },
+  };
+}
+
+/**
+ * A failed attempt with its category. The job queue sees the inner error (its message is
+ * the job's `last_error`, for operators; a PermanentJobError still ends the retries).
+ */
+class DeliveryError extends Error {
+  constructor(readonly reason: DeliveryFailureReason, readonly status: number | null, readonly inner: Error) {
+    super(inner.message);
+  }
+}
+
+function failureOf(error: unknown): { reason: DeliveryFailureReason; status: number | null } {
+  return error instanceof DeliveryError ? { reason: error.reason, status: error.status } : { reason: 'other', status: null };
+}
+
+/** Node's error codes, sorted into what an admin can act on. */
+function networkFailure(error: NodeJS.ErrnoException): DeliveryFailureReason {
+  const code = error.code ?? '';
+  if (error.message === 'timed out' || code === 'ETIMEDOUT') return 'timeout';
+  if (/CERT|SSL|TLS|SIGNATURE|ISSUER|EPROTO/.test(code)) return 'tls';
+  if (['ENOTFOUND', 'EAI_AGAIN', 'ENODATA'].includes(code)) return 'dns';
+  if (['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED'].includes(code)) return 'connection';
+  return 'other';
 }
 
 /**

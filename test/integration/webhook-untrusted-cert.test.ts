@@ -116,6 +116,11 @@ test('a webhook receiver whose certificate is not trusted gets nothing, and the 
     assert.match(selfSignedJob.last_error ?? '', /^delivery failed: self[- ]signed certificate$/);
     assert.match(unknownCaJob.last_error ?? '', /^delivery failed: unable to verify the first certificate$/);
     assert.equal(await counter('failed'), failedBefore + 2, 'counted as failed deliveries');
+    // Its admins see why, as a category only (not the raw error).
+    for (const hook of [selfSignedHook, unknownCaHook]) {
+      const shown = (await owner.client.get(`/v1/orgs/${orgId}/webhooks/${hook.id}`)).body as { deliveries: unknown };
+      assert.deepEqual(shown.deliveries, { pending: 1, abandoned: 0, lastDeliveredAt: null, lastFailure: { at: new Date(t.clock.now()).toISOString(), reason: 'tls', status: null } });
+    }
     assert.equal(await counter('delivered'), deliveredBefore, 'and not as delivered');
 
     // (c) Control: the same pending deliveries, retried once this process trusts the private CA.
@@ -131,6 +136,9 @@ test('a webhook receiver whose certificate is not trusted gets nothing, and the 
     assert.equal(payload.type, 'member.added');
     assert.equal(payload.id, unknownCaJob.id, 'the very delivery that failed before');
     assert.deepEqual(await jobOf(unknownCaHook.id), [], 'delivered: no longer pending');
+    const healed = (await owner.client.get(`/v1/orgs/${orgId}/webhooks/${unknownCaHook.id}`)).body as { deliveries: { pending: number; lastDeliveredAt: string } };
+    assert.equal(healed.deliveries.pending, 0);
+    assert.equal(healed.deliveries.lastDeliveredAt, new Date(t.clock.now()).toISOString());
     assert.equal(selfSignedReceiver.deliveries.length, 0, 'the self-signed receiver is still refused');
     const [retried] = await jobOf(selfSignedHook.id);
     assert.equal(retried?.attempts, 2);

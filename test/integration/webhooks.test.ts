@@ -67,11 +67,17 @@ describe('webhooks', () => {
     assert.equal((await owner.client.patch(`/v1/orgs/${owner.orgId}/members/${member.userId}`, { role: 'auditor' })).status, 200);
     await t.server.services.jobs.drain();
     assert.equal(receiver.deliveries.length, start + 1, 'first attempt, answered 500');
+    const health = async () => ((await owner.client.get(`/v1/orgs/${owner.orgId}/webhooks/${hook.id}`)).body as { deliveries: Record<string, unknown> }).deliveries;
+    const failedAt = new Date(t.clock.now()).toISOString();
+    assert.deepEqual(await health(), { pending: 1, abandoned: 0, lastDeliveredAt: null, lastFailure: { at: failedAt, reason: 'http_status', status: 500 } });
     await t.server.services.jobs.drain();
     assert.equal(receiver.deliveries.length, start + 1, 'no retry before the back-off');
     t.clock.advance(10_000);
     await t.server.services.jobs.drain();
     assert.equal(receiver.deliveries.length, start + 2, 'retried after 10 s');
+    assert.deepEqual(await health(), { pending: 0, abandoned: 0, lastDeliveredAt: new Date(t.clock.now()).toISOString(), lastFailure: { at: failedAt, reason: 'http_status', status: 500 } });
+    const listed = (await owner.client.get(`/v1/orgs/${owner.orgId}/webhooks`)).body as { webhooks: Array<{ id: string; deliveries: unknown }> };
+    assert.deepEqual(listed.webhooks.find((w) => w.id === hook.id)!.deliveries, await health(), 'the list shows the same');
     const [first, second] = receiver.deliveries.slice(start);
     assert.equal(first!.headers['rampart-delivery'], second!.headers['rampart-delivery'], 'one delivery id: receivers can de-duplicate');
     const payload = verified(second!, hook.secret, Math.floor(t.clock.now() / 1000));
@@ -207,6 +213,40 @@ test('WEBHOOK_ALLOWED_HOSTS: registration and every delivery only to the hosts t
     await t.server.services.jobs.drain();
     assert.equal(receiver.deliveries.length, 0, 'nothing reached the receiver');
     assert.match(await t.server.services.metrics.registry.getSingleMetricAsString('rampart_webhook_deliveries_total'), /outcome="refused"\} [1-9]/);
+    const shown = (await user.client.get(`/v1/orgs/${orgId}/webhooks/${created.body.id}`)).body as { deliveries: { pending: number; lastFailure: { reason: string } } };
+    assert.equal(shown.deliveries.pending, 1);
+    assert.equal(shown.deliveries.lastFailure.reason, 'destination_refused');
+  } finally {
+    await open.close();
+  }
+});
+
+test('a delivery that fails every retry is abandoned after twelve attempts, and its admins see it', async () => {
+  const open = new Resources();
+  try {
+    const receiver = open.add(await startReceiver(), (r) => r.close());
+    const t = open.add(await startTestServer({ env: LOOPBACK_RECEIVERS }), (server) => server.close());
+    const user = await signUp(t, 'hooks-abandon');
+    const orgId = (await user.client.post('/v1/orgs', { name: 'Abandon', slug: uniqueSlug('abandon') })).body.org.id as string;
+    await stepUp(user);
+    const hook = (await user.client.post(`/v1/orgs/${orgId}/webhooks`, { url: receiver.url, events: ['member.added'] })).body as { id: string };
+    const member = await signUp(t, 'hooks-abandon-member');
+    for (let i = 0; i < 12; i++) receiver.status.push(503);
+    await t.server.services.orgs.addMember(orgId, member.userId, 'member', { type: 'system', id: null });
+    for (let i = 0; i < 12; i++) {
+      await t.server.services.jobs.drain();
+      t.clock.advance(3_600_000);
+    }
+    assert.equal(receiver.deliveries.length, 12, 'twelve attempts');
+    await t.server.services.jobs.drain();
+    assert.equal(receiver.deliveries.length, 12, 'no thirteenth');
+    const admin = t.client();
+    assert.equal((await admin.post('/v1/login', { email: user.email, password: user.password })).status, 200);
+    const shown = ((await admin.get(`/v1/orgs/${orgId}/webhooks/${hook.id}`)).body as { deliveries: { pending: number; abandoned: number; lastDeliveredAt: string | null; lastFailure: { reason: string; status: number } } }).deliveries;
+    assert.equal(shown.pending, 0);
+    assert.equal(shown.abandoned, 1);
+    assert.equal(shown.lastDeliveredAt, null);
+    assert.deepEqual({ reason: shown.lastFailure.reason, status: shown.lastFailure.status }, { reason: 'http_status', status: 503 });
   } finally {
     await open.close();
   }

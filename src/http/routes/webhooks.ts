@@ -12,10 +12,25 @@ const orgParams = { type: 'object', additionalProperties: false, required: ['org
 const webhookParams = {
   type: 'object', additionalProperties: false, required: ['orgId', 'id'], properties: { orgId: idParamSchema, id: idParamSchema },
 } as const;
+const deliveriesSchema = {
+  type: 'object',
+  required: ['pending', 'abandoned', 'lastDeliveredAt', 'lastFailure'],
+  properties: {
+    pending: { type: 'integer' },
+    abandoned: { type: 'integer' },
+    lastDeliveredAt: { type: ['string', 'null'] },
+    lastFailure: {
+      type: ['object', 'null'],
+      required: ['at', 'reason', 'status'],
+      properties: { at: { type: 'string' }, reason: { type: 'string' }, status: { type: ['integer', 'null'] } },
+    },
+  },
+} as const;
+
 const webhookSchema = {
   type: 'object',
-  required: ['id', 'url', 'events', 'createdAt'],
-  properties: { id: { type: 'string' }, url: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, createdAt: { type: 'string' } },
+  required: ['id', 'url', 'events', 'createdAt', 'deliveries'],
+  properties: { id: { type: 'string' }, url: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, createdAt: { type: 'string' }, deliveries: deliveriesSchema },
 } as const;
 
 /**

@@ -55,6 +55,26 @@ export class JobRepository {
     await this.db.updateTable('jobs').set({ run_at: runAt, locked_until: 0, last_error: error }).where('id', '=', id).execute();
   }
 
+  /** Per ref: jobs waiting to run (or run again), and jobs that gave up. */
+  async countByRef(refs: readonly string[]): Promise<Map<string, { pending: number; abandoned: number }>> {
+    const counts = new Map<string, { pending: number; abandoned: number }>();
+    if (refs.length === 0) return counts;
+    for (const state of ['pending', 'abandoned'] as const) {
+      const rows = await this.db.selectFrom('jobs')
+        .select((eb) => ['ref', eb.fn.countAll<number | string>().as('count')])
+        .where('ref', 'in', [...refs])
+        .where('failed_at', state === 'pending' ? 'is' : 'is not', null)
+        .groupBy('ref')
+        .execute();
+      for (const row of rows) {
+        const entry = counts.get(row.ref!) ?? { pending: 0, abandoned: 0 };
+        entry[state] = Number(row.count);
+        counts.set(row.ref!, entry);
+      }
+    }
+    return counts;
+  }
+
   async giveUp(id: string, now: number, error: string): Promise<void> {
     await this.db.updateTable('jobs').set({ failed_at: now, locked_until: 0, last_error: error }).where('id', '=', id).execute();
   }

@@ -48,6 +48,16 @@ export class WebhookRepository {
     return Number(result.numDeletedRows) > 0;
   }
 
+  /** A delivery reached the receiver. */
+  async recordDelivered(id: string, at: number): Promise<void> {
+    await this.db.updateTable('webhooks').set({ last_delivered_at: at }).where('id', '=', id).execute();
+  }
+
+  /** A delivery attempt failed, for the reason given (and the receiver's status, if it answered). */
+  async recordFailed(id: string, at: number, reason: string, status: number | null): Promise<void> {
+    await this.db.updateTable('webhooks').set({ last_failed_at: at, last_failure_reason: reason, last_failure_status: status }).where('id', '=', id).execute();
+  }
+
   /** Every webhook's id and sealed secret (key rotation). */
   async allSecrets(trx: Executor): Promise<Array<Pick<WebhookRow, 'id' | 'secret_enc'>>> {
     return trx.selectFrom('webhooks').select(['id', 'secret_enc']).orderBy('id').execute();
