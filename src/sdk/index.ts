@@ -16,6 +16,7 @@ import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type 
 import { hasValidApiTokenChecksum, isApiTokenLike } from './api-token-format.js';
 
 export { hasValidApiTokenChecksum, isApiTokenLike } from './api-token-format.js';
+export { SIGNATURE_HEADER as WEBHOOK_SIGNATURE_HEADER, verifyWebhookSignature } from './webhook-signature.js';
 
 /** The scopes Rampart grants (API.md). */
 export type RampartScope = 'profile:read' | 'org:read' | 'org:admin' | 'audit:read' | 'introspect' | (string & {});

@@ -308,6 +308,9 @@ export interface WebhookTable {
   last_failure_reason: string | null;
   /** The receiver's HTTP status when the reason is `http_status`. */
   last_failure_status: number | null;
+  /** After a rollover: the previous secret, sealed like `secret_enc`, still signing until it expires. */
+  previous_secret_enc: string | null;
+  previous_secret_expires_at: number | null;
 }
 
 /** Login back-off counters (issue 7): an account, or an account with one client address. */

@@ -18,7 +18,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { JobRepository } from '../store/repositories/jobs.js';
 import type { WebhookRepository, WebhookRow } from '../store/repositories/webhooks.js';
 import type { MainDB } from '../store/schema.js';
-import { signWebhook } from './signature.js';
+import { signWebhookWithEach } from './signature.js';
 import { assertAllowedHost, type Destination, DestinationRefused, parseWebhookUrl, resolveDestination, type Resolver } from './ssrf.js';
 
 export const WEBHOOK_SECRET_PURPOSE = 'webhook-secret';
@@ -32,8 +32,14 @@ export interface PublicWebhook {
   url: string;
   events: string[];
   createdAt: string;
+  /** After a rollover: until when the previous secret still signs deliveries beside the current one. */
+  previousSecretExpiresAt: string | null;
   deliveries: DeliveryHealth;
 }
+
+/** The longest a rolled-over secret may keep signing (a week), and the default (a day). */
+export const MAX_SECRET_OVERLAP_HOURS = 168;
+export const DEFAULT_SECRET_OVERLAP_HOURS = 24;
 
 /**
  * Why a delivery attempt failed, as an org admin may see it: a category (and the HTTP
@@ -110,6 +116,7 @@ export class WebhookService {
       id, org_id: orgId, url: url.toString(), events: JSON.stringify(events), secret_enc: withKeyVersion(current.version, encrypt(current.key, secret, `webhook:${id}`)),
       created_by: actor.id, created_at: this.clock.now(),
       last_delivered_at: null, last_failed_at: null, last_failure_reason: null, last_failure_status: null,
+      previous_secret_enc: null, previous_secret_expires_at: null,
     };
     await this.db.transaction().execute(async (trx) => {
       if (await this.repo.countForOrgHeld(orgId, trx) >= MAX_WEBHOOKS_PER_ORG) {
@@ -121,7 +128,7 @@ export class WebhookService {
         outcome: 'success', details: { host: url.host, events },
       }, trx);
     });
-    return { ...toPublic(row), secret };
+    return { ...toPublic(row, undefined, row.created_at), secret };
   }
 
   /**
@@ -147,6 +154,11 @@ export class WebhookService {
         }
         const sealed = withKeyVersion(version, encrypt(newKey, secret, `webhook:${hook.id}`));
         if (await this.repo.replaceSecret(hook.id, hook.secret_enc, sealed, trx)) reencrypted++;
+        // A rolled-over secret still signing moves with it (one that does not open is left to expire).
+        if (hook.previous_secret_enc !== null) {
+          const previous = await this.#openSealed(hook.id, hook.previous_secret_enc, trx);
+          if (previous !== null) await this.repo.replacePreviousSecret(hook.id, hook.previous_secret_enc, withKeyVersion(version, encrypt(newKey, previous, `webhook:${hook.id}`)), trx);
+        }
       }
       await this.events.record({
         action: 'webhook_key.rotated', actor, target: { type: 'webhook_key', id: String(version) },
@@ -158,21 +170,60 @@ export class WebhookService {
 
   /** A webhook's signing secret, opened with the key version that sealed it; null when it does not open. */
   async #openSecret(hook: Pick<WebhookRow, 'id' | 'secret_enc'>, executor?: Transaction<MainDB>): Promise<string | null> {
-    const stored = keyVersionOf(hook.secret_enc);
+    return this.#openSealed(hook.id, hook.secret_enc, executor);
+  }
+
+  async #openSealed(webhookId: string, sealedWithVersion: string, executor?: Transaction<MainDB>): Promise<string | null> {
+    const stored = keyVersionOf(sealedWithVersion);
     const key = await this.keyring.keyAt(WEBHOOK_SECRET_PURPOSE, stored.version, executor);
-    return key ? decryptString(key, stored.sealed, `webhook:${hook.id}`) : null;
+    return key ? decryptString(key, stored.sealed, `webhook:${webhookId}`) : null;
+  }
+
+  /**
+   * Rolls a webhook's signing secret over: a new secret (shown once) signs from now on, and
+   * the one it replaces keeps signing beside it for `overlapHours` (0: stops at once, after a
+   * leak), so receivers can move to the new secret without refusing a delivery. A secret
+   * rolled over before and still signing is dropped: at most two sign at once.
+   */
+  async rollSecret(orgId: string, id: string, actor: SecurityEventInput['actor'], overlapHours: number, meta: RequestMeta): Promise<PublicWebhook & { secret: string }> {
+    const secret = `whsec_${randomToken(32)}`;
+    const now = this.clock.now();
+    const previousExpiresAt = overlapHours > 0 ? now + overlapHours * 3_600_000 : null;
+    const row = await this.db.transaction().execute(async (trx) => {
+      const hook = await this.repo.find(orgId, id, trx);
+      if (!hook) throw new RampartError('not_found');
+      const current = await this.keyring.current(WEBHOOK_SECRET_PURPOSE, trx);
+      const seal = (value: string) => withKeyVersion(current.version, encrypt(current.key, value, `webhook:${id}`));
+      let previous: string | null = null;
+      if (previousExpiresAt !== null) {
+        const old = await this.#openSecret(hook, trx);
+        // A secret that does not open cannot sign either: it is simply replaced.
+        if (old !== null) previous = seal(old);
+      }
+      const sealed = seal(secret);
+      if (!(await this.repo.rollSecret(orgId, id, hook.secret_enc, sealed, previous, previous === null ? null : previousExpiresAt, trx))) {
+        throw new RampartError('conflict', { publicDetail: 'The webhook changed meanwhile; try again.' });
+      }
+      await this.events.record({
+        action: 'webhook.secret_rotated', orgId, actor, target: { type: 'webhook', id }, origin: meta,
+        outcome: 'success', details: { previousSecretExpiresAt: previous === null ? null : new Date(previousExpiresAt!).toISOString() },
+      }, trx);
+      return { ...hook, secret_enc: sealed, previous_secret_enc: previous, previous_secret_expires_at: previous === null ? null : previousExpiresAt };
+    });
+    const counts = (await this.jobRepo.countByRef([id])).get(id);
+    return { ...toPublic(row, counts, now), secret };
   }
 
   async list(orgId: string): Promise<PublicWebhook[]> {
     const rows = await this.repo.listForOrg(orgId);
     const counts = await this.jobRepo.countByRef(rows.map((row) => row.id));
-    return rows.map((row) => toPublic(row, counts.get(row.id)));
+    return rows.map((row) => toPublic(row, counts.get(row.id), this.clock.now()));
   }
 
   async get(orgId: string, id: string): Promise<PublicWebhook> {
     const row = await this.repo.find(orgId, id);
     if (!row) throw new RampartError('not_found');
-    return toPublic(row, (await this.jobRepo.countByRef([id])).get(id));
+    return toPublic(row, (await this.jobRepo.countByRef([id])).get(id), this.clock.now());
   }
 
   /** Deletes a webhook and drops its pending deliveries. */
@@ -218,6 +269,12 @@ export class WebhookService {
   async #attempt(hook: WebhookRow, event: AuditEvent, deliveryId: string, attempt: number): Promise<void> {
     const secret = await this.#openSecret(hook);
     if (secret === null) throw new DeliveryError('secret_unreadable', null, new PermanentJobError('the webhook secret does not decrypt'));
+    const secrets = [secret];
+    // A rolled-over secret signs beside the new one until it expires.
+    if (hook.previous_secret_enc !== null && Number(hook.previous_secret_expires_at) > this.clock.now()) {
+      const previous = await this.#openSealed(hook.id, hook.previous_secret_enc);
+      if (previous !== null) secrets.push(previous);
+    }
     const url = new URL(hook.url);
     let destination: Destination;
     try {
@@ -235,7 +292,7 @@ export class WebhookService {
       status = await post(url, destination, body, {
         'content-type': 'application/json',
         'user-agent': 'Rampart-Webhooks/1',
-        'rampart-signature': signWebhook(secret, timestamp, body),
+        'rampart-signature': signWebhookWithEach(secrets, timestamp, body),
         'rampart-delivery': deliveryId,
         'rampart-event': event.action,
       });
@@ -257,13 +314,15 @@ function subscribes(hook: WebhookRow, action: string): boolean {
   return events.includes('*') || events.includes(action);
 }
 
-function toPublic(row: WebhookRow, counts: { pending: number; abandoned: number } = { pending: 0, abandoned: 0 }): PublicWebhook {
+function toPublic(row: WebhookRow, counts: { pending: number; abandoned: number } = { pending: 0, abandoned: 0 }, now: number): PublicWebhook {
   const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
+  const previousSigns = row.previous_secret_enc !== null && Number(row.previous_secret_expires_at) > now;
   return {
     id: row.id,
     url: row.url,
     events: JSON.parse(row.events) as string[],
     createdAt: iso(row.created_at)!,
+    previousSecretExpiresAt: previousSigns ? iso(row.previous_secret_expires_at) : null,
     deliveries: {
       ...counts,
       lastDeliveredAt: iso(row.last_delivered_at),

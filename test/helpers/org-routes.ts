@@ -92,6 +92,11 @@ export const ORG_ROUTE_SAMPLES: readonly OrgRouteSample[] = [
     foreign: (ctx) => ({ params: { id: foreignWebhooks.get(ctx.foreign.orgId) ?? randomId('whk') } }),
   },
   {
+    method: 'POST', url: '/v1/orgs/:orgId/webhooks/:id/rotate-secret', allowed: ADMINS, ok: 200, stepUp: true,
+    build: async (ctx) => ({ params: { id: await walkWebhook(ctx, ctx.orgId, true) }, body: { overlapHours: 1 } }),
+    foreign: (ctx) => ({ params: { id: foreignWebhooks.get(ctx.foreign.orgId) ?? randomId('whk') }, body: { overlapHours: 1 } }),
+  },
+  {
     method: 'DELETE', url: '/v1/orgs/:orgId/webhooks/:id', allowed: ADMINS, ok: 204,
     build: async (ctx) => ({ params: { id: await walkWebhook(ctx, ctx.orgId) } }),
     foreign: (ctx) => ({ params: { id: foreignWebhooks.get(ctx.foreign.orgId) ?? randomId('whk') } }),

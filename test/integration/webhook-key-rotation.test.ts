@@ -38,8 +38,16 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       const v1 = (await t.server.services.keyring.keyAt('webhook-secret', 1))!;
       await db.updateTable('webhooks').set({ secret_enc: encrypt(v1, second.secret, `webhook:${second.id}`) }).where('id', '=', second.id).execute();
 
+      // A rolled-over secret still signing moves with the key too.
+      const rolled = await owner.client.post(`/v1/orgs/${orgId}/webhooks/${first.id}/rotate-secret`, { overlapHours: 2 });
+      assert.equal(rolled.status, 200, rolled.text);
+      const firstNew = rolled.body.secret as string;
+      const previousSealedOf = async (id: string) => (await db.selectFrom('webhooks').select('previous_secret_enc').where('id', '=', id).executeTakeFirstOrThrow()).previous_secret_enc;
+      assert.match(String(await previousSealedOf(first.id)), /^k1\./);
+
       const rotated = await rampartWith(t.env, 'keys', 'rotate-webhook');
       assert.equal(rotated.code, 0, rotated.stderr);
+      assert.match(String(await previousSealedOf(first.id)), /^k2\./, 'the previous secret is re-encrypted as well');
       assert.match(rotated.stdout, /^webhook secret key rotated: version 2; 2 secrets re-encrypted\n$/);
       for (const hook of [first, second]) {
         const sealed = await sealedOf(hook.id);
@@ -56,7 +64,7 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       await t.server.services.jobs.drain();
       const delivered = receiver.deliveries.slice(start);
       const now = Math.floor(t.clock.now() / 1000);
-      for (const hook of [first, second, third]) {
+      for (const hook of [first, { ...first, secret: firstNew }, second, third]) {
         const signedWith = delivered.filter((d) => {
           try {
             verified(d, hook.secret, now);

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { chainHash } from '../../src/audit/chain.js';
 import { ManualClock } from '../../src/clock.js';
-import { verifyWebhookSignature } from '../../src/webhooks/signature.js';
+import { verifyWebhookSignature } from '../../src/sdk/index.js';
 import { signUp, startTestServer, type TestServer } from '../helpers/harness.js';
 import { stepUp, uniqueSlug } from '../helpers/orgs.js';
 import { Resources } from '../helpers/resources.js';
@@ -247,6 +247,80 @@ test('a delivery that fails every retry is abandoned after twelve attempts, and 
     assert.equal(shown.abandoned, 1);
     assert.equal(shown.lastDeliveredAt, null);
     assert.deepEqual({ reason: shown.lastFailure.reason, status: shown.lastFailure.status }, { reason: 'http_status', status: 503 });
+  } finally {
+    await open.close();
+  }
+});
+
+test('a webhook secret rolls over: the new one answered once, the previous one signs beside it until its overlap ends (0: at once); step-up and org admin needed; audited without a secret', async () => {
+  const open = new Resources();
+  try {
+    const receiver = open.add(await startReceiver(), (r) => r.close());
+    const t = open.add(await startTestServer({ env: LOOPBACK_RECEIVERS }), (server) => server.close());
+    const user = await signUp(t, 'hooks-roll');
+    const orgId = (await user.client.post('/v1/orgs', { name: 'Roll', slug: uniqueSlug('roll') })).body.org.id as string;
+    await stepUp(user);
+    const hook = (await user.client.post(`/v1/orgs/${orgId}/webhooks`, { url: receiver.url, events: ['member.role_changed'] })).body as { id: string; secret: string };
+    const member = await signUp(t, 'hooks-roll-member');
+    await t.server.services.orgs.addMember(orgId, member.userId, 'member', { type: 'system', id: null });
+    let role = 'member';
+    let admin = user;
+    /** One delivery (a role change), and which of the given secrets its signature verifies with. */
+    const deliverOne = async (...secrets: string[]) => {
+      role = role === 'member' ? 'auditor' : 'member';
+      assert.equal((await admin.client.patch(`/v1/orgs/${orgId}/members/${member.userId}`, { role })).status, 200);
+      const start = receiver.deliveries.length;
+      await t.server.services.jobs.drain();
+      const [delivery] = receiver.deliveries.slice(start);
+      assert.ok(delivery, 'delivered');
+      const header = String(delivery.headers['rampart-signature']);
+      return secrets.map((secret) => verifyWebhookSignature(secret, header, delivery.body, Math.floor(t.clock.now() / 1000)));
+    };
+
+    const rolled = await user.client.post(`/v1/orgs/${orgId}/webhooks/${hook.id}/rotate-secret`, {});
+    assert.equal(rolled.status, 200, rolled.text);
+    const second = rolled.body as { secret: string; previousSecretExpiresAt: string; id: string };
+    assert.match(second.secret, /^whsec_[A-Za-z0-9_-]{43}$/);
+    assert.notEqual(second.secret, hook.secret);
+    assert.equal(second.previousSecretExpiresAt, new Date(t.clock.now() + 24 * 3_600_000).toISOString(), 'a day by default');
+    const shown = await user.client.get(`/v1/orgs/${orgId}/webhooks/${hook.id}`);
+    assert.equal(shown.body.previousSecretExpiresAt, second.previousSecretExpiresAt);
+    assert.ok(!shown.text.includes(second.secret) && !shown.text.includes(hook.secret), 'never shown again');
+    const row = await t.server.services.stores.main.db.selectFrom('webhooks').selectAll().where('id', '=', hook.id).executeTakeFirstOrThrow();
+    assert.ok(!JSON.stringify(row).includes(hook.secret.slice(6)) && !JSON.stringify(row).includes(second.secret.slice(6)), 'both stored encrypted');
+
+    assert.deepEqual(await deliverOne(second.secret, hook.secret), [true, true], 'both secrets verify during the overlap');
+    t.clock.advance(24 * 3_600_000);
+    // (The first session has ended with the day: sign in again.)
+    const login = t.client();
+    assert.equal((await login.post('/v1/login', { email: user.email, password: user.password })).status, 200);
+    admin = { ...user, client: login };
+    assert.deepEqual(await deliverOne(second.secret, hook.secret), [true, false], 'the previous one stops at the end of the overlap');
+    assert.equal((await admin.client.get(`/v1/orgs/${orgId}/webhooks/${hook.id}`)).body.previousSecretExpiresAt, null);
+
+    // After a leak: no overlap, the old secret stops at once.
+    const stale = await admin.client.post(`/v1/orgs/${orgId}/webhooks/${hook.id}/rotate-secret`, { overlapHours: 0 });
+    assert.equal(stale.body.code, 'reauth_required', 'a session needs a recent step-up');
+    await stepUp(admin);
+    const third = (await admin.client.post(`/v1/orgs/${orgId}/webhooks/${hook.id}/rotate-secret`, { overlapHours: 0 })).body as { secret: string; previousSecretExpiresAt: string | null };
+    assert.equal(third.previousSecretExpiresAt, null);
+    assert.deepEqual(await deliverOne(third.secret, second.secret, hook.secret), [true, false, false]);
+
+    for (const body of [{ overlapHours: 169 }, { overlapHours: -1 }, { overlapHours: 1.5 }, { extra: true }]) {
+      assert.equal((await admin.client.post(`/v1/orgs/${orgId}/webhooks/${hook.id}/rotate-secret`, body)).status, 400, JSON.stringify(body));
+    }
+    assert.equal((await admin.client.post(`/v1/orgs/${orgId}/webhooks/whk_${'A'.repeat(22)}/rotate-secret`, {})).status, 404);
+    const outsider = await signUp(t, 'hooks-roll-outsider');
+    await stepUp(outsider);
+    assert.equal((await outsider.client.post(`/v1/orgs/${orgId}/webhooks/${hook.id}/rotate-secret`, {})).status, 404, 'not a member: the org is not found');
+    await t.server.services.orgs.addMember(orgId, outsider.userId, 'member', { type: 'system', id: null });
+    assert.equal((await outsider.client.post(`/v1/orgs/${orgId}/webhooks/${hook.id}/rotate-secret`, {})).status, 403, 'a member is not an admin');
+
+    const events = (await t.server.services.audit.latest({ limit: 50 })).events.filter((e) => e.action === 'webhook.secret_rotated');
+    assert.equal(events.length, 2);
+    assert.deepEqual(events.map((e) => e.details.previousSecretExpiresAt).sort(), [null, second.previousSecretExpiresAt].sort());
+    const logged = JSON.stringify(events) + t.logs.join('\n');
+    for (const secret of [hook.secret, second.secret, third.secret]) assert.ok(!logged.includes(secret.slice(6)), 'no secret in the audit log or the logs');
   } finally {
     await open.close();
   }

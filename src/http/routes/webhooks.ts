@@ -4,6 +4,7 @@ import { RampartError } from '../../errors.js';
 import { isEventAction } from '../../events/catalogue.js';
 import type { SecurityEventInput } from '../../events/security-events.js';
 import type { Services } from '../../services.js';
+import { DEFAULT_SECRET_OVERLAP_HOURS, MAX_SECRET_OVERLAP_HOURS } from '../../webhooks/webhook-service.js';
 import { type AuthContext, callerAuth } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { idParamSchema } from '../schemas.js';
@@ -29,9 +30,15 @@ const deliveriesSchema = {
 
 const webhookSchema = {
   type: 'object',
-  required: ['id', 'url', 'events', 'createdAt', 'deliveries'],
-  properties: { id: { type: 'string' }, url: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, createdAt: { type: 'string' }, deliveries: deliveriesSchema },
+  required: ['id', 'url', 'events', 'createdAt', 'previousSecretExpiresAt', 'deliveries'],
+  properties: {
+    id: { type: 'string' }, url: { type: 'string' }, events: { type: 'array', items: { type: 'string' } }, createdAt: { type: 'string' },
+    previousSecretExpiresAt: { type: ['string', 'null'] }, deliveries: deliveriesSchema,
+  },
 } as const;
+
+/** A webhook with its secret: shown once, at creation and at a rollover. */
+const webhookWithSecretSchema = { ...webhookSchema, required: [...webhookSchema.required, 'secret'], properties: { ...webhookSchema.properties, secret: { type: 'string' } } } as const;
 
 /**
  * Org webhooks (API.md): owners and admins, through `assertAllowed(…, 'webhooks.manage')`
@@ -55,7 +62,7 @@ export async function webhookRoutes(app: FastifyInstance, services: Services): P
           },
         },
       },
-      response: { 201: { ...webhookSchema, required: [...webhookSchema.required, 'secret'], properties: { ...webhookSchema.properties, secret: { type: 'string' } } } },
+      response: { 201: webhookWithSecretSchema },
     },
   }, async (request, reply) => {
     const { orgId } = request.params;
@@ -84,6 +91,29 @@ export async function webhookRoutes(app: FastifyInstance, services: Services): P
     const { orgId, id } = request.params;
     await services.orgs.assertAllowed(callerAuth(request), orgId, 'webhooks.manage', requestMeta(request));
     return services.webhooks.get(orgId, id);
+  });
+
+  // A rollover (no downtime for receivers): the new secret is answered once; the previous one
+  // keeps signing beside it for `overlapHours` (default 24, 0 after a leak). A sensitive change
+  // like registering: a session needs a recent step-up.
+  app.post<{ Params: { orgId: string; id: string }; Body: { overlapHours?: number } }>('/v1/orgs/:orgId/webhooks/:id/rotate-secret', {
+    config: { auth: 'user', scope: 'org:admin' },
+    schema: {
+      params: webhookParams,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { overlapHours: { type: 'integer', minimum: 0, maximum: MAX_SECRET_OVERLAP_HOURS } },
+      },
+      response: { 200: webhookWithSecretSchema },
+    },
+  }, async (request) => {
+    const { orgId, id } = request.params;
+    const auth = callerAuth(request);
+    const meta = requestMeta(request);
+    await services.orgs.assertAllowed(auth, orgId, 'webhooks.manage', meta);
+    if (auth.kind === 'session') assertRecentReauth(auth.session, services.clock);
+    return services.webhooks.rollSecret(orgId, id, actorOf(auth), request.body.overlapHours ?? DEFAULT_SECRET_OVERLAP_HOURS, meta);
   });
 
   app.delete<{ Params: { orgId: string; id: string } }>('/v1/orgs/:orgId/webhooks/:id', {

@@ -30,8 +30,8 @@ export class WebhookRepository {
     return Number(row.count);
   }
 
-  async find(orgId: string, id: string): Promise<WebhookRow | undefined> {
-    return this.db.selectFrom('webhooks').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+  async find(orgId: string, id: string, executor: Executor = this.db): Promise<WebhookRow | undefined> {
+    return executor.selectFrom('webhooks').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
   }
 
   async findById(id: string): Promise<WebhookRow | undefined> {
@@ -58,14 +58,29 @@ export class WebhookRepository {
     await this.db.updateTable('webhooks').set({ last_failed_at: at, last_failure_reason: reason, last_failure_status: status }).where('id', '=', id).execute();
   }
 
-  /** Every webhook's id and sealed secret (key rotation). */
-  async allSecrets(trx: Executor): Promise<Array<Pick<WebhookRow, 'id' | 'secret_enc'>>> {
-    return trx.selectFrom('webhooks').select(['id', 'secret_enc']).orderBy('id').execute();
+  /** Every webhook's id and sealed secrets (key rotation). */
+  async allSecrets(trx: Executor): Promise<Array<Pick<WebhookRow, 'id' | 'secret_enc' | 'previous_secret_enc'>>> {
+    return trx.selectFrom('webhooks').select(['id', 'secret_enc', 'previous_secret_enc']).orderBy('id').execute();
   }
 
   /** Replaces a sealed secret only if it is still the one read (a concurrent delete or rotation wins). */
   async replaceSecret(id: string, previous: string, sealed: string, trx: Executor): Promise<boolean> {
     const result = await trx.updateTable('webhooks').set({ secret_enc: sealed }).where('id', '=', id).where('secret_enc', '=', previous).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Re-seals the previous secret of a rollover, only if it is still the one read. */
+  async replacePreviousSecret(id: string, previous: string, sealed: string, trx: Executor): Promise<boolean> {
+    const result = await trx.updateTable('webhooks').set({ previous_secret_enc: sealed }).where('id', '=', id).where('previous_secret_enc', '=', previous).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** A rollover: the new secret becomes current, the one it replaces signs beside it until `previousExpiresAt` (none when null). */
+  async rollSecret(orgId: string, id: string, current: string, sealed: string, previous: string | null, previousExpiresAt: number | null, trx: Executor): Promise<boolean> {
+    const result = await trx.updateTable('webhooks')
+      .set({ secret_enc: sealed, previous_secret_enc: previous, previous_secret_expires_at: previousExpiresAt })
+      .where('org_id', '=', orgId).where('id', '=', id).where('secret_enc', '=', current)
+      .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 }
