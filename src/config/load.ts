@@ -47,6 +47,9 @@ export interface Config {
   /** PEM CA bundle trusted for the SMTP relay, or null for the system CAs. */
   readonly smtpCaFile: string | null;
   readonly redisCaFile: string | null;
+  /** Client certificate and key for a Redis that authenticates clients by certificate. */
+  readonly redisCertFile: string | null;
+  readonly redisKeyFile: string | null;
   /** k-anonymity range API base URL, or null (offline lists only). */
   readonly breachedPasswordApiUrl: string | null;
   readonly breachedPasswordTimeoutMs: number;

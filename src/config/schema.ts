@@ -81,7 +81,7 @@ export const OPTIONS = [
   }),
   def<string>({
     key: 'databaseUrl', env: 'DATABASE_URL', type: 'string', default: null, secret: true,
-    doc: 'PostgreSQL URL of the main store. Unset: SQLite at DATA_DIR/rampart.db (WAL mode). Off loopback it needs verified TLS: `?sslmode=verify-full`, with `&sslrootcert=/path/ca.pem` for a server an internal CA signed.',
+    doc: 'PostgreSQL URL of the main store. Unset: SQLite at DATA_DIR/rampart.db (WAL mode). Off loopback it needs verified TLS: `?sslmode=verify-full`, with `&sslrootcert=/path/ca.pem` for a server an internal CA signed. To authenticate by client certificate instead of a password (pg_hba `cert`), add `&sslcert=/path/client.pem&sslkey=/path/client-key.pem` (the certificate\'s CN is the role).',
     validate: (value, resolved) => {
       assertURL('DATABASE_URL', value, ['postgres:', 'postgresql:']);
       assertProtectedBackend('DATABASE_URL', value, resolved);
@@ -323,6 +323,23 @@ export const OPTIONS = [
     validate: (value, resolved) => {
       assertFileExists('REDIS_CA_FILE', value);
       if (typeof resolved['redisUrl'] !== 'string' || !resolved['redisUrl'].startsWith('rediss:')) throw new ConfigError('REDIS_CA_FILE needs a rediss:// REDIS_URL');
+    },
+  }),
+  def<string>({
+    key: 'redisCertFile', env: 'REDIS_CERT_FILE', type: 'string', default: null,
+    doc: 'PEM client certificate Rampart presents to a rediss:// Redis that authenticates clients by certificate (redis-server tls-auth-clients yes), with REDIS_KEY_FILE: a credential that never crosses the wire, instead of a password in REDIS_URL.',
+    validate: (value, resolved) => {
+      assertFileExists('REDIS_CERT_FILE', value);
+      if (!resolved['redisKeyFile']) throw new ConfigError('REDIS_CERT_FILE needs REDIS_KEY_FILE as well');
+      if (typeof resolved['redisUrl'] !== 'string' || !resolved['redisUrl'].startsWith('rediss:')) throw new ConfigError('REDIS_CERT_FILE needs a rediss:// REDIS_URL');
+    },
+  }),
+  def<string>({
+    key: 'redisKeyFile', env: 'REDIS_KEY_FILE', type: 'string', default: null,
+    doc: 'PEM private key of REDIS_CERT_FILE (keep it 0600; `rampart doctor` warns when other users can read it).',
+    validate: (value, resolved) => {
+      assertFileExists('REDIS_KEY_FILE', value);
+      if (!resolved['redisCertFile']) throw new ConfigError('REDIS_KEY_FILE needs REDIS_CERT_FILE as well');
     },
   }),
   def<string>({

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { Config } from '../config/load.js';
 import { backendTransportProblem, isLoopbackHost } from '../config/schema.js';
 import { redactURL } from '../store/db.js';
@@ -41,6 +42,17 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
     add('Backend connections', problems.length > 0 ? 'warn' : 'ok', problems.length > 0
       ? `INSECURE option RAMPART_INSECURE_BACKENDS_WITHOUT_TLS: ${problems.join('; ')} (ASVS V12.3.1: sessions, audit events and password hashes cross the network in clear or to an unverified peer)`
       : `${backends.map(([name]) => name).join(', ')}: TLS with certificate verification, or loopback`);
+  }
+  if (config.redisUrl) {
+    if (config.redisCertFile && config.redisKeyFile) {
+      const shared = (statSync(config.redisKeyFile).mode & 0o077) !== 0;
+      add('Redis authentication', shared ? 'warn' : 'ok', `client certificate ${config.redisCertFile}${shared ? `; its key ${config.redisKeyFile} is readable by other users (chmod 600 it)` : ''}`);
+    } else if (new URL(config.redisUrl).password !== '') {
+      add('Redis authentication', 'ok', 'password in REDIS_URL (REDIS_URL_FILE keeps it out of the environment; REDIS_CERT_FILE/REDIS_KEY_FILE authenticate by certificate instead)');
+    } else {
+      const local = isLoopbackHost(new URL(config.redisUrl).hostname.replace(/^\[|\]$/g, ''));
+      add('Redis authentication', local ? 'ok' : 'warn', `none${local ? ' (loopback)' : `: anyone who reaches ${redactURL(config.redisUrl)} can read and reset the rate-limit counters; set a password or REDIS_CERT_FILE/REDIS_KEY_FILE`}`);
+    }
   }
   if (config.databaseUrl) {
     add('Database role', 'ok', config.migrateOnStart

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { PostgresAdapter } from 'kysely';
@@ -10,6 +11,7 @@ import { Metrics } from '../metrics/metrics.js';
 import { RateLimits } from '../ratelimit/rate-limits.js';
 import { ChangeFanout } from '../store/change-fanout.js';
 import type { ChangeFeed } from '../store/change-feed.js';
+import type { Config } from '../config/load.js';
 import type { Services } from '../services.js';
 import { JobRepository } from '../store/repositories/jobs.js';
 import { KnownValueRepository } from '../store/repositories/known-values.js';
@@ -31,7 +33,7 @@ export async function installSecurityOperations(services: Services): Promise<Par
   events.addSink(metrics.sink());
   audit.onAppend((appended) => metrics.auditAppends.inc(appended.length));
 
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl, config.redisCaFile, logger) : null;
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, redisTls(config), logger) : null;
   // Instances sharing a PostgreSQL store learn of each other's writes through Redis; without it
   // their read caches keep nothing (SQLite stores need no fan-out: one host, data_version).
   const shared: Record<string, ChangeFeed> = {};
@@ -90,10 +92,22 @@ export async function installSecurityOperations(services: Services): Promise<Par
  * ioredis with no offline queue: while Redis is down a command fails at once
  * (and the rate limiter fails open or closed) instead of piling up in memory.
  */
-async function connectRedis(url: string, caFile: string | null, logger: Logger): Promise<Redis> {
+/**
+ * TLS options beyond rediss://'s defaults (which verify the server's certificate against the
+ * system CAs): REDIS_CA_FILE names the CA of an internal Redis, REDIS_CERT_FILE and
+ * REDIS_KEY_FILE the client certificate a Redis with tls-auth-clients asks for.
+ */
+function redisTls(config: Pick<Config, 'redisCaFile' | 'redisCertFile' | 'redisKeyFile'>): ConnectionOptions | null {
+  if (!config.redisCaFile && !config.redisCertFile) return null;
+  return {
+    ...(config.redisCaFile ? { ca: readFileSync(config.redisCaFile, 'utf8') } : {}),
+    ...(config.redisCertFile && config.redisKeyFile ? { cert: readFileSync(config.redisCertFile, 'utf8'), key: readFileSync(config.redisKeyFile, 'utf8') } : {}),
+  };
+}
+
+async function connectRedis(url: string, tls: ConnectionOptions | null, logger: Logger): Promise<Redis> {
   const redis = new Redis(url, {
-    // rediss:// verifies the server's certificate (Node's defaults); REDIS_CA_FILE names the CA of an internal one.
-    ...(caFile ? { tls: { ca: readFileSync(caFile, 'utf8') } } : {}),
+    ...(tls ? { tls } : {}),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,

@@ -7,13 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { generate } from 'selfsigned';
+import { rampartWith } from '../helpers/cli.js';
 import { startTestServer, strongPassword, uniqueEmail } from '../helpers/harness.js';
 import { Resources } from '../helpers/resources.js';
 
@@ -37,6 +38,26 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** A redis-server on a free loopback port speaking only TLS with this certificate and key, and `extra` directives. */
+async function startTlsRedis(open: Resources, certFile: string, keyFile: string, extra: string[]): Promise<string> {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', '0', '--tls-port', String(port), '--tls-cert-file', certFile, '--tls-key-file', keyFile,
+    ...extra, '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  open.add(child, (c) => new Promise<void>((resolve) => {
+    c.once('exit', () => resolve());
+    c.kill('SIGTERM');
+  }));
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      if (/Ready to accept connections/.test(out)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out.slice(-500)}`)));
+  });
+  return `rediss://127.0.0.1:${port}`;
+}
+
 describe('Redis over TLS with an internal CA', { skip: hasTls ? false : 'redis-server has no TLS support here' }, () => {
   const open = new Resources();
   let url: string;
@@ -51,22 +72,7 @@ describe('Redis over TLS with an internal CA', { skip: hasTls ? false : 'redis-s
     caFile = join(dir, 'ca.pem');
     writeFileSync(caFile, pems.cert);
     writeFileSync(join(dir, 'key.pem'), pems.private, { mode: 0o600 });
-    const port = await freePort();
-    const child = spawn('redis-server', ['--port', '0', '--tls-port', String(port), '--tls-cert-file', caFile, '--tls-key-file', join(dir, 'key.pem'),
-      '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    open.add(child, (c) => new Promise<void>((resolve) => {
-      c.once('exit', () => resolve());
-      c.kill('SIGTERM');
-    }));
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (chunk: Buffer) => {
-        out += chunk.toString('utf8');
-        if (/Ready to accept connections/.test(out)) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out.slice(-500)}`)));
-    });
-    url = `rediss://127.0.0.1:${port}`;
+    url = await startTlsRedis(open, caFile, join(dir, 'key.pem'), ['--tls-auth-clients', 'no']);
   });
   after(() => open.close());
 
@@ -99,5 +105,57 @@ describe('Redis over TLS with an internal CA', { skip: hasTls ? false : 'redis-s
     } finally {
       await untrusted.close();
     }
+  });
+});
+
+describe('Redis that authenticates clients by certificate', { skip: hasTls ? false : 'redis-server has no TLS support here' }, () => {
+  const open = new Resources();
+  after(() => open.close());
+
+  test('with REDIS_CERT_FILE and REDIS_KEY_FILE the server connects and counts in it; without them that Redis refuses it and credential routes fail closed; doctor checks the key file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-redis-mtls-'));
+    open.defer(() => rmSync(dir, { recursive: true, force: true }));
+    // One key signs the server certificate and the client certificate: it is the CA of both.
+    const pems = await generate([{ name: 'commonName', value: 'redis.internal' }], {
+      keyType: 'ec', curve: 'P-256', algorithm: 'sha256', days: 1, clientCertificate: { cn: 'rampart' },
+      extensions: [{ name: 'basicConstraints', cA: true }, { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
+    } as never) as { cert: string; private: string; clientcert: string; clientprivate: string };
+    const file = (name: string, text: string, mode = 0o600) => {
+      writeFileSync(join(dir, name), text, { mode });
+      return join(dir, name);
+    };
+    const ca = file('ca.pem', pems.cert, 0o644);
+    const url = await startTlsRedis(open, ca, file('server-key.pem', pems.private), ['--tls-auth-clients', 'yes', '--tls-ca-cert-file', ca]);
+    const clientCert = file('client.pem', pems.clientcert, 0o644);
+    const clientKey = file('client-key.pem', pems.clientprivate);
+    const prefix = `rampart-mtls-${process.pid}:`;
+
+    const env = { REDIS_URL: url, REDIS_CA_FILE: ca, REDIS_CERT_FILE: clientCert, REDIS_KEY_FILE: clientKey, REDIS_KEY_PREFIX: prefix, RATE_LIMIT_ANON_PER_MINUTE: '2' };
+    const withCert = await startTestServer({ env });
+    try {
+      assert.equal(withCert.server.services.redis!.status, 'ready');
+      const email = uniqueEmail('redis-mtls');
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await withCert.client().post('/v1/login', { email, password: strongPassword() })).status);
+      assert.deepEqual(statuses, [401, 401, 429], 'the counters are in that Redis');
+      const doctor = await rampartWith({ ...env, RAMPART_DATA_DIR: withCert.dataDir }, 'doctor');
+      assert.match(doctor.stdout, new RegExp(`OK +Redis authentication +client certificate ${clientCert}\n`));
+      chmodSync(clientKey, 0o644);
+      assert.match((await rampartWith({ ...env, RAMPART_DATA_DIR: withCert.dataDir }, 'doctor')).stdout, /WARN +Redis authentication +client certificate .*readable by other users/);
+    } finally {
+      await withCert.close();
+    }
+
+    const without = await startTestServer({ env: { REDIS_URL: url, REDIS_CA_FILE: ca, REDIS_KEY_PREFIX: prefix } });
+    try {
+      assert.notEqual(without.server.services.redis!.status, 'ready', 'no certificate, no connection');
+      const login = await without.client().post('/v1/login', { email: uniqueEmail('redis-mtls-none'), password: strongPassword() });
+      assert.equal(login.status, 503);
+      assert.equal(login.body.code, 'rate_limiter_unavailable');
+    } finally {
+      await without.close();
+    }
+    await assert.rejects(startTestServer({ env: { REDIS_URL: url, REDIS_CERT_FILE: clientCert } }), /REDIS_CERT_FILE needs REDIS_KEY_FILE as well/);
+    await assert.rejects(startTestServer({ env: { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CERT_FILE: clientCert, REDIS_KEY_FILE: clientKey } }), /REDIS_CERT_FILE needs a rediss:\/\/ REDIS_URL/);
   });
 });
