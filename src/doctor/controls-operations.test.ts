@@ -72,3 +72,15 @@ test('a store or Redis reached over the network without verified TLS stops start
     assert.ok(!check!.detail.includes('secret'), 'no password in the report');
   }
 });
+
+test('doctor says how Redis authenticates Rampart: a password (never printed), nothing on loopback, nothing off loopback (a warning)', () => {
+  const password = control({ REDIS_URL: 'rediss://:s3cret@cache.internal:6380' }, 'Redis authentication');
+  assert.equal(password?.status, 'ok');
+  assert.match(password!.detail, /^password in REDIS_URL/);
+  assert.ok(!password!.detail.includes('s3cret'));
+  assert.equal(control({ REDIS_URL: 'redis://127.0.0.1:6379' }, 'Redis authentication')?.status, 'ok');
+  const open = control({ REDIS_URL: 'rediss://cache.internal:6380' }, 'Redis authentication');
+  assert.equal(open?.status, 'warn');
+  assert.match(open!.detail, /anyone who reaches rediss:\/\/cache\.internal:6380 can read and reset the rate-limit counters/);
+  assert.equal(control({}, 'Redis authentication'), undefined, 'no Redis, no row');
+});
