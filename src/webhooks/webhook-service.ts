@@ -52,7 +52,7 @@ export type DeliveryFailureReason = 'tls' | 'timeout' | 'dns' | 'connection' | '
 export interface DeliveryHealth {
   /** Deliveries waiting for their first attempt or a retry. */
   pending: number;
-  /** Deliveries given up after every retry failed (twelve attempts over about five hours). */
+  /** Deliveries given up after every retry failed (twelve attempts over about five hours), for the 30 days the failed-job sweep keeps them. */
   abandoned: number;
   lastDeliveredAt: string | null;
   lastFailure: { at: string; reason: DeliveryFailureReason; status: number | null } | null;
