@@ -47,6 +47,7 @@ export const EVENT_CATALOGUE = {
   'alert.raised': 'A monitoring rule fired (details.rule: new_ip_login, new_device_login, brute_force, staff_role_assumed, policy_weakened, token_new_ip, token_created; more facts per rule). Delivered to the user, org admins and webhooks.',
   'webhook.created': 'An org admin registered a webhook (details.host, details.events; never the secret).',
   'webhook.deleted': 'An org admin deleted a webhook; its pending deliveries were dropped (details.droppedDeliveries).',
+  'webhook.redelivered': 'An org admin queued a webhook\'s abandoned deliveries again (details.requeued counts them).',
   'webhook.secret_rotated': 'An org admin rolled a webhook\'s signing secret over; the previous one signs beside the new one until details.previousSecretExpiresAt (null: it stopped at once). Never a secret.',
   'server_setting.changed': 'A `serve` start changed a deployment-wide security setting, in the transaction that stored it (details.setting: MFA_REQUIRED_FOR_ALL; details.enabled; details.since when switched on). A start with an unchanged value records nothing.',
   'audit.pruned': 'Retention pruning deleted the oldest audit events and anchored the chain at the first kept one (details.firstSeq, details.anchorHash).',

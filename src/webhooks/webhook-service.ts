@@ -226,6 +226,23 @@ export class WebhookService {
     return toPublic(row, (await this.jobRepo.countByRef([id])).get(id), this.clock.now());
   }
 
+  /**
+   * Queues the webhook's abandoned deliveries again (after the receiver was fixed), each from
+   * its first attempt with the same delivery id, so receivers still de-duplicate. Audited with
+   * the count.
+   */
+  async redeliverAbandoned(orgId: string, id: string, actor: SecurityEventInput['actor'], meta: RequestMeta): Promise<{ requeued: number }> {
+    return this.db.transaction().execute(async (trx) => {
+      if (!(await this.repo.find(orgId, id, trx))) throw new RampartError('not_found');
+      const requeued = await this.jobRepo.requeueFailedByRef(id, this.clock.now(), trx);
+      await this.events.record({
+        action: 'webhook.redelivered', orgId, actor, target: { type: 'webhook', id }, origin: meta,
+        outcome: 'success', details: { requeued },
+      }, trx);
+      return { requeued };
+    });
+  }
+
   /** Deletes a webhook and drops its pending deliveries. */
   async remove(orgId: string, id: string, actor: SecurityEventInput['actor'], meta: RequestMeta): Promise<void> {
     await this.db.transaction().execute(async (trx) => {

@@ -97,6 +97,11 @@ export const ORG_ROUTE_SAMPLES: readonly OrgRouteSample[] = [
     foreign: (ctx) => ({ params: { id: foreignWebhooks.get(ctx.foreign.orgId) ?? randomId('whk') }, body: { overlapHours: 1 } }),
   },
   {
+    method: 'POST', url: '/v1/orgs/:orgId/webhooks/:id/redeliver', allowed: ADMINS, ok: 200,
+    build: async (ctx) => ({ params: { id: await walkWebhook(ctx, ctx.orgId, true) } }),
+    foreign: (ctx) => ({ params: { id: foreignWebhooks.get(ctx.foreign.orgId) ?? randomId('whk') } }),
+  },
+  {
     method: 'DELETE', url: '/v1/orgs/:orgId/webhooks/:id', allowed: ADMINS, ok: 204,
     build: async (ctx) => ({ params: { id: await walkWebhook(ctx, ctx.orgId) } }),
     foreign: (ctx) => ({ params: { id: foreignWebhooks.get(ctx.foreign.orgId) ?? randomId('whk') } }),

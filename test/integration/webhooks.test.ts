@@ -221,7 +221,7 @@ test('WEBHOOK_ALLOWED_HOSTS: registration and every delivery only to the hosts t
   }
 });
 
-test('a delivery that fails every retry is abandoned after twelve attempts, and its admins see it', async () => {
+test('a delivery that fails every retry is abandoned after twelve attempts, its admins see it, and queue it again once the receiver works', async () => {
   const open = new Resources();
   try {
     const receiver = open.add(await startReceiver(), (r) => r.close());
@@ -247,6 +247,22 @@ test('a delivery that fails every retry is abandoned after twelve attempts, and 
     assert.equal(shown.abandoned, 1);
     assert.equal(shown.lastDeliveredAt, null);
     assert.deepEqual({ reason: shown.lastFailure.reason, status: shown.lastFailure.status }, { reason: 'http_status', status: 503 });
+
+    // The receiver works again: the admin queues the abandoned delivery once more, same delivery id.
+    const firstId = receiver.deliveries[0]!.headers['rampart-delivery'];
+    const redeliver = await admin.post(`/v1/orgs/${orgId}/webhooks/${hook.id}/redeliver`, {});
+    assert.equal(redeliver.status, 200, redeliver.text);
+    assert.deepEqual(redeliver.body, { requeued: 1 });
+    await t.server.services.jobs.drain();
+    assert.equal(receiver.deliveries.length, 13);
+    const again = receiver.deliveries[12]!;
+    assert.equal(again.headers['rampart-delivery'], firstId, 'the same delivery id: receivers de-duplicate');
+    assert.equal(JSON.parse(again.body).attempt, 1);
+    const healed = ((await admin.get(`/v1/orgs/${orgId}/webhooks/${hook.id}`)).body as { deliveries: { pending: number; abandoned: number; lastDeliveredAt: string } }).deliveries;
+    assert.deepEqual([healed.pending, healed.abandoned, healed.lastDeliveredAt], [0, 0, new Date(t.clock.now()).toISOString()]);
+    assert.deepEqual((await admin.post(`/v1/orgs/${orgId}/webhooks/${hook.id}/redeliver`, {})).body, { requeued: 0 }, 'nothing left to queue');
+    const events = (await t.server.services.audit.latest({ limit: 20 })).events.filter((e) => e.action === 'webhook.redelivered');
+    assert.deepEqual(events.map((e) => e.details.requeued).sort(), [0, 1]);
   } finally {
     await open.close();
   }

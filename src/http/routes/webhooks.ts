@@ -116,6 +116,19 @@ export async function webhookRoutes(app: FastifyInstance, services: Services): P
     return services.webhooks.rollSecret(orgId, id, actorOf(auth), request.body.overlapHours ?? DEFAULT_SECRET_OVERLAP_HOURS, meta);
   });
 
+  // Abandoned deliveries (every retry failed) queued again, once the receiver works: each keeps
+  // its delivery id. Nothing new leaves Rampart (the events already matched this webhook).
+  app.post<{ Params: { orgId: string; id: string } }>('/v1/orgs/:orgId/webhooks/:id/redeliver', {
+    config: { auth: 'user', scope: 'org:admin' },
+    schema: { params: webhookParams, response: { 200: { type: 'object', required: ['requeued'], properties: { requeued: { type: 'integer' } } } } },
+  }, async (request) => {
+    const { orgId, id } = request.params;
+    const auth = callerAuth(request);
+    const meta = requestMeta(request);
+    await services.orgs.assertAllowed(auth, orgId, 'webhooks.manage', meta);
+    return services.webhooks.redeliverAbandoned(orgId, id, actorOf(auth), meta);
+  });
+
   app.delete<{ Params: { orgId: string; id: string } }>('/v1/orgs/:orgId/webhooks/:id', {
     config: { auth: 'user', scope: 'org:admin' },
     schema: { params: webhookParams, response: { 204: { type: 'null' } } },

@@ -75,6 +75,15 @@ export class JobRepository {
     return counts;
   }
 
+  /** Runs the jobs of `ref` that gave up again, from their first attempt, now; returns how many. */
+  async requeueFailedByRef(ref: string, now: number, executor: Executor = this.db): Promise<number> {
+    const result = await executor.updateTable('jobs')
+      .set({ failed_at: null, attempts: 0, run_at: now, locked_until: 0, last_error: null })
+      .where('ref', '=', ref).where('failed_at', 'is not', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   async giveUp(id: string, now: number, error: string): Promise<void> {
     await this.db.updateTable('jobs').set({ failed_at: now, locked_until: 0, last_error: error }).where('id', '=', id).execute();
   }
