@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 import type { Config } from '../config/load.js';
 import type { KeyProvider } from '../crypto/key-provider.js';
 import { addMasterKey, loadMasterKeyFile, removeMasterKeys } from '../crypto/master-key-file.js';
-import { openMasterKeys } from '../crypto/master-keys.js';
+import { CommandKeyProvider } from '../crypto/master-key-command.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { createServices, type Services } from '../services.js';
@@ -60,7 +60,12 @@ export function rotateMasterCommand(): Command {
 }
 
 async function rotateFromCommand(config: Config): Promise<void> {
-  const keys = await openMasterKeys(config, { create: false });
+  const keys = await CommandKeyProvider.open({
+    command: config.masterKeyCommand!,
+    timeoutMs: config.masterKeyCommandTimeoutSeconds * 1000,
+    refreshMs: config.masterKeyCommandRefreshSeconds * 1000,
+    backgroundRefresh: false,
+  });
   const current = keys.currentKeyId;
   const services = await createServices(config, createLogger('warn'), { keys });
   try {
@@ -69,6 +74,7 @@ async function rotateFromCommand(config: Config): Promise<void> {
     const waitMs = config.masterKeyCommandRefreshSeconds * 1000 + STRAGGLER_MARGIN_MS;
     process.stdout.write(`waiting ${Math.round(waitMs / 1000)} s for every server to read the keys again, then re-wrapping what they wrapped meanwhile…\n`);
     await sleep(waitMs);
+    await keys.reload();
     if (keys.currentKeyId !== current) throw new Error(`MASTER_KEY_COMMAND now prints ${keys.currentKeyId} first (was ${current}); run rotate-master again`);
     await rewrapAll(services, keys);
     await recordRotation(services, current);

@@ -7,7 +7,7 @@
  * The config file (`rampart.config.json` in the data dir, or `--config FILE`)
  * uses the `key` names below.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from '../errors.js';
 import { isAddressInRanges, parseCIDRList } from '../net/cidr.js';
@@ -336,9 +336,10 @@ export const OPTIONS = [
   }),
   def<string>({
     key: 'redisKeyFile', env: 'REDIS_KEY_FILE', type: 'string', default: null,
-    doc: 'PEM private key of REDIS_CERT_FILE (keep it 0600; `rampart doctor` warns when other users can read it).',
+    doc: 'PEM private key of REDIS_CERT_FILE; like TLS_KEY_FILE it must not be accessible to other users (start-up refuses it otherwise).',
     validate: (value, resolved) => {
       assertFileExists('REDIS_KEY_FILE', value);
+      if ((statSync(value).mode & 0o077) !== 0) throw new ConfigError(`REDIS_KEY_FILE ${value} is accessible to other users; run: chmod 600 ${value}`);
       if (!resolved['redisCertFile']) throw new ConfigError('REDIS_KEY_FILE needs REDIS_CERT_FILE as well');
     },
   }),

@@ -18,7 +18,7 @@ test('CommandKeyProvider re-runs its command before a wrap once the keys are old
     const errors: string[] = [];
     const runs = join(dir, 'runs');
     const runCount = () => readFileSync(runs, 'utf8').length;
-    const keys = await CommandKeyProvider.open({ command: `printf x >> '${runs}'; cat '${secret}'`, timeoutMs: 5000, refreshMs: 60_000, now: () => now, onRefreshError: (e) => errors.push(e.message) });
+    const keys = await CommandKeyProvider.open({ command: `printf x >> '${runs}'; cat '${secret}'`, timeoutMs: 5000, refreshMs: 60_000, now: () => now, onRefreshError: (e) => errors.push(e.message), backgroundRefresh: false });
     const underK1 = await keys.wrap(randomBytes(32), 'aad');
     assert.ok(underK1.startsWith('k1.'));
 
@@ -32,10 +32,15 @@ test('CommandKeyProvider re-runs its command before a wrap once the keys are old
     assert.ok(underK2.startsWith('k2.'), 'moved to the new current key');
     assert.ok(await keys.unwrap(underK1, 'aad'), 'older keys still unwrap');
 
-    // A failing re-run keeps the keys already read and reports why (never the output).
+    // A failing re-run reports why (never the output); the keys already read still unwrap, but
+    // no wrap uses keys older than the refresh interval: the operator may have retired them.
     writeFileSync(secret, 'k3 not-a-key\n');
+    now = 119_999;
+    assert.ok((await keys.wrap(randomBytes(32), 'aad')).startsWith('k2.'), 'fresh enough, no run');
     now = 120_000;
-    assert.ok((await keys.wrap(randomBytes(32), 'aad')).startsWith('k2.'));
+    await assert.rejects(keys.wrap(randomBytes(32), 'aad'), (error: Error & { code?: string }) => error.code === 'not_ready' && /has not answered for 60 s/.test(error.message));
+    assert.ok(await keys.unwrap(underK2, 'aad'), 'unwrapping goes on');
+    assert.ok(await keys.unwrap(underK1, 'aad'));
     assert.equal(errors.length, 1);
     assert.match(errors[0]!, /MASTER_KEY_COMMAND output: each line must be/);
     assert.ok(!errors[0]!.includes('not-a-key'));
@@ -43,7 +48,7 @@ test('CommandKeyProvider re-runs its command before a wrap once the keys are old
     // An id this instance has not seen makes it re-run at once (another instance rotated).
     const k4 = line('k4');
     writeFileSync(secret, k4 + k2);
-    const other = await CommandKeyProvider.open({ command: `cat '${secret}'`, timeoutMs: 5000, refreshMs: 60_000 });
+    const other = await CommandKeyProvider.open({ command: `cat '${secret}'`, timeoutMs: 5000, refreshMs: 60_000, backgroundRefresh: false });
     const underK4 = await other.wrap(Buffer.alloc(32, 7), 'aad');
     now = 121_500;
     assert.deepEqual(await keys.unwrap(underK4, 'aad'), Buffer.alloc(32, 7));
@@ -58,4 +63,12 @@ test('CommandKeyProvider re-runs its command before a wrap once the keys are old
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a failing MASTER_KEY_COMMAND is reported by its exit status and stderr, with anything key-like in stderr blanked', async () => {
+  const key = randomBytes(32).toString('base64url');
+  await assert.rejects(CommandKeyProvider.open({ command: `echo 'mkleak ${key}' >&2; exit 2`, timeoutMs: 5000, refreshMs: 60_000, backgroundRefresh: false }), (error: Error) => {
+    assert.equal(error.message, 'MASTER_KEY_COMMAND exited with status 2: mkleak [redacted]');
+    return true;
+  });
 });

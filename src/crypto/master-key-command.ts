@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { ConfigError } from '../errors.js';
+import { ConfigError, RampartError } from '../errors.js';
 import { type KeyProvider, StaticKeyProvider, wrappingKeyId } from './key-provider.js';
 import { parseMasterKeyFile } from './master-key-file.js';
 
@@ -10,18 +10,22 @@ import { parseMasterKeyFile } from './master-key-file.js';
  * `systemd-creds cat rampart-master`. The keys then never sit on this host's disk.
  *
  * Only what the command prints on stdout is read, and it is never repeated anywhere: a
- * failure names the exit status and the first line of stderr. The command runs at start,
- * again before a wrap once the keys are `refreshMs` old (so new wraps move to a new current
- * key within that time and never use one the operator has retired), and on an unknown
- * key id when unwrapping (another instance re-wrapped with a key this one has not seen).
+ * failure names the exit status and the first line of stderr (long base64url runs, such as a
+ * key, blanked). The command runs at start, in the background as the keys age, before a wrap
+ * once they are `refreshMs` old, and on an unknown key id when unwrapping (another instance
+ * re-wrapped with a key this one has not seen). No wrap uses keys read more than `refreshMs`
+ * ago, so within that time of a change to the secret every new wrap uses its current key,
+ * and none uses a key the operator has retired.
  */
 export interface MasterKeyCommandOptions {
   command: string;
   timeoutMs: number;
   refreshMs: number;
-  /** A failed re-run at run time: the keys already read stay in use. */
+  /** A failed re-run at run time: the keys already read still unwrap (and wrap, for `refreshMs` after the last read). */
   onRefreshError?: (error: Error) => void;
   now?: () => number;
+  /** Re-run in the background as the keys age (default true). */
+  backgroundRefresh?: boolean;
 }
 
 /** Bytes of output read at most: a key list is tiny, a runaway command is not read to its end. */
@@ -31,14 +35,24 @@ const MISS_RERUN_MS = 1000;
 
 export class CommandKeyProvider implements KeyProvider {
   #inner: StaticKeyProvider;
+  /** When the command last answered with keys. */
   #readAt: number;
-  #running: Promise<void> | null = null;
+  /** When it was last run, answering or not. */
+  #triedAt: number;
+  #running: Promise<Error | null> | null = null;
   readonly #now: () => number;
 
   private constructor(private readonly options: MasterKeyCommandOptions, keys: StaticKeyProvider) {
     this.#inner = keys;
     this.#now = options.now ?? Date.now;
-    this.#readAt = this.#now();
+    this.#readAt = this.#triedAt = this.#now();
+    // Kept fresh in the background, so that a wrap (often inside a store transaction) rarely
+    // has to wait for the command.
+    if (options.backgroundRefresh !== false) {
+      setInterval(() => {
+        if (this.#now() - this.#readAt >= this.options.refreshMs / 2) void this.#rerun();
+      }, Math.max(1000, this.options.refreshMs / 4)).unref();
+    }
   }
 
   /** Runs the command once; a failure refuses start-up with a one-line reason. */
@@ -54,27 +68,51 @@ export class CommandKeyProvider implements KeyProvider {
     return this.#inner.keyIds();
   }
 
+  /**
+   * Wraps under the current key of a read at most `refreshMs` old. Older (the command keeps
+   * failing), it refuses (503): the operator may have retired that key since, and whatever it
+   * wrapped would become unreadable once the key leaves the secret. Unwrapping goes on.
+   */
   async wrap(key: Uint8Array, aad: string): Promise<string> {
-    if (this.#now() - this.#readAt >= this.options.refreshMs) await this.#rerun();
+    if (this.#stale()) await (this.#running ?? (this.#now() - this.#triedAt >= MISS_RERUN_MS ? this.#rerun() : null));
+    if (this.#stale()) {
+      throw new RampartError('not_ready', {
+        headers: { 'retry-after': '10' },
+        detail: `MASTER_KEY_COMMAND has not answered for ${Math.round((this.#now() - this.#readAt) / 1000)} s: no new key is wrapped under master keys that may have been retired`,
+      });
+    }
     return this.#inner.wrapSync(key, aad);
   }
 
   async unwrap(wrapped: string, aad: string): Promise<Buffer | null> {
     const id = wrappingKeyId(wrapped);
-    if (id !== null && !this.#inner.keyIds().includes(id) && this.#now() - this.#readAt >= MISS_RERUN_MS) await this.#rerun();
+    if (id !== null && !this.#inner.keyIds().includes(id)) await (this.#running ?? (this.#now() - this.#triedAt >= MISS_RERUN_MS ? this.#rerun() : null));
     return this.#inner.unwrapSync(wrapped, aad);
   }
 
-  /** One run at a time; callers arriving meanwhile wait for it. */
-  #rerun(): Promise<void> {
+  /** Runs the command now (`rampart keys rotate-master`); throws its failure. */
+  async reload(): Promise<void> {
+    const error = await this.#rerun();
+    if (error) throw error;
+  }
+
+  #stale(): boolean {
+    return this.#now() - this.#readAt >= this.options.refreshMs;
+  }
+
+  /** One run at a time; callers arriving meanwhile wait for it. Resolves with its failure, if any. */
+  #rerun(): Promise<Error | null> {
+    this.#triedAt = this.#now();
     this.#running ??= readKeys(this.options)
       .then((keys) => {
         this.#inner = keys;
+        this.#readAt = this.#now();
+        return null;
       }, (error: Error) => {
         this.options.onRefreshError?.(error);
+        return error;
       })
       .finally(() => {
-        this.#readAt = this.#now();
         this.#running = null;
       });
     return this.#running;
@@ -123,7 +161,10 @@ function run(command: string, timeoutMs: number): Promise<string> {
       clearTimeout(timer);
       const said = firstLine(err);
       if (failure === null && code !== 0) failure = `exited with ${code === null ? `signal ${signal}` : `status ${code}`}`;
-      if (failure !== null) return reject(new ConfigError(`MASTER_KEY_COMMAND ${failure}${said ? `: ${said}` : ''}`));
+      if (failure !== null) {
+        for (const chunk of out) chunk.fill(0);
+        return reject(new ConfigError(`MASTER_KEY_COMMAND ${failure}${said ? `: ${said}` : ''}`));
+      }
       const text = Buffer.concat(out);
       resolve(text.toString('utf8'));
       text.fill(0);
@@ -132,8 +173,12 @@ function run(command: string, timeoutMs: number): Promise<string> {
   });
 }
 
-/** The first non-empty stderr line, printable characters only, at most 200 of them. */
+/**
+ * The first non-empty stderr line, printable characters only, at most 200 of them, with every
+ * run of 20 or more base64url characters blanked: a command that failed after echoing a key
+ * line must not put the key in the log.
+ */
 function firstLine(text: string): string {
   const line = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '';
-  return line.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  return line.replace(/[^\x20-\x7e]/g, '?').replace(/[A-Za-z0-9_-]{20,}/g, '[redacted]').slice(0, 200);
 }

@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import type { Config } from '../config/load.js';
 import { backendTransportProblem, isLoopbackHost } from '../config/schema.js';
 import { redactURL } from '../store/db.js';
@@ -44,9 +43,9 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
       : `${backends.map(([name]) => name).join(', ')}: TLS with certificate verification, or loopback`);
   }
   if (config.redisUrl) {
-    if (config.redisCertFile && config.redisKeyFile) {
-      const shared = (statSync(config.redisKeyFile).mode & 0o077) !== 0;
-      add('Redis authentication', shared ? 'warn' : 'ok', `client certificate ${config.redisCertFile}${shared ? `; its key ${config.redisKeyFile} is readable by other users (chmod 600 it)` : ''}`);
+    if (config.redisCertFile) {
+      // (Start-up refuses a key file other users can access.)
+      add('Redis authentication', 'ok', `client certificate ${config.redisCertFile}`);
     } else if (new URL(config.redisUrl).password !== '') {
       add('Redis authentication', 'ok', 'password in REDIS_URL (REDIS_URL_FILE keeps it out of the environment; REDIS_CERT_FILE/REDIS_KEY_FILE authenticate by certificate instead)');
     } else {

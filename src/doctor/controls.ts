@@ -52,7 +52,9 @@ export function checkControls(config: Config): ControlCheck[] {
   else add('Bind address', 'warn', `${config.host}: reachable from the network; prefer loopback behind a reverse proxy`);
 
   if (config.masterKeyCommand !== null) {
-    // Running the command is asynchronous: `checkMasterKeyCommand` adds its row.
+    // Running the command is asynchronous: `checkMasterKeyCommand` adds its row. A key file
+    // left from before the move to the secrets manager still holds keys on this disk.
+    if (existsSync(config.masterKeyFile)) add('Master key file', 'warn', `${config.masterKeyFile} is still on disk although MASTER_KEY_COMMAND supplies the keys: once its keys are in the secret, delete it`);
   } else if (existsSync(config.masterKeyFile)) {
     let status = fileModeStatus(config.masterKeyFile);
     let detail = fileModeDetail(config.masterKeyFile);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -86,6 +86,11 @@ test('doctor runs MASTER_KEY_COMMAND and reports its keys, or fails with its rea
     const good = await rampartWith({ RAMPART_DATA_DIR: dir, MASTER_KEY_COMMAND: `cat '${secret}'` }, 'doctor');
     assert.match(good.stdout, /OK +Master key +from MASTER_KEY_COMMAND \(a secrets manager, not a file on this host\): 2 key\(s\), current mkcur/);
     assert.doesNotMatch(good.stdout, /Master key file/);
+    // A key file left from before the move to the secrets manager is reported.
+    mkdirSync(join(dir, 'keys'), { mode: 0o700 });
+    writeFileSync(join(dir, 'keys', 'master.key'), line('mkleft'), { mode: 0o600 });
+    const leftover = await rampartWith({ RAMPART_DATA_DIR: dir, MASTER_KEY_COMMAND: `cat '${secret}'` }, 'doctor');
+    assert.match(leftover.stdout, /WARN +Master key file +.*master\.key is still on disk although MASTER_KEY_COMMAND supplies the keys/);
     const bad = await rampartWith({ RAMPART_DATA_DIR: dir, MASTER_KEY_COMMAND: 'exit 4' }, 'doctor');
     assert.equal(bad.code, 1);
     assert.match(bad.stdout, /FAIL +Master key +MASTER_KEY_COMMAND exited with status 4/);

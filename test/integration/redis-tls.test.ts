@@ -112,7 +112,7 @@ describe('Redis that authenticates clients by certificate', { skip: hasTls ? fal
   const open = new Resources();
   after(() => open.close());
 
-  test('with REDIS_CERT_FILE and REDIS_KEY_FILE the server connects and counts in it; without them that Redis refuses it and credential routes fail closed; doctor checks the key file', async () => {
+  test('with REDIS_CERT_FILE and REDIS_KEY_FILE the server connects and counts in it; without them that Redis refuses it and credential routes fail closed; a key file others can read refuses start-up', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rampart-redis-mtls-'));
     open.defer(() => rmSync(dir, { recursive: true, force: true }));
     // One key signs the server certificate and the client certificate: it is the CA of both.
@@ -140,11 +140,13 @@ describe('Redis that authenticates clients by certificate', { skip: hasTls ? fal
       assert.deepEqual(statuses, [401, 401, 429], 'the counters are in that Redis');
       const doctor = await rampartWith({ ...env, RAMPART_DATA_DIR: withCert.dataDir }, 'doctor');
       assert.match(doctor.stdout, new RegExp(`OK +Redis authentication +client certificate ${clientCert}\n`));
-      chmodSync(clientKey, 0o644);
-      assert.match((await rampartWith({ ...env, RAMPART_DATA_DIR: withCert.dataDir }, 'doctor')).stdout, /WARN +Redis authentication +client certificate .*readable by other users/);
     } finally {
       await withCert.close();
     }
+    // Like TLS_KEY_FILE, a key others can read refuses start-up.
+    chmodSync(clientKey, 0o640);
+    await assert.rejects(startTestServer({ env }), new RegExp(`REDIS_KEY_FILE ${clientKey} is accessible to other users; run: chmod 600`));
+    chmodSync(clientKey, 0o600);
 
     const without = await startTestServer({ env: { REDIS_URL: url, REDIS_CA_FILE: ca, REDIS_KEY_PREFIX: prefix } });
     try {

@@ -293,7 +293,8 @@ test('a webhook secret rolls over: the new one answered once, the previous one s
       return secrets.map((secret) => verifyWebhookSignature(secret, header, delivery.body, Math.floor(t.clock.now() / 1000)));
     };
 
-    const rolled = await user.client.post(`/v1/orgs/${orgId}/webhooks/${hook.id}/rotate-secret`, {});
+    // No body: the default overlap.
+    const rolled = await user.client.request('POST', `/v1/orgs/${orgId}/webhooks/${hook.id}/rotate-secret`);
     assert.equal(rolled.status, 200, rolled.text);
     const second = rolled.body as { secret: string; previousSecretExpiresAt: string; id: string };
     assert.match(second.secret, /^whsec_[A-Za-z0-9_-]{43}$/);

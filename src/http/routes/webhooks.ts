@@ -107,6 +107,11 @@ export async function webhookRoutes(app: FastifyInstance, services: Services): P
       },
       response: { 200: webhookWithSecretSchema },
     },
+    // The body is optional: none means the default overlap.
+    preValidation: (request, _reply, done) => {
+      request.body ??= {};
+      done();
+    },
   }, async (request) => {
     const { orgId, id } = request.params;
     const auth = callerAuth(request);
