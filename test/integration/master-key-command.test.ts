@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { rampartWith } from '../helpers/cli.js';
-import { signUp, startTestServer } from '../helpers/harness.js';
+import { signUp, startTestServer, strongPassword, uniqueEmail } from '../helpers/harness.js';
 
 const line = (id: string) => `${id} ${randomBytes(32).toString('base64url')}\n`;
 
@@ -96,5 +96,30 @@ test('doctor runs MASTER_KEY_COMMAND and reports its keys, or fails with its rea
     assert.match(bad.stdout, /FAIL +Master key +MASTER_KEY_COMMAND exited with status 4/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('while MASTER_KEY_COMMAND fails, logins go on but nothing new is wrapped under keys older than the refresh interval (503), until it answers again', async () => {
+  const secretDir = mkdtempSync(join(tmpdir(), 'secret-store-'));
+  const secret = join(secretDir, 'rampart-master');
+  const keys = line('mkstale');
+  writeFileSync(secret, keys, { mode: 0o600 });
+  const t = await startTestServer({ env: { MASTER_KEY_COMMAND: `cat '${secret}'`, MASTER_KEY_COMMAND_REFRESH_SECONDS: '1' } });
+  try {
+    const alice = await signUp(t, 'mkc-stale');
+    writeFileSync(secret, 'the secrets manager is down\n');
+    await new Promise((resolve) => setTimeout(resolve, 2200));
+    const refused = await t.client().post('/v1/signup', { email: uniqueEmail('mkc-stale-new'), password: strongPassword(), name: 'New' });
+    assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.body.code, 'not_ready');
+    assert.ok(!refused.text.includes('down'), 'the command\'s output is not in the answer');
+    assert.equal((await t.client().post('/v1/login', { email: alice.email, password: alice.password })).status, 200, 'unwrapping goes on');
+    assert.ok(t.logs.some((l) => /MASTER_KEY_COMMAND failed/.test(l)), 'the failure is logged');
+    writeFileSync(secret, keys);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    assert.equal((await t.client().post('/v1/signup', { email: uniqueEmail('mkc-stale-back'), password: strongPassword(), name: 'Back' })).status, 201);
+  } finally {
+    await t.close();
+    rmSync(secretDir, { recursive: true, force: true });
   }
 });
