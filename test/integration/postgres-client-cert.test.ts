@@ -9,13 +9,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generate } from 'selfsigned';
 import { signUp, startTestServer } from '../helpers/harness.js';
 import { Resources } from '../helpers/resources.js';
+import { freePort } from '../helpers/ports.js';
 
 const PG_BIN = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').map((v) => join('/usr/lib/postgresql', v, 'bin')).find((d) => existsSync(join(d, 'initdb'))) : undefined;
 const postgresUser = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
@@ -23,13 +23,6 @@ const skip = !PG_BIN ? 'PostgreSQL server binaries are not installed'
   : process.getuid?.() !== 0 ? 'needs root to run a PostgreSQL cluster as the postgres user'
   : postgresUser.status !== 0 ? 'no postgres user' : false;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('PostgreSQL that authenticates Rampart by client certificate', { skip }, () => {
   const open = new Resources();

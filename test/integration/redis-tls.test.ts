@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +16,7 @@ import { generate } from 'selfsigned';
 import { rampartWith } from '../helpers/cli.js';
 import { startTestServer, strongPassword, uniqueEmail } from '../helpers/harness.js';
 import { Resources } from '../helpers/resources.js';
+import { freePort } from '../helpers/ports.js';
 
 /**
  * Whether this redis-server speaks TLS: it reads its directives in order and stops at the first
@@ -30,13 +30,6 @@ function redisHasTls(): boolean {
 }
 const hasTls = redisHasTls();
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A redis-server on a free loopback port speaking only TLS with this certificate and key, and `extra` directives. */
 async function startTlsRedis(open: Resources, certFile: string, keyFile: string, extra: string[]): Promise<string> {
