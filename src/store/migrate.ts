@@ -49,8 +49,9 @@ async function migrateOne(db: Kysely<any>, folder: 'main' | 'pii'): Promise<Migr
   let outcome: MigrationResultSet = await migrator.migrateToLatest();
   // Kysely checks for its bookkeeping table by listing the tables of EVERY schema; when
   // another schema of the same database is dropped meanwhile (parallel test runs, other
-  // tenants), PostgreSQL answers 3F000 "schema … does not exist" for that other schema.
-  // Nothing was applied then: retry a few times.
+  // tenants), PostgreSQL answers 3F000 "schema … does not exist" for that other schema, or,
+  // when a table goes while its columns are listed, 42703 or 42P01 from pg_get_serial_sequence
+  // (seen in CI). Nothing was applied then (a failing migration rolls back): retry a few times.
   for (let attempt = 1; attempt < 4 && isSchemaDroppedMeanwhile(outcome.error); attempt++) {
     outcome = await migrator.migrateToLatest();
   }
@@ -62,8 +63,10 @@ async function migrateOne(db: Kysely<any>, folder: 'main' | 'pii'): Promise<Migr
   return { store: folder, applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName) };
 }
 
+const CATALOG_RACE_CODES = new Set(['3F000', '42703', '42P01']);
+
 function isSchemaDroppedMeanwhile(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '3F000';
+  return typeof error === 'object' && error !== null && CATALOG_RACE_CODES.has(String((error as { code?: unknown }).code));
 }
 
 /**
