@@ -154,7 +154,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const clock = overrides.clock ?? systemClock;
   const keys = overrides.keys ?? await openMasterKeys(config, {
     create: true,
-    onRefreshError: (error) => logger.warn({ reason: error.message }, 'MASTER_KEY_COMMAND failed; the keys it printed before stay in use'),
+    onRefreshError: (error) => logger.warn({ reason: error.message }, 'MASTER_KEY_COMMAND failed; the keys it printed before still unwrap, and wrap until they are a refresh interval old'),
   });
   const stores = openStores(config);
   try {

@@ -5,6 +5,7 @@ import type { Config } from '../config/load.js';
 import type { KeyProvider } from '../crypto/key-provider.js';
 import { addMasterKey, loadMasterKeyFile, removeMasterKeys } from '../crypto/master-key-file.js';
 import { CommandKeyProvider } from '../crypto/master-key-command.js';
+import { masterKeyCommandOptions } from '../crypto/master-keys.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { createServices, type Services } from '../services.js';
@@ -60,12 +61,7 @@ export function rotateMasterCommand(): Command {
 }
 
 async function rotateFromCommand(config: Config): Promise<void> {
-  const keys = await CommandKeyProvider.open({
-    command: config.masterKeyCommand!,
-    timeoutMs: config.masterKeyCommandTimeoutSeconds * 1000,
-    refreshMs: config.masterKeyCommandRefreshSeconds * 1000,
-    backgroundRefresh: false,
-  });
+  const keys = await CommandKeyProvider.open({ ...masterKeyCommandOptions(config), backgroundRefresh: false });
   const current = keys.currentKeyId;
   const services = await createServices(config, createLogger('warn'), { keys });
   try {

@@ -115,9 +115,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const origin: Record<string, 'flag' | 'env' | 'file' | 'default'> = {};
   const secretFiles: Record<string, string> = {};
   for (const option of OPTIONS as readonly OptionDef[]) {
-    const secretFile = option.secret ? env[`${option.env}_FILE`] : undefined;
-    const { value, source } = secretFile !== undefined && secretFile !== '' ? fromSecretFile(option, env, secretFile) : pick(option, flags, env, file);
-    if (secretFile !== undefined && secretFile !== '') secretFiles[option.key] = resolve(secretFile);
+    const secretFile = option.secret ? env[`${option.env}_FILE`] || null : null;
+    const { value, source } = secretFile !== null ? fromSecretFile(option, env, secretFile) : pick(option, flags, env, file);
+    if (secretFile !== null) secretFiles[option.key] = resolve(secretFile);
     origin[option.key] = source;
     resolved[option.key] = value === undefined ? null : coerce(option, value, source);
   }

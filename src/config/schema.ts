@@ -289,7 +289,7 @@ export const OPTIONS = [
     doc: 'k-anonymity range API for breached passwords (e.g. https://api.pwnedpasswords.com/range/); only 5 hex digits of the SHA-1 leave. Unset (default): offline lists only, no outbound traffic. Fails open when unreachable.',
     validate: (value) => {
       const url = assertURL('BREACHED_PASSWORD_API_URL', value, ['https:', 'http:']);
-      if (url.protocol === 'http:' && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))) {
+      if (url.protocol === 'http:' && !isLoopbackUrl(url)) {
         throw new ConfigError('BREACHED_PASSWORD_API_URL must be https (http only for a service on loopback)');
       }
       if (url.search || url.hash || url.username || url.password) {
@@ -440,6 +440,11 @@ export const OPTIONS = [
 
 export type OptionKey = (typeof OPTIONS)[number]['key'];
 
+/** Whether a URL's host is a loopback name or address (IPv6 brackets removed). */
+export function isLoopbackUrl(url: URL): boolean {
+  return isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''));
+}
+
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
@@ -462,9 +467,8 @@ export function argon2MinimumMemoryKiB(iterations: number): number {
  */
 export function backendTransportProblem(text: string): string | null {
   const url = new URL(text);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
   const socketHost = url.searchParams.get('host');
-  if (isLoopbackHost(host) || (host === '' && (socketHost === null || socketHost.startsWith('/')))) return null;
+  if (isLoopbackUrl(url) || (url.hostname === '' && (socketHost === null || socketHost.startsWith('/')))) return null;
   if (url.protocol === 'redis:') return 'plaintext (use rediss://)';
   if (url.protocol === 'rediss:') return null;
   const sslmode = url.searchParams.get('sslmode');

@@ -1,5 +1,5 @@
 import type { Config } from '../config/load.js';
-import { backendTransportProblem, isLoopbackHost } from '../config/schema.js';
+import { backendTransportProblem, isLoopbackHost, isLoopbackUrl } from '../config/schema.js';
 import { redactURL } from '../store/db.js';
 import type { ControlCheck } from './controls.js';
 
@@ -49,7 +49,7 @@ export function checkOperationsControls(config: Config): ControlCheck[] {
     } else if (new URL(config.redisUrl).password !== '') {
       add('Redis authentication', 'ok', 'password in REDIS_URL (REDIS_URL_FILE keeps it out of the environment; REDIS_CERT_FILE/REDIS_KEY_FILE authenticate by certificate instead)');
     } else {
-      const local = isLoopbackHost(new URL(config.redisUrl).hostname.replace(/^\[|\]$/g, ''));
+      const local = isLoopbackUrl(new URL(config.redisUrl));
       add('Redis authentication', local ? 'ok' : 'warn', `none${local ? ' (loopback)' : `: anyone who reaches ${redactURL(config.redisUrl)} can read and reset the rate-limit counters; set a password or REDIS_CERT_FILE/REDIS_KEY_FILE`}`);
     }
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/load.js';
 import { isLoopbackHost, OPTIONS } from '../config/schema.js';
 import { readKeys } from '../crypto/master-key-command.js';
+import { masterKeyCommandOptions } from '../crypto/master-keys.js';
 import { isFileShared, parseMasterKeyFile } from '../crypto/master-key-file.js';
 import { readFileSync } from 'node:fs';
 import { redactURL } from '../store/db.js';
@@ -181,7 +182,7 @@ function issuerCheck(path: string, pem: string, host: string): [ControlStatus, s
  */
 export async function checkMasterKeyCommand(config: Config): Promise<ControlCheck> {
   try {
-    const keys = await readKeys({ command: config.masterKeyCommand ?? '', timeoutMs: config.masterKeyCommandTimeoutSeconds * 1000 });
+    const keys = await readKeys(masterKeyCommandOptions(config));
     return { control: 'Master key', status: 'ok', detail: `from MASTER_KEY_COMMAND (a secrets manager, not a file on this host): ${keys.keyIds().length} key(s), current ${keys.currentKeyId}` };
   } catch (error) {
     return { control: 'Master key', status: 'fail', detail: (error as Error).message };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assertAllowedHost, DestinationRefused, isPublicAddress, parseWebhookUrl, resolveDestination } from './ssrf.js';
-import { signWebhook, verifyWebhookSignature } from './signature.js';
+import { signWebhook, verifyWebhookSignature } from '../sdk/webhook-signature.js';
 
 test('only public unicast addresses are reachable', () => {
   for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isPublicAddress(ip), true, ip);

@@ -18,7 +18,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { JobRepository } from '../store/repositories/jobs.js';
 import type { WebhookRepository, WebhookRow } from '../store/repositories/webhooks.js';
 import type { MainDB } from '../store/schema.js';
-import { signWebhookWithEach } from './signature.js';
+import { signWebhookWithEach } from '../sdk/webhook-signature.js';
 import { assertAllowedHost, type Destination, DestinationRefused, parseWebhookUrl, resolveDestination, type Resolver } from './ssrf.js';
 
 export const WEBHOOK_SECRET_PURPOSE = 'webhook-secret';
@@ -128,7 +128,7 @@ export class WebhookService {
         outcome: 'success', details: { host: url.host, events },
       }, trx);
     });
-    return { ...toPublic(row, undefined, row.created_at), secret };
+    return { ...toPublic(row, row.created_at), secret };
   }
 
   /**
@@ -147,7 +147,7 @@ export class WebhookService {
       let reencrypted = 0;
       let unreadable = 0;
       for (const hook of await this.repo.allSecrets(trx)) {
-        const secret = await this.#openSecret(hook, trx);
+        const secret = await this.#openSealed(hook.id, hook.secret_enc, trx);
         if (secret === null) {
           unreadable++;
           continue;
@@ -168,11 +168,7 @@ export class WebhookService {
     });
   }
 
-  /** A webhook's signing secret, opened with the key version that sealed it; null when it does not open. */
-  async #openSecret(hook: Pick<WebhookRow, 'id' | 'secret_enc'>, executor?: Transaction<MainDB>): Promise<string | null> {
-    return this.#openSealed(hook.id, hook.secret_enc, executor);
-  }
-
+  /** A webhook's signing secret (current or previous), opened with the key version that sealed it; null when it does not open. */
   async #openSealed(webhookId: string, sealedWithVersion: string, executor?: Transaction<MainDB>): Promise<string | null> {
     const stored = keyVersionOf(sealedWithVersion);
     const key = await this.keyring.keyAt(WEBHOOK_SECRET_PURPOSE, stored.version, executor);
@@ -196,7 +192,7 @@ export class WebhookService {
       const seal = (value: string) => withKeyVersion(current.version, encrypt(current.key, value, `webhook:${id}`));
       let previous: string | null = null;
       if (previousExpiresAt !== null) {
-        const old = await this.#openSecret(hook, trx);
+        const old = await this.#openSealed(hook.id, hook.secret_enc, trx);
         // A secret that does not open cannot sign either: it is simply replaced.
         if (old !== null) previous = seal(old);
       }
@@ -211,19 +207,19 @@ export class WebhookService {
       return { ...hook, secret_enc: sealed, previous_secret_enc: previous, previous_secret_expires_at: previous === null ? null : previousExpiresAt };
     });
     const counts = (await this.jobRepo.countByRef([id])).get(id);
-    return { ...toPublic(row, counts, now), secret };
+    return { ...toPublic(row, now, counts), secret };
   }
 
   async list(orgId: string): Promise<PublicWebhook[]> {
     const rows = await this.repo.listForOrg(orgId);
     const counts = await this.jobRepo.countByRef(rows.map((row) => row.id));
-    return rows.map((row) => toPublic(row, counts.get(row.id), this.clock.now()));
+    return rows.map((row) => toPublic(row, this.clock.now(), counts.get(row.id)));
   }
 
   async get(orgId: string, id: string): Promise<PublicWebhook> {
     const row = await this.repo.find(orgId, id);
     if (!row) throw new RampartError('not_found');
-    return toPublic(row, (await this.jobRepo.countByRef([id])).get(id), this.clock.now());
+    return toPublic(row, this.clock.now(), (await this.jobRepo.countByRef([id])).get(id));
   }
 
   /**
@@ -284,12 +280,12 @@ export class WebhookService {
   }
 
   async #attempt(hook: WebhookRow, event: AuditEvent, deliveryId: string, attempt: number): Promise<void> {
-    const secret = await this.#openSecret(hook);
+    const secret = await this.#openSealed(hook.id, hook.secret_enc);
     if (secret === null) throw new DeliveryError('secret_unreadable', null, new PermanentJobError('the webhook secret does not decrypt'));
     const secrets = [secret];
     // A rolled-over secret signs beside the new one until it expires.
-    if (hook.previous_secret_enc !== null && Number(hook.previous_secret_expires_at) > this.clock.now()) {
-      const previous = await this.#openSealed(hook.id, hook.previous_secret_enc);
+    if (previousSecretSigns(hook, this.clock.now())) {
+      const previous = await this.#openSealed(hook.id, hook.previous_secret_enc!);
       if (previous !== null) secrets.push(previous);
     }
     const url = new URL(hook.url);
@@ -331,15 +327,19 @@ function subscribes(hook: WebhookRow, action: string): boolean {
   return events.includes('*') || events.includes(action);
 }
 
-function toPublic(row: WebhookRow, counts: { pending: number; abandoned: number } = { pending: 0, abandoned: 0 }, now: number): PublicWebhook {
+/** Whether a rolled-over secret still signs beside the current one. */
+function previousSecretSigns(row: Pick<WebhookRow, 'previous_secret_enc' | 'previous_secret_expires_at'>, now: number): boolean {
+  return row.previous_secret_enc !== null && Number(row.previous_secret_expires_at) > now;
+}
+
+function toPublic(row: WebhookRow, now: number, counts: { pending: number; abandoned: number } = { pending: 0, abandoned: 0 }): PublicWebhook {
   const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
-  const previousSigns = row.previous_secret_enc !== null && Number(row.previous_secret_expires_at) > now;
   return {
     id: row.id,
     url: row.url,
     events: JSON.parse(row.events) as string[],
     createdAt: iso(row.created_at)!,
-    previousSecretExpiresAt: previousSigns ? iso(row.previous_secret_expires_at) : null,
+    previousSecretExpiresAt: previousSecretSigns(row, now) ? iso(row.previous_secret_expires_at) : null,
     deliveries: {
       ...counts,
       lastDeliveredAt: iso(row.last_delivered_at),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AuditEvent } from '../../src/audit/chain.js';
-import { verifyWebhookSignature } from '../../src/webhooks/signature.js';
+import { verifyWebhookSignature } from '../../src/sdk/webhook-signature.js';
 
 export interface Delivery {
   headers: IncomingMessage['headers'];

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { rampartWith } from '../helpers/cli.js';
+import { BIN, cliEnv, rampartWith } from '../helpers/cli.js';
 import { signUp, startTestServer, strongPassword, uniqueEmail } from '../helpers/harness.js';
 
 const line = (id: string) => `${id} ${randomBytes(32).toString('base64url')}\n`;
@@ -118,6 +119,47 @@ test('while MASTER_KEY_COMMAND fails, logins go on but nothing new is wrapped un
     writeFileSync(secret, keys);
     await new Promise((resolve) => setTimeout(resolve, 1200));
     assert.equal((await t.client().post('/v1/signup', { email: uniqueEmail('mkc-stale-back'), password: strongPassword(), name: 'Back' })).status, 201);
+  } finally {
+    await t.close();
+    rmSync(secretDir, { recursive: true, force: true });
+  }
+});
+
+test('rotate-master with MASTER_KEY_COMMAND re-wraps, after its wait, what a server still on the old keys wrapped meanwhile', async () => {
+  const secretDir = mkdtempSync(join(tmpdir(), 'secret-store-'));
+  const dataDir = mkdtempSync(join(tmpdir(), 'rampart-mkc-straggler-'));
+  const secret = join(secretDir, 'rampart-master');
+  const k1 = line('mkold');
+  writeFileSync(secret, k1, { mode: 0o600 });
+  // The server reads the secret once a minute: within this test it keeps the keys it started with.
+  const t = await startTestServer({ env: { MASTER_KEY_COMMAND: `cat '${secret}'`, MASTER_KEY_COMMAND_REFRESH_SECONDS: '60' }, dataDir });
+  try {
+    await signUp(t, 'mkc-straggler-a');
+    writeFileSync(secret, line('mknew') + k1);
+    // The command's own interval is a second: it waits 6 s between its two passes.
+    const cli = spawn(process.execPath, [BIN, 'keys', 'rotate-master'], {
+      env: cliEnv({ LOG_LEVEL: 'silent', RAMPART_DATA_DIR: dataDir, MASTER_KEY_COMMAND: `cat '${secret}'`, MASTER_KEY_COMMAND_REFRESH_SECONDS: '1' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    const exited = new Promise<number | null>((resolve) => cli.once('exit', resolve));
+    await new Promise<void>((resolve, reject) => {
+      cli.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString('utf8');
+        if (/waiting \d+ s/.test(stdout)) resolve();
+      });
+      void exited.then(() => reject(new Error(`rotate-master ended before its wait: ${stdout}`)));
+    });
+    // Between the two passes, a server that has not re-read the secret yet wraps under the old key.
+    const straggler = await signUp(t, 'mkc-straggler-b');
+    const dek = await t.server.services.stores.pii.db.selectFrom('pii_users').select('wrapped_dek').where('user_id', '=', straggler.userId).executeTakeFirstOrThrow();
+    assert.ok(dek.wrapped_dek.startsWith('mkold.'), 'wrapped under the old key meanwhile');
+    assert.equal(await exited, 0, stdout);
+    assert.equal(stdout.match(/pii_users\.wrapped_dek: 1 re-wrapped/g)?.length, 2, 'once per pass');
+    assert.match(stdout, /nothing is wrapped under mkold any more/);
+    for (const column of t.server.services.wrappedKeys) {
+      assert.deepEqual([...(await column.countByKeyId()).keys()].filter((id) => id !== 'mknew'), [], `${column.name} re-wrapped`);
+    }
   } finally {
     await t.close();
     rmSync(secretDir, { recursive: true, force: true });
