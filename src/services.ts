@@ -37,6 +37,7 @@ import { assertStoresMigrated, migrateStores } from './store/migrate.js';
 import { ServerSettingRepository } from './store/repositories/server-settings.js';
 import { OrgRepository } from './store/repositories/orgs.js';
 import { MfaRepository } from './store/repositories/mfa.js';
+import { HmacKeyRotation } from './crypto/hmac-key-rotation.js';
 import { PasswordHistoryRepository } from './store/repositories/password-history.js';
 import { PasswordTokenRepository } from './store/repositories/password-tokens.js';
 import { SessionRepository } from './store/repositories/sessions.js';
@@ -103,6 +104,8 @@ export interface Services {
   readonly accessTokens: AccessTokenService;
   /** Second factors: TOTP, WebAuthn, recovery codes, the MFA login step, org enforcement, staff reset. */
   readonly mfa: MfaService;
+  /** Rotation and retirement of the HMAC purpose keys (`rampart keys rotate-hmac`, `retire-hmac`). */
+  readonly hmacKeys: HmacKeyRotation;
   /** Staff separation of roles: grants, assumptions and THE staff permission check. */
   readonly staff: StaffService;
   /** The second step of a login (POST /v1/login/mfa). */
@@ -236,6 +239,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     ],
     accessTokens: undefined as unknown as AccessTokenService,
     mfa: undefined as unknown as MfaService,
+    hmacKeys: undefined as unknown as HmacKeyRotation,
     staff: undefined as unknown as StaffService,
     mfaLogin: undefined as unknown as MfaLoginFlow,
     mfaNotifier: undefined as unknown as MfaRequirementNotifier,
@@ -302,9 +306,10 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   const login = new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock);
   const passwordExpiry = new PasswordExpiryFlow(stores.main.db, users, pii, policies, tokenRepo, passwordTokens, passwords, login, events, clock);
   login.addGate(passwordExpiry.gate());
+  const mfaRepository = new MfaRepository(stores.main.db);
   const mfa = new MfaService({
     db: stores.main.db,
-    repo: new MfaRepository(stores.main.db),
+    repo: mfaRepository,
     users,
     pii,
     keyring,
@@ -344,7 +349,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // does not race to create them, and a start-up write that is audited in its own transaction
   // (below) finds the audit key loaded (on SQLite a key lookup inside it would wait for the one connection).
   // Every purpose key exists before the first request (rotating ones are read through `current`).
-  await Promise.all([keyring.current(CSRF_KEY_PURPOSE), keyring.key('api-token'), keyring.key('recovery-code'), piiKeyring.current(BLIND_INDEX_PURPOSE), audit.init(), hasher.prepareDummy()]);
+  await Promise.all([keyring.current(CSRF_KEY_PURPOSE), apiTokens.keys.all(), mfa.recoveryCodeKeys.all(), piiKeyring.current(BLIND_INDEX_PURPOSE), audit.init(), hasher.prepareDummy()]);
   // MFA_REQUIRED_FOR_ALL: the instant it took effect is stored once; existing accounts' grace runs from there.
   const mfaSwitchedOnAt = await deploymentMfaSince(config, new ServerSettingRepository(stores.main.db), clock,
     overrides.recordDeploymentSettings === true ? { record: true, db: stores.main.db, events } : { record: false });
@@ -377,6 +382,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     passwordExpiry,
     passwordTokens,
     mfa,
+    hmacKeys: new HmacKeyRotation({ db: stores.main.db, keyring, events, apiTokens: apiTokens.repository, mfa: mfaRepository, now: () => clock.now() }),
     // The second step re-checks the org IP allowlists: the mfaToken may travel to another address.
     mfaLogin: new MfaLoginFlow(mfa, login, passwordExpiry, [(user, meta) => orgs.assertLoginAllowed(user.id, meta)]),
     mfaNotifier,

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import { hmacSha256 } from '../crypto/hash.js';
+import { KeyVersions } from '../crypto/hmac-key-versions.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { RampartError } from '../errors.js';
 import type { SecurityEvents } from '../events/security-events.js';
@@ -61,19 +62,23 @@ export class LoginBackoff implements LoginAttemptGuard {
    * so nothing outlives the request.
    */
   readonly #attempts = new WeakMap<RequestMeta, Attempt>();
+  /** The counter keys' HMAC key versions: counters are named under the newest (`rampart keys rotate-hmac login-throttle`). */
+  readonly #keys: KeyVersions;
 
   constructor(
     private readonly repo: LoginThrottleRepository,
     private readonly pii: PiiService,
-    private readonly keyring: Keyring,
+    keyring: Keyring,
     private readonly events: SecurityEvents,
     private readonly metrics: Metrics,
     private readonly clock: Clock,
     private readonly options: LoginBackoffOptions,
-  ) {}
+  ) {
+    this.#keys = new KeyVersions(keyring, LOGIN_THROTTLE_KEY_PURPOSE);
+  }
 
   async init(): Promise<void> {
-    await this.keyring.key(LOGIN_THROTTLE_KEY_PURPOSE);
+    await this.#keys.all();
   }
 
   async beforeAttempt(email: string, meta: RequestMeta): Promise<void> {
@@ -143,7 +148,7 @@ export class LoginBackoff implements LoginAttemptGuard {
   }
 
   async #computeKeys(email: string, ip: string): Promise<{ account: string; pair: string }> {
-    const [key, index] = await Promise.all([this.keyring.key(LOGIN_THROTTLE_KEY_PURPOSE), this.pii.emailIndex(email)]);
+    const [{ key }, index] = await Promise.all([this.#keys.current(), this.pii.emailIndex(email)]);
     return {
       account: hmacSha256(key, `account:${index}`),
       pair: hmacSha256(key, `pair:${index}:${addressSubject(ip)}`),

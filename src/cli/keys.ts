@@ -1,5 +1,6 @@
-import { Command } from 'commander';
+import { Argument, Command } from 'commander';
 import { AUDIT_KEY_PURPOSE } from '../audit/field-keys.js';
+import { HMAC_RETIRE_AFTER_MS, ROTATING_HMAC_PURPOSES, type RotatingHmacPurpose } from '../crypto/hmac-key-rotation.js';
 import type { EventAction } from '../events/catalogue.js';
 import type { Services } from '../services.js';
 import { CSRF_KEY_PURPOSE } from '../sessions/session-service.js';
@@ -20,6 +21,9 @@ async function rotatePurposeKey(services: Services, purpose: string, action: Eve
     return added;
   });
 }
+
+/** The HMAC keys that keep verifiers (the others only name counters). */
+const VERIFIER_PURPOSES: ReadonlySet<RotatingHmacPurpose> = new Set(['api-token', 'recovery-code']);
 
 /** `keys retire-blind-index` waits this long after a rotation: every running server has read the new version by then. */
 const RETIRE_AFTER_MS = 2 * 60_000;
@@ -124,6 +128,49 @@ export function keysCommand(): Command {
           origin: { ip: null, userAgent: null }, outcome: 'success', details: { versions: retired, current: profiles.version, reindexed: stragglers.reindexed },
         });
         process.stdout.write(`blind index key versions retired: ${retired.join(', ')}; version ${profiles.version} is the only one left\n`);
+      }, { logLevel: 'warn' }))),
+  );
+  keys.addCommand(
+    withCommonOptions(new Command('rotate-hmac'))
+      .description(`add a version of an HMAC purpose key (${ROTATING_HMAC_PURPOSES.join(', ')}); running servers compute new values under it within a minute. API tokens and recovery codes stored under older versions keep working until \`keys retire-hmac\`; rate-limit and login back-off counters start afresh`)
+      .addArgument(new Argument('<purpose>', 'the key to rotate').choices(ROTATING_HMAC_PURPOSES))
+      .action(action((purpose: RotatingHmacPurpose, options: Record<string, unknown>) => withServices(options, async (services) => {
+        const version = await services.hmacKeys.rotate(purpose);
+        process.stdout.write(`${purpose} HMAC key rotated: version ${version}; running servers take it within a minute${VERIFIER_PURPOSES.has(purpose) ? `; what is stored under older versions keeps working until \`rampart keys retire-hmac ${purpose}\`` : '; its counters start afresh'}\n`);
+      }, { logLevel: 'warn' }))),
+  );
+  keys.addCommand(
+    withCommonOptions(new Command('retire-hmac'))
+      .description('delete the versions of an HMAC purpose key older than the current one, at least 2 minutes after the rotation; refused while live API tokens or unused recovery codes are still under them, unless --revoke-remaining revokes those')
+      .addArgument(new Argument('<purpose>', 'the key to retire').choices(ROTATING_HMAC_PURPOSES))
+      .option('--revoke-remaining', 'revoke the live API tokens and delete the unused recovery codes still under an older version (after a leak of the key), in the same transaction')
+      .action(action((purpose: RotatingHmacPurpose, options: Record<string, unknown>) => withServices(options, async (services) => {
+        const result = await services.hmacKeys.retire(purpose, { revokeRemaining: options['revokeRemaining'] === true });
+        switch (result.outcome) {
+          case 'nothing_to_retire':
+            process.stdout.write(`nothing to retire: version ${result.version} is the only ${purpose} HMAC key\n`);
+            return;
+          case 'too_recent':
+            process.stderr.write(`rampart: nothing retired: version ${result.version} is less than ${HMAC_RETIRE_AFTER_MS / 60_000} minutes old (running servers take it within a minute); try again after ${new Date(result.settlesAt).toISOString()}\n`);
+            process.exitCode = 1;
+            return;
+          case 'held': {
+            const held = [
+              result.tokens > 0 ? `${result.tokens} live API token${result.tokens === 1 ? '' : 's'}` : '',
+              result.recoveryCodes > 0 ? `${result.recoveryCodes} unused recovery code${result.recoveryCodes === 1 ? '' : 's'} of ${result.recoveryCodeHolders} user${result.recoveryCodeHolders === 1 ? '' : 's'}` : '',
+            ].filter(Boolean).join(' and ');
+            process.stderr.write(`rampart: nothing retired: ${held} still under an older version; wait for them to expire or be replaced, or pass --revoke-remaining to revoke them\n`);
+            process.exitCode = 1;
+            return;
+          }
+          case 'retired': {
+            const revoked = [
+              result.revokedTokens > 0 ? `${result.revokedTokens} API token${result.revokedTokens === 1 ? '' : 's'} revoked` : '',
+              result.revokedRecoveryCodes > 0 ? `${result.revokedRecoveryCodes} recovery code${result.revokedRecoveryCodes === 1 ? '' : 's'} of ${result.recoveryCodeHolders} user${result.recoveryCodeHolders === 1 ? '' : 's'} deleted (they generate a new set)` : '',
+            ].filter(Boolean);
+            process.stdout.write(`${purpose} HMAC key versions retired: ${result.retired.join(', ')}; version ${result.version} is the only one left${revoked.length > 0 ? `; ${revoked.join(', ')}` : ''}\n`);
+          }
+        }
       }, { logLevel: 'warn' }))),
   );
   keys.addCommand(rotateMasterCommand());

@@ -16,25 +16,12 @@ interface KeyringDB {
 export class Keyring {
   readonly #db: Kysely<KeyringDB>;
   readonly #provider: KeyProvider;
-  readonly #cache = new Map<string, Buffer>();
   /** Unwrapped keys by `purpose:version`, for `keyAt` (a key never changes once written). */
   readonly #byVersion = new Map<string, Buffer>();
 
   constructor(db: Kysely<any>, provider: KeyProvider) {
     this.#db = db as Kysely<KeyringDB>;
     this.#provider = provider;
-  }
-
-  /**
-   * The key of a purpose that never rotates (an HMAC key), created on first use and then
-   * kept for the life of the process. Purposes that rotate read `current` instead.
-   */
-  async key(purpose: string): Promise<Buffer> {
-    const cached = this.#cache.get(purpose);
-    if (cached) return cached;
-    const { key } = await this.current(purpose);
-    this.#cache.set(purpose, key);
-    return key;
   }
 
   /**
@@ -125,7 +112,6 @@ export class Keyring {
         .onConflict((oc) => oc.doNothing())
         .executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) {
-        this.#cache.delete(purpose);
         return version;
       }
     }

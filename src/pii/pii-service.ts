@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { decryptString, encrypt } from '../crypto/aead.js';
-import { hmacSha256 } from '../crypto/hash.js';
+import { type HeldKey, KeyVersions, storedHmac } from '../crypto/hmac-key-versions.js';
 import type { KeyProvider } from '../crypto/key-provider.js';
 import { type Keyring, keyVersionOf, withKeyVersion } from '../crypto/keyring.js';
 import { constantTimeEqual } from '../crypto/constant-time.js';
@@ -36,26 +36,9 @@ const REINDEX_BATCH = 500;
 
 /** The keyring purpose of the email blind index (in the PII store's keyring). */
 export const BLIND_INDEX_PURPOSE = 'blind-index';
-/** How often a process re-reads the blind-index key versions: another process may have rotated it. */
-const INDEX_KEYS_REFRESH_MS = 60_000;
-/**
- * A lookup that finds nothing re-reads them at most this often: a rotation re-keys the
- * stored indexes at once, and a process still on the old version must not take a known
- * address for an unknown one for longer than that.
- */
-const INDEX_KEYS_MISS_REFRESH_MS = 1_000;
-
-interface IndexKey {
-  version: number;
-  key: Buffer;
-  /** When the version was added (epoch ms). */
-  createdAt: number;
-}
-
 /** A stored blind index: version 1 is the bare HMAC (as written before versions), later ones `k<version>.<hmac>`. */
-function indexUnder({ version, key }: IndexKey, normalizedEmail: string): string {
-  const mac = hmacSha256(key, `email:${normalizedEmail}`);
-  return version === 1 ? mac : withKeyVersion(version, mac);
+function indexUnder(key: HeldKey, normalizedEmail: string): string {
+  return storedHmac(key, `email:${normalizedEmail}`);
 }
 
 export class PiiService {
@@ -72,6 +55,7 @@ export class PiiService {
     private readonly clock: Clock,
   ) {
     this.#repo = new PiiUserRepository(store.db);
+    this.#indexKeys = new KeyVersions(keyring, BLIND_INDEX_PURPOSE);
     const now = () => this.clock.now();
     this.#dataKeys = new OpenedCache(OPENED_MAX_ENTRIES, OPENED_TTL_MS, now);
     this.#fields = new OpenedCache(OPENED_MAX_ENTRIES * 4, OPENED_TTL_MS, now);
@@ -89,58 +73,24 @@ export class PiiService {
    * version and re-keys every stored index to it (`rotateBlindIndex`); until the older
    * versions are retired, lookups try them too.
    */
-  #indexKeys: { readAt: number; keys: IndexKey[] } | null = null;
-  #indexKeysReading: Promise<IndexKey[]> | null = null;
-
-  async #blindIndexKeys(): Promise<IndexKey[]> {
-    const held = this.#indexKeys;
-    // Elapsed real time, not the injectable clock: this is a cache of key versions, not a security decision.
-    if (held && performance.now() - held.readAt < INDEX_KEYS_REFRESH_MS) return held.keys;
-    return this.#readIndexKeys();
-  }
-
-  /** Reads the versions again now (one small query; each version's key is unwrapped once per process). */
-  #readIndexKeys(): Promise<IndexKey[]> {
-    this.#indexKeysReading ??= (async () => {
-      try {
-        await this.keyring.current(BLIND_INDEX_PURPOSE); // creates version 1 on first use
-        const keys: IndexKey[] = [];
-        for (const { version, createdAt } of await this.keyring.versionsOf(BLIND_INDEX_PURPOSE)) {
-          const key = await this.keyring.keyAt(BLIND_INDEX_PURPOSE, version);
-          if (key) keys.push({ version, key, createdAt });
-        }
-        this.#indexKeys = { readAt: performance.now(), keys };
-        return keys;
-      } finally {
-        this.#indexKeysReading = null;
-      }
-    })();
-    return this.#indexKeysReading;
-  }
-
-  /** Re-reads the versions after a miss, at most once a second; the versions not held before, or none. */
-  async #newIndexKeysAfterMiss(tried: readonly IndexKey[]): Promise<IndexKey[]> {
-    if (this.#indexKeys && performance.now() - this.#indexKeys.readAt < INDEX_KEYS_MISS_REFRESH_MS) return [];
-    const fresh = await this.#readIndexKeys();
-    return fresh.filter((candidate) => !tried.some((held) => held.version === candidate.version));
-  }
+  readonly #indexKeys: KeyVersions;
 
   /** The blind index of an email address under the current key version, as stored. */
   async emailIndex(email: string): Promise<string> {
-    return indexUnder((await this.#blindIndexKeys())[0]!, normalizeEmail(email));
+    return indexUnder((await this.#indexKeys.all())[0]!, normalizeEmail(email));
   }
 
   /** The address's blind index under every key version held, newest first (to find or remove rows written under any). */
   async emailIndexes(email: string): Promise<string[]> {
     const normalized = normalizeEmail(email);
-    return (await this.#blindIndexKeys()).map((key) => indexUnder(key, normalized));
+    return (await this.#indexKeys.all()).map((key) => indexUnder(key, normalized));
   }
 
   /** Whether a stored blind index (of any key version) is that of `email`; compared in constant time. */
   async emailMatchesIndex(email: string, stored: string): Promise<boolean> {
     const { version } = keyVersionOf(stored);
-    let key = (await this.#blindIndexKeys()).find((held) => held.version === version);
-    if (!key) key = (await this.#newIndexKeysAfterMiss([])).find((held) => held.version === version);
+    let key = (await this.#indexKeys.all()).find((held) => held.version === version);
+    if (!key) key = (await this.#indexKeys.newAfterMiss([])).find((held) => held.version === version);
     return key !== undefined && constantTimeEqual(indexUnder(key, normalizeEmail(email)), stored);
   }
 
@@ -154,16 +104,16 @@ export class PiiService {
    */
   async findByEmail(email: string): Promise<{ userId: string; createdAt: number } | null> {
     const normalized = normalizeEmail(email);
-    const keys = await this.#blindIndexKeys();
+    const keys = await this.#indexKeys.all();
     let row = await this.#findUnder(keys, normalized);
     if (!row) {
-      const added = await this.#newIndexKeysAfterMiss(keys);
+      const added = await this.#indexKeys.newAfterMiss(keys);
       if (added.length > 0) row = await this.#findUnder(added, normalized);
     }
     return row ? { userId: row.user_id, createdAt: row.created_at } : null;
   }
 
-  async #findUnder(keys: readonly IndexKey[], normalizedEmail: string) {
+  async #findUnder(keys: readonly HeldKey[], normalizedEmail: string) {
     for (const key of keys) {
       const row = await this.#repo.findByEmailIndex(indexUnder(key, normalizedEmail));
       if (row) return row;
@@ -187,7 +137,7 @@ export class PiiService {
 
   /** Re-keys every stored blind index that is not under the current key version (see `rotateBlindIndex`). */
   async reindexToCurrentKey(): Promise<{ version: number; reindexed: number; unreadable: number; conflicts: number }> {
-    const current = (await this.#readIndexKeys())[0]!;
+    const current = (await this.#indexKeys.reread())[0]!;
     const counts = { version: current.version, reindexed: 0, unreadable: 0, conflicts: 0 };
     let after = '';
     for (;;) {
@@ -216,7 +166,7 @@ export class PiiService {
 
   /** The blind-index key versions in the keyring and when each was added, newest first. */
   async blindIndexKeyVersions(): Promise<Array<{ version: number; createdAt: number }>> {
-    return (await this.#readIndexKeys()).map(({ version, createdAt }) => ({ version, createdAt }));
+    return (await this.#indexKeys.reread()).map(({ version, createdAt }) => ({ version, createdAt }));
   }
 
   /**
@@ -224,16 +174,16 @@ export class PiiService {
    * re-keyed them all). Before any rotation every index is the bare version-1 form: none.
    */
   async profilesNotUnderCurrentIndexKey(): Promise<{ version: number; count: number }> {
-    const current = (await this.#readIndexKeys())[0]!;
+    const current = (await this.#indexKeys.reread())[0]!;
     return { version: current.version, count: current.version === 1 ? 0 : await this.#repo.countIndexesNotUnder(withKeyVersion(current.version, '')) };
   }
 
   /** Deletes the blind-index key versions older than the current one (the caller proves nothing refers to them). */
   async retireOldBlindIndexKeys(): Promise<number[]> {
-    const keys = await this.#readIndexKeys();
+    const keys = await this.#indexKeys.reread();
     const retired = keys.slice(1).map((key) => key.version);
     if (retired.length > 0) await this.keyring.deleteVersionsBelow(BLIND_INDEX_PURPOSE, keys[0]!.version);
-    await this.#readIndexKeys();
+    await this.#indexKeys.reread();
     return retired;
   }
 

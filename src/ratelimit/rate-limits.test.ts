@@ -6,7 +6,11 @@ import { RateLimits } from './rate-limits.js';
 
 async function limits(perMinute = 3): Promise<RateLimits> {
   const key = randomBytes(32);
-  const keyring = { key: async () => key } as unknown as Keyring;
+  const keyring = {
+    current: async () => ({ version: 1, key }),
+    versionsOf: async () => [{ version: 1, createdAt: 0 }],
+    keyAt: async () => key,
+  } as unknown as Keyring;
   const rateLimits = new RateLimits({ perMinute: { anon: perMinute, auth: perMinute, account: perMinute, badauth: perMinute }, redis: null, keyPrefix: 'test:', keyring });
   await rateLimits.init();
   return rateLimits;

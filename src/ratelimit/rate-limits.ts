@@ -2,6 +2,7 @@ import ipaddr from 'ipaddr.js';
 import type { Redis } from 'ioredis';
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { hmacSha256 } from '../crypto/hash.js';
+import { KeyVersions } from '../crypto/hmac-key-versions.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { BoundedMemo } from '../memo.js';
 
@@ -65,15 +66,17 @@ export class RateLimits {
   readonly #limiters: Record<RateLimitTier, RateLimiterAbstract>;
   readonly #resetMails: RateLimiterAbstract;
   readonly #limits: Record<RateLimitTier, { points: number; windowSeconds: number }>;
-  #key: Buffer | null = null;
+  /** The counter keys' HMAC key versions; counters are named under the newest held (`rampart keys rotate-hmac rate-limit`). */
+  readonly #keys: KeyVersions;
   /**
-   * tier:subject → its HMAC: the same callers come back many times a minute. Not the
-   * account tier: its subjects are emails' blind indexes, and nothing derived from an
-   * email may outlive its request (only credential routes count it, so it is rare).
+   * tier:subject → its HMAC under `version`: the same callers come back many times a minute.
+   * Not the account tier: its subjects are emails' blind indexes, and nothing derived from
+   * an email may outlive its request (only credential routes count it, so it is rare).
    */
-  readonly #hashedMemo = new BoundedMemo<string, string>(50_000);
+  #hashedMemo = { version: 0, memo: new BoundedMemo<string, string>(50_000) };
 
   constructor(private readonly options: RateLimitsOptions) {
+    this.#keys = new KeyVersions(options.keyring, RATE_LIMIT_KEY_PURPOSE);
     const minute = (points: number) => ({ points, windowSeconds: WINDOW_SECONDS });
     this.#limits = {
       anon: minute(options.perMinute.anon), auth: minute(options.perMinute.auth), account: minute(options.perMinute.account), badauth: minute(options.perMinute.badauth),
@@ -97,9 +100,9 @@ export class RateLimits {
    * sends nothing then: a mail a stranger triggers is not worth failing open for).
    */
   async takeResetMail(userId: string): Promise<boolean> {
-    if (!this.#key) throw new Error('RateLimits.init() was not awaited');
+    const key = (await this.#keys.current()).key;
     try {
-      await this.#resetMails.consume(hmacSha256(this.#key, `resetmail:${userId}`).slice(0, 22));
+      await this.#resetMails.consume(hmacSha256(key, `resetmail:${userId}`).slice(0, 22));
       return true;
     } catch (error) {
       if (error instanceof RateLimiterRes) return false;
@@ -116,7 +119,7 @@ export class RateLimits {
   }
 
   async init(): Promise<void> {
-    this.#key = await this.options.keyring.key(RATE_LIMIT_KEY_PURPOSE);
+    await this.#keys.all();
   }
 
   /** Counts one request; `allowed` is false once the tier's limit for this key is spent. */
@@ -165,15 +168,19 @@ export class RateLimits {
 
   /** Subject HMACs held in the memo (tests: no account subject among them). */
   get memoizedKeys(): number {
-    return this.#hashedMemo.size;
+    return this.#hashedMemo.memo.size;
   }
 
   #hashed(tier: RateLimitTier, subject: string): string {
-    if (!this.#key) throw new Error('RateLimits.init() was not awaited');
-    const key = this.#key;
+    // Synchronous on the hot path: a stale set of versions is re-read in the background, and
+    // counters move to a new version (starting afresh) once this process holds it.
+    const held = this.#keys.currentHeld();
+    if (!held) throw new Error('RateLimits.init() was not awaited');
+    const { key, version } = held;
     const input = `${tier}:${subject}`;
     if (tier === 'account') return hmacSha256(key, input).slice(0, 22);
-    return this.#hashedMemo.get(input, (value) => hmacSha256(key, value).slice(0, 22));
+    if (this.#hashedMemo.version !== version) this.#hashedMemo = { version, memo: new BoundedMemo<string, string>(50_000) };
+    return this.#hashedMemo.memo.get(input, (value) => hmacSha256(key, value).slice(0, 22));
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { RequestMeta } from '../auth/flows/request-meta.js';
 import type { Clock } from '../clock.js';
-import { hmacSha256 } from '../crypto/hash.js';
+import { findUnderAnyVersion, KeyVersions, storedHmac } from '../crypto/hmac-key-versions.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { randomBytes, randomId } from '../crypto/random.js';
 import { RampartError } from '../errors.js';
@@ -32,7 +32,8 @@ export const LAST_USED_THROTTLE_MS = 60_000;
 /** Characters of the token kept in clear to recognise it in a list (`rpat_` + 4 of 43 random characters). */
 const PREFIX_LENGTH = 9;
 const DAY_MS = 86_400_000;
-const HMAC_PURPOSE = 'api-token';
+/** The keyring purpose of the tokens' HMAC key (`rampart keys rotate-hmac api-token`). */
+export const API_TOKEN_KEY_PURPOSE = 'api-token';
 
 /**
  * What the token feature needs of organizations (`services.orgs` provides it):
@@ -90,7 +91,7 @@ export class ApiTokenService {
   constructor(
     readonly repository: ApiTokenRepository,
     private readonly db: { transaction(): { execute<T>(fn: (trx: Transaction<MainDB>) => Promise<T>): Promise<T> } },
-    private readonly keyring: Keyring,
+    keyring: Keyring,
     private readonly pii: PiiService,
     private readonly policies: PolicyResolver,
     private readonly events: SecurityEvents,
@@ -100,14 +101,20 @@ export class ApiTokenService {
     changes: ChangeFeed | null = null,
   ) {
     this.#live = changes && new ReadCache({ feed: changes, dependsOn: changesApiToken, now: () => this.clock.now() });
+    this.keys = new KeyVersions(keyring, API_TOKEN_KEY_PURPOSE);
   }
+
+  /** The versions of the HMAC key: new tokens take the newest, a presented one is looked up under each. */
+  readonly keys: KeyVersions;
 
   /** Tokens read recently with their owner's status, by HMAC (see `authenticate`); null: every request reads. */
   readonly #live: ReadCache<string, ApiTokenWithOwner | undefined> | null;
 
-  /** HMAC-SHA256 of a token under the `api-token` keyring key. */
-  async hash(token: string): Promise<string> {
-    return hmacSha256(await this.keyring.key(HMAC_PURPOSE), token);
+  /** A stored row for a presented token, under any key version held (kept rows first). */
+  async #find(token: string): Promise<{ row: ApiTokenWithOwner | undefined; tokenHash: string }> {
+    const { found, stored } = await findUnderAnyVersion(this.keys, token, (tokenHash) =>
+      this.#live ? this.#live.load(tokenHash, () => this.repository.findByHash(tokenHash)) : this.repository.findByHash(tokenHash));
+    return { row: found, tokenHash: stored };
   }
 
   async create(input: CreateTokenInput, meta: RequestMeta): Promise<IssuedApiToken> {
@@ -129,7 +136,8 @@ export class ApiTokenService {
     const now = this.clock.now();
     const row: ApiTokenRow = {
       id: randomId('tok'),
-      token_hash: await this.hash(token),
+      // Read now, not as held: a rotation must not leave new tokens under the old key for a minute.
+      token_hash: storedHmac((await this.keys.reread())[0]!, token),
       user_id: input.userId,
       org_id: orgId,
       name: input.name,
@@ -215,13 +223,13 @@ export class ApiTokenService {
     if (!hasValidApiTokenChecksum(token)) {
       throw new RampartError('invalid_token_format', { publicDetail: 'This is not a valid API token (bad checksum).' });
     }
-    const tokenHash = await this.hash(token);
     const now = this.clock.now();
-    // A kept token is used only while it is live and its last use needs no writing; anything
-    // else (a refusal and its event, the once-a-minute write) goes by the row as stored now.
-    const kept = this.#live?.peek(tokenHash);
+    // A kept token (under the newest key) is used only while it is live and its last use needs
+    // no writing; anything else (a refusal and its event, the once-a-minute write) goes by the
+    // row as stored now.
+    const kept = this.#live?.peek(storedHmac(await this.keys.current(), token));
     if (kept && checkLive(kept, now) === null && kept.last_used_at !== null && now - kept.last_used_at < LAST_USED_THROTTLE_MS) return { ...kept };
-    const row = this.#live ? await this.#live.load(tokenHash, () => this.repository.findByHash(tokenHash)) : await this.repository.findByHash(tokenHash);
+    const { row, tokenHash } = await this.#find(token);
     const rejection = checkLive(row, now);
     if (rejection) {
       // A token that once existed (revoked, expired, locked owner) is a signal worth an event.
@@ -251,7 +259,7 @@ export class ApiTokenService {
   /** The live token for a presented token string, without recording a use (introspection). */
   async peek(token: string): Promise<ApiTokenWithOwner | null> {
     if (!hasValidApiTokenChecksum(token)) return null;
-    const row = await this.repository.findByHash(await this.hash(token));
+    const { row } = await this.#find(token);
     return checkLive(row, this.clock.now()) ? null : row!;
   }
 

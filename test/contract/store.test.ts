@@ -96,10 +96,10 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     test('keyring: one key per purpose, shared by concurrent callers and instances', async () => {
       const a = new Keyring(stores.main.db, keys);
       const b = new Keyring(stores.main.db, keys);
-      const [k1, k2] = await Promise.all([a.key('contract-test'), b.key('contract-test')]);
+      const [{ key: k1 }, { key: k2 }] = await Promise.all([a.current('contract-test'), b.current('contract-test')]);
       assert.deepEqual(k1, k2);
       assert.equal(k1.length, 32);
-      assert.notDeepEqual(await a.key('another-purpose'), k1);
+      assert.notDeepEqual((await a.current('another-purpose')).key, k1);
       const rows = await stores.main.db.selectFrom('keyring').selectAll().where('purpose', '=', 'contract-test').execute();
       assert.equal(rows.length, 1);
       assert.ok(!rows[0]!.wrapped_key.includes(k1.toString('base64url')), 'stored wrapped, not raw');
@@ -111,7 +111,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const [first, same] = await Promise.all([a.current('contract-rotating'), b.current('contract-rotating')]);
       assert.equal(first.version, 1);
       assert.deepEqual(same, first, 'concurrent instances agree on version 1');
-      assert.deepEqual(await a.key('contract-rotating'), first.key, 'key() is version 1 of the same purpose');
+      assert.deepEqual(await a.keyAt('contract-rotating', 1), first.key, 'keyAt(1) is version 1 of the same purpose');
       assert.equal(await b.rotate('contract-rotating'), 2);
       const second = await a.current('contract-rotating');
       assert.equal(second.version, 2, 'another instance sees the rotation at its next read');

@@ -1,7 +1,8 @@
 import type { AuthenticationResponseJSON, AuthenticatorTransportFuture, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import type { Kysely, Transaction } from 'kysely';
 import type { Clock } from '../../clock.js';
-import { hmacSha256, sha256Hex } from '../../crypto/hash.js';
+import { sha256Hex } from '../../crypto/hash.js';
+import { findUnderAnyVersion, KeyVersions, storedHmac } from '../../crypto/hmac-key-versions.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { randomId, randomToken } from '../../crypto/random.js';
 import { RampartError } from '../../errors.js';
@@ -124,6 +125,9 @@ export interface MfaServiceDeps {
   publicUrl: () => string;
 }
 
+/** The keyring purpose of the recovery codes' HMAC key (`rampart keys rotate-hmac recovery-code`). */
+export const RECOVERY_CODE_KEY_PURPOSE = 'recovery-code';
+
 /**
  * Second factors: TOTP, WebAuthn credentials and recovery codes; the second step
  * of a login (`mfaToken`); failure throttling; org enforcement decisions; and
@@ -131,9 +135,12 @@ export interface MfaServiceDeps {
  */
 export class MfaService {
   readonly #d: MfaServiceDeps;
+  /** The versions of the recovery codes' HMAC key: new sets take the newest, a presented code is tried under each. */
+  readonly recoveryCodeKeys: KeyVersions;
 
   constructor(deps: MfaServiceDeps) {
     this.#d = deps;
+    this.recoveryCodeKeys = new KeyVersions(deps.keyring, RECOVERY_CODE_KEY_PURPOSE);
   }
 
   get relyingParty(): RelyingParty {
@@ -641,8 +648,10 @@ export class MfaService {
   async #redeemRecoveryCode(userId: string, input: string): Promise<string | null> {
     const code = normalizeRecoveryCode(input);
     if (code === null) return 'malformed';
-    const used = await this.#d.repo.useRecoveryCode(userId, await this.#hashRecoveryCode(userId, code), this.#d.clock.now());
-    return used ? null : 'invalid';
+    const now = this.#d.clock.now();
+    const { found } = await findUnderAnyVersion(this.recoveryCodeKeys, `${userId}:${code}`,
+      async (codeHash) => (await this.#d.repo.useRecoveryCode(userId, codeHash, now)) || undefined);
+    return found ? null : 'invalid';
   }
 
   async #checkAssertion(userId: string, response: AuthenticationResponseJSON, tokenHash: string): Promise<string | null> {
@@ -659,19 +668,17 @@ export class MfaService {
     return null;
   }
 
-  async #hashRecoveryCode(userId: string, normalized: string): Promise<string> {
-    return hmacSha256(await this.#d.keyring.key('recovery-code'), `${userId}:${normalized}`);
-  }
-
   async #recoveryCodeRows(userId: string, codes: string[], now: number) {
     if (codes.length !== RECOVERY_CODE_COUNT) throw new TypeError('unexpected recovery code count');
-    return Promise.all(codes.map(async (code) => ({
+    // Read now, not as held: a rotation must not leave new codes under the old key for a minute.
+    const key = (await this.recoveryCodeKeys.reread())[0]!;
+    return codes.map((code) => ({
       id: randomId('rc'),
       user_id: userId,
-      code_hash: await this.#hashRecoveryCode(userId, normalizeRecoveryCode(code)!),
+      code_hash: storedHmac(key, `${userId}:${normalizeRecoveryCode(code)!}`),
       created_at: now,
       used_at: null,
-    })));
+    }));
   }
 
   #openTOTPSecret(profile: Profile, sealed: string): string {

@@ -107,6 +107,19 @@ export class ApiTokenRepository {
     return Number(result.numUpdatedRows);
   }
 
+  /**
+   * Live tokens (neither revoked nor expired at `now`) whose stored HMAC does not start
+   * with `prefix` (those under an older key version than the current one, `k<version>.`).
+   */
+  async listLiveNotUnder(prefix: string, now: number, executor: Executor = this.db): Promise<Array<Pick<ApiTokenRow, 'id' | 'user_id' | 'org_id'>>> {
+    return executor.selectFrom('api_tokens').select(['id', 'user_id', 'org_id'])
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .where('token_hash', 'not like', `${prefix}%`)
+      .orderBy('id')
+      .execute();
+  }
+
   /** The revocation of the user's live (not yet revoked) tokens; callers narrow it further. */
   #revokeLive(executor: Executor, userId: string, now: number, reason: string) {
     return executor

@@ -110,6 +110,28 @@ export class MfaRepository {
     return Number(row?.count ?? 0);
   }
 
+  /** Users holding unused recovery codes whose stored HMAC does not start with `prefix` (an older key version), with how many. */
+  async unusedRecoveryCodesNotUnder(prefix: string, executor: Executor = this.db): Promise<Array<{ userId: string; count: number }>> {
+    const rows = await executor.selectFrom('mfa_recovery_codes')
+      .select(['user_id', (eb) => eb.fn.countAll<number>().as('count')])
+      .where('used_at', 'is', null)
+      .where('code_hash', 'not like', `${prefix}%`)
+      .groupBy('user_id')
+      .orderBy('user_id')
+      .execute();
+    return rows.map((row) => ({ userId: row.user_id, count: Number(row.count) }));
+  }
+
+  /** Deletes the user's unused recovery codes that are not under `prefix` (see `unusedRecoveryCodesNotUnder`). */
+  async deleteUnusedRecoveryCodesNotUnder(userId: string, prefix: string, executor: Executor = this.db): Promise<number> {
+    const result = await executor.deleteFrom('mfa_recovery_codes')
+      .where('user_id', '=', userId)
+      .where('used_at', 'is', null)
+      .where('code_hash', 'not like', `${prefix}%`)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async deleteRecoveryCodes(userId: string, executor: Executor = this.db): Promise<number> {
     const result = await executor.deleteFrom('mfa_recovery_codes').where('user_id', '=', userId).executeTakeFirst();
     return Number(result.numDeletedRows);
