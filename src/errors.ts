@@ -38,6 +38,7 @@ export const ERRORS = {
   invalid_credentials: { status: 401, title: 'Invalid email or password' },
   weak_password: { status: 400, title: 'The password does not meet the policy' },
   email_taken: { status: 409, title: 'An account with this email already exists' },
+  already_verified: { status: 409, title: 'The email address is already verified' },
   account_locked: { status: 403, title: 'The account is locked' },
   ip_not_allowed: { status: 403, title: 'Access from this address is not allowed' },
 

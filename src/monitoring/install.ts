@@ -66,6 +66,7 @@ export async function installSecurityOperations(services: Services): Promise<Par
   });
   services.login.setAttemptGuard(loginBackoff);
   services.passwordReset.setMailBudget(rateLimits);
+  services.emailVerification.setMailBudget(rateLimits);
 
   // After-commit work: a durable queue in the main store, run by every instance (src/monitoring/background.ts).
   const postgres = stores.main.db.getExecutor().adapter instanceof PostgresAdapter;

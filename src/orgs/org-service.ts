@@ -99,6 +99,13 @@ export class OrgService {
     this.#membershipEnded.push(listener);
   }
 
+  /** Called inside an acceptance's transaction, first: the invitation's mailed secret proved the user's address. */
+  #addressProved: ((userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => Promise<void>) | null = null;
+
+  onAddressProved(listener: (userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => Promise<void>): void {
+    this.#addressProved = listener;
+  }
+
   // ---- reads ---------------------------------------------------------------
 
   async membershipsOf(userId: string): Promise<OrgMembership[]> {
@@ -484,6 +491,8 @@ export class OrgService {
       throw new RampartError('ip_not_allowed');
     }
     const role = await this.db.transaction().execute(async (trx) => {
+      // The user's row first (ARCHITECTURE.md "Lock order"); undone with the rest if the token was taken meanwhile.
+      await this.#addressProved?.(userId, meta, trx);
       if (!(await this.repo.lockOrg(org.id, now, trx))) throw new RampartError('invalid_token');
       if (!(await this.repo.consumeInvitation(invitation.id, userId, now, trx))) throw new RampartError('invalid_token');
       // The membership before the events: its foreign key takes the user's row (FOR KEY SHARE),

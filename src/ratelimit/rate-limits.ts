@@ -50,6 +50,8 @@ export interface RateLimitsOptions {
   keyring: Keyring;
   /** Password-reset mails per account per hour (`takeResetMail`); 5 when absent. */
   resetMailsPerHour?: number;
+  /** Email-verification mails per account per hour (`takeVerificationMail`); 5 when absent. */
+  verificationMailsPerHour?: number;
 }
 
 const WINDOW_SECONDS = 60;
@@ -65,6 +67,7 @@ export const RATE_LIMIT_KEY_PURPOSE = 'rate-limit';
 export class RateLimits {
   readonly #limiters: Record<RateLimitTier, RateLimiterAbstract>;
   readonly #resetMails: RateLimiterAbstract;
+  readonly #verificationMails: RateLimiterAbstract;
   readonly #limits: Record<RateLimitTier, { points: number; windowSeconds: number }>;
   /** The counter keys' HMAC key versions; counters are named under the newest held (`rampart keys rotate-hmac rate-limit`). */
   readonly #keys: KeyVersions;
@@ -92,6 +95,7 @@ export class RateLimits {
     const tier = (name: RateLimitTier) => make(name, this.#limits[name].points, this.#limits[name].windowSeconds);
     this.#limiters = { anon: tier('anon'), auth: tier('auth'), account: tier('account'), badauth: tier('badauth'), taken: tier('taken') };
     this.#resetMails = make('resetmail', options.resetMailsPerHour ?? 5, 3600);
+    this.#verificationMails = make('verifymail', options.verificationMailsPerHour ?? 5, 3600);
   }
 
   /**
@@ -100,9 +104,18 @@ export class RateLimits {
    * sends nothing then: a mail a stranger triggers is not worth failing open for).
    */
   async takeResetMail(userId: string): Promise<boolean> {
+    return this.#takeMail(this.#resetMails, 'resetmail', userId);
+  }
+
+  /** Takes one email-verification mail from the account's hourly budget, as `takeResetMail`. */
+  async takeVerificationMail(userId: string): Promise<boolean> {
+    return this.#takeMail(this.#verificationMails, 'verifymail', userId);
+  }
+
+  async #takeMail(limiter: RateLimiterAbstract, kind: string, userId: string): Promise<boolean> {
     const key = (await this.#keys.current()).key;
     try {
-      await this.#resetMails.consume(hmacSha256(key, `resetmail:${userId}`).slice(0, 22));
+      await limiter.consume(hmacSha256(key, `${kind}:${userId}`).slice(0, 22));
       return true;
     } catch (error) {
       if (error instanceof RateLimiterRes) return false;

@@ -59,6 +59,64 @@ describe('the command line', () => {
     for (const line of logLines) assert.doesNotThrow(() => JSON.parse(line), `log lines are JSON: ${line}`);
   });
 
+  test('`npm start`: SIGTERM to npm itself stops the server (a supervisor signals the process it started), no orphan left listening', async (t) => {
+    const npmDir = mkdtempSync(join(tmpdir(), 'rampart-npm-start-'));
+    t.after(() => rmSync(npmDir, { recursive: true, force: true }));
+    const npm = spawn('npm', ['start', '--silent', '--', '--port', '0'], { env: cliEnv({ RAMPART_DATA_DIR: npmDir }), stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => {
+      if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+    });
+    let stdout = '';
+    const url = await new Promise<string>((resolvePromise, reject) => {
+      npm.stdout!.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString('utf8');
+        const match = /listening on (https:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+        if (match) resolvePromise(match[1]!);
+      });
+      npm.on('exit', (code) => reject(new Error(`npm start exited early with ${code}: ${stdout}`)));
+    });
+    // Every process npm started (the server, and a shell between them if there is one).
+    const descendants = (root: number): number[] => {
+      const table = spawnSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' }).stdout.trim().split('\n').map((line) => line.trim().split(/\s+/).map(Number));
+      const found: number[] = [];
+      for (let frontier = [root]; frontier.length > 0;) {
+        const next = table.filter(([, ppid]) => frontier.includes(ppid!)).map(([pid]) => pid!);
+        found.push(...next);
+        frontier = next;
+      }
+      return found;
+    };
+    const started = descendants(npm.pid!);
+    assert.ok(started.length > 0, 'npm started the server');
+    t.after(() => {
+      for (const pid of started) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    });
+    const client = new TestClient(url, readFileSync(join(npmDir, 'tls', 'cert.pem'), 'utf8'));
+    assert.equal((await client.get('/healthz')).status, 200);
+    client.close();
+    const exited = new Promise<void>((r) => npm.once('exit', () => r()));
+    npm.kill('SIGTERM');
+    await exited;
+    const alive = () => started.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const deadline = Date.now() + 10_000;
+    while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(alive(), [], 'no process npm started is left');
+    assert.match(stdout, /"msg":"shutting down"/, 'it stopped cleanly, on the signal');
+  });
+
   test('migrate reports both stores up to date after serve ran', () => {
     const result = run(['migrate', '--data-dir', dataDir]);
     assert.equal(result.status, 0, result.stderr);

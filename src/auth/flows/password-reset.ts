@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { BackgroundTasks } from '../../background-tasks.js';
 import { RampartError } from '../../errors.js';
 import type { SecurityEvents } from '../../events/security-events.js';
@@ -58,6 +58,13 @@ export class PasswordResetFlow {
 
   setMailBudget(budget: ResetMailBudget): void {
     this.#mailBudget = budget;
+  }
+
+  /** Called inside a completed reset's transaction: the mailed link proved the user's address. */
+  #addressProved: ((userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => Promise<void>) | null = null;
+
+  onAddressProved(listener: (userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => Promise<void>): void {
+    this.#addressProved = listener;
   }
 
   /** Returns at once; the account-dependent work happens in the background. */
@@ -135,6 +142,7 @@ export class PasswordResetFlow {
       await this.users.holdRow(claimed.userId, trx);
       // Voided by a newer request or a password change since the claim: nothing happens.
       if (!(await this.tokenRepo.consume(claimed.tokenHash, claimed.claimId, trx))) throw new RampartError('invalid_token');
+      await this.#addressProved?.(claimed.userId, meta, trx);
       await this.passwords.apply(trx, prepared, {
         reason: 'password_reset', via: 'reset', actor: { type: 'user', id: claimed.userId }, meta,
       });

@@ -49,7 +49,7 @@ export class PasswordTokens {
     const userId = await this.repo.claim(tokenHash, purpose, claimId, this.clock.now(), CLAIM_HOLD_MS);
     if (!userId) {
       await this.events.record({
-        action: 'password.reset_failed', actor: { type: 'anonymous', id: null }, origin: meta,
+        action: purpose === 'verify_email' ? 'email.verification_failed' : 'password.reset_failed', actor: { type: 'anonymous', id: null }, origin: meta,
         outcome: 'failure', details: { purpose },
       });
       throw new RampartError('invalid_token');

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
 import { clearSessionCookie, requireStepUp, sessionAuth, setSessionCookie } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
-import { emailSchema, loginResponseSchema, passwordSchema } from '../schemas.js';
+import { emailSchema, loginResponseSchema, passwordSchema, userSchema } from '../schemas.js';
 import { sendLoginResult } from './account.js';
 
 /** A mailed or handed-out secret: any garbage answers `invalid_token` like an expired one, so only bounds here. */
@@ -78,6 +78,29 @@ export async function passwordRoutes(app: FastifyInstance, services: Services): 
     setSessionCookie(reply, rotated.secret, session.expires_at);
     return reply.code(204).send();
   });
+
+  /**
+   * Mails the signed-in user a link that proves their address (`emailVerified`). A session
+   * only: a mail to the account's owner is not an API token's business. 409 `already_verified`
+   * when there is nothing to prove, 429 once the account's hourly budget is spent.
+   */
+  app.post('/v1/me/email/verification', {
+    config: { auth: 'session' },
+    schema: { response: { 202: { type: 'null' } } },
+  }, async (request, reply) => {
+    const { session } = sessionAuth(request);
+    await services.emailVerification.requestLink(session.user_id, requestMeta(request));
+    return reply.code(202).send();
+  });
+
+  /** Redeems a verification link (`…/verify-email?token=…`): no session needed, the token is the proof. */
+  app.post<{ Body: { token: string } }>('/v1/email/verify', {
+    config: { auth: 'none' },
+    schema: {
+      body: { type: 'object', additionalProperties: false, required: ['token'], properties: { token: tokenSchema } },
+      response: { 200: { type: 'object', additionalProperties: false, required: ['user'], properties: { user: userSchema } } },
+    },
+  }, async (request) => ({ user: await services.emailVerification.verify(request.body.token, requestMeta(request)) }));
 
   /** Deletes the signed-in user's account: step-up, every credential revoked, personal data crypto-shredded. */
   app.delete('/v1/me', {

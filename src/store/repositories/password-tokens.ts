@@ -2,7 +2,8 @@ import type { Kysely, Transaction } from 'kysely';
 import type { MainDB, PasswordTokenTable } from '../schema.js';
 
 export type PasswordTokenRow = PasswordTokenTable;
-export type PasswordTokenPurpose = 'reset' | 'change';
+/** `reset`: a mailed reset link; `change`: an expired password's change step; `verify_email`: a mailed verification link. */
+export type PasswordTokenPurpose = 'reset' | 'change' | 'verify_email';
 type Executor = Kysely<MainDB> | Transaction<MainDB>;
 
 /**
