@@ -70,6 +70,18 @@ export async function buildApp(services: Services, options: AppOptions): Promise
   // Only JSON bodies: a cross-site form can send text/plain or urlencoded without
   // a CORS preflight, so accepting them would reopen CSRF (ASVS V3.5.2).
   app.removeContentTypeParser(['text/plain']);
+  // An empty body sent with a JSON content type (clients that set the header on every request,
+  // e.g. on POST /v1/logout) is no body: the route's schema decides whether one was needed.
+  // Anything else goes to Fastify's own parser (prototype and constructor poisoning refused).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, body as string, done);
+  });
 
   await app.register(fastifyCookie, { hook: 'onRequest' });
   const securityHeaders = { ...SECURITY_HEADERS };

@@ -12,7 +12,7 @@ export interface ProblemBody {
   title: string;
   status: number;
   code: ErrorCode;
-  detail?: string;
+  detail: string;
   incidentId?: string;
   [extension: string]: unknown;
 }
@@ -20,9 +20,8 @@ export interface ProblemBody {
 /** The RFC 9457 body of a known code. */
 export function problemBody(code: ErrorCode, extras: { detail?: string; extensions?: Record<string, unknown> } = {}): ProblemBody {
   const { status, title } = ERRORS[code];
-  const body: ProblemBody = { type: 'about:blank', title, status, code, ...extras.extensions };
-  if (extras.detail) body.detail = extras.detail;
-  return body;
+  // Every body carries `detail` (API.md's example does): the occurrence's own explanation, or the title.
+  return { type: 'about:blank', title, status, code, detail: extras.detail || title, ...extras.extensions };
 }
 
 /** Sends an RFC 9457 problem body for a known code. */

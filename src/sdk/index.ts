@@ -84,15 +84,15 @@ export class RampartAuthError extends Error {
   }
 
   /** RFC 9457 problem details. The detail is generic on purpose: no hint for an attacker. */
-  problem(): { type: 'about:blank'; title: string; status: number; code: string; detail?: string } {
+  problem(): { type: 'about:blank'; title: string; status: number; code: string; detail: string } {
     const titles: Record<RampartAuthErrorCode, string> = {
       unauthenticated: 'Authentication is required',
       invalid_token: 'The access token is invalid or expired',
       insufficient_scope: 'The token lacks the required scope',
       introspection_unavailable: 'The credential cannot be checked right now',
     };
-    const body = { type: 'about:blank' as const, title: titles[this.code], status: this.status, code: this.code };
-    return this.scope ? { ...body, detail: `This action needs the ${this.scope} scope.` } : body;
+    const title = titles[this.code];
+    return { type: 'about:blank', title, status: this.status, code: this.code, detail: this.scope ? `This action needs the ${this.scope} scope.` : title };
   }
 
   /** RFC 6750 §3 `WWW-Authenticate` value. */

@@ -55,6 +55,23 @@ describe('HTTP hygiene', () => {
     assert.deepEqual((await client.get('/readyz')).body, { status: 'ok' });
   });
 
+  test('a body-less POST sent with Content-Type: application/json and no body is accepted (clients that set the header on every request)', async () => {
+    const { client } = await signUp(t, 'empty-json');
+    const loggedOut = await client.post('/v1/logout', undefined, { raw: '', headers: { 'content-type': 'application/json' } });
+    assert.equal(loggedOut.status, 204, loggedOut.text);
+    assertProblem(await client.get('/v1/session'), 401, 'unauthenticated');
+  });
+
+  test('every problem body carries type, title, status, code and detail (API.md\'s example)', async () => {
+    const client = t.client();
+    for (const response of [await client.get('/v1/session'), await client.get('/nope'), await client.request('TRACE', '/v1/session'),
+      await client.post('/v1/login', { email: 'nobody@example.com', password: 'long enough password here' })]) {
+      assert.deepEqual(Object.keys(response.body).filter((key) => ['type', 'title', 'status', 'code', 'detail'].includes(key)).sort(), ['code', 'detail', 'status', 'title', 'type'], response.text);
+      assert.equal(typeof response.body.detail, 'string');
+      assert.ok(response.body.detail.length > 0);
+    }
+  });
+
   test('404, 405, 413, 415 and validation errors are problem bodies with stable codes', async () => {
     const client = t.client();
     assertProblem(await client.get('/does-not-exist'), 404, 'not_found');
@@ -69,6 +86,9 @@ describe('HTTP hygiene', () => {
     assertProblem(await client.post('/v1/login', undefined, { raw: '{"email":"a@b.co","password":"x"}', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
     assertProblem(await client.post('/v1/login', undefined, { raw: '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', headers: { 'content-type': 'application/xml' } }), 415, 'unsupported_media_type');
     assertProblem(await client.post('/v1/login', undefined, { raw: '{"email":', headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
+    // An empty body with a JSON content type is no body: a route that needs one says so by its schema.
+    assertProblem(await client.post('/v1/login', undefined, { raw: '', headers: { 'content-type': 'application/json' } }), 400, 'invalid_request');
+    assertProblem(await client.post('/v1/login', undefined, { raw: ' ', headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
     const invalid = await client.post('/v1/login', { email: 'a@b.co', password: 'x', role: 'owner' });
     assertProblem(invalid, 400, 'invalid_request');
     assert.ok(Array.isArray(invalid.body.errors));
@@ -110,7 +130,8 @@ describe('HTTP hygiene', () => {
     }
     assertProblem(response, 500, 'internal_error');
     assertSecurityHeaders(response, 'a 500');
-    assert.deepEqual(Object.keys(response.body).sort(), ['code', 'incidentId', 'status', 'title', 'type']);
+    assert.deepEqual(Object.keys(response.body).sort(), ['code', 'detail', 'incidentId', 'status', 'title', 'type']);
+    assert.equal(response.body.detail, response.body.title, 'nothing of the cause in the detail either');
     assert.match(response.body.incidentId, /^[0-9a-f-]{36}$/);
     assert.doesNotMatch(response.text, /webhooks|SQLITE|no such table|select|\.ts:|node_modules/i);
     const line = t.logs.map((entry) => JSON.parse(entry) as Record<string, any>).find((entry) => entry['incidentId'] === response.body.incidentId);

@@ -110,7 +110,7 @@ describe('rampart/sdk against a real server', () => {
     const missing = await app.inject({ url: '/orders' });
     assert.equal(missing.statusCode, 401);
     assert.match(String(missing.headers['content-type']), /^application\/problem\+json/);
-    assert.deepEqual(missing.json(), { type: 'about:blank', title: 'Authentication is required', status: 401, code: 'unauthenticated' });
+    assert.deepEqual(missing.json(), { type: 'about:blank', title: 'Authentication is required', status: 401, code: 'unauthenticated', detail: 'Authentication is required' });
     assert.equal(missing.headers['www-authenticate'], 'Bearer realm="rampart"');
     const bad = await app.inject({ url: '/orders', headers: { authorization: `Bearer ${token.slice(0, -4)}AAAA` } });
     assert.equal(bad.statusCode, 401);

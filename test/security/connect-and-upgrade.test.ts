@@ -39,7 +39,7 @@ for (const mode of ['TLS', 'plain HTTP on loopback'] as const) {
         assertRefusalHeaders(answer.headers, `CONNECT ${target}`);
         assert.equal(answer.headers['connection'], 'close');
         assert.equal(answer.headers['allow'], '', 'RFC 9110 §15.5.6: a 405 names the allowed methods; for a tunnel, none');
-        assert.deepEqual(JSON.parse(answer.text), { type: 'about:blank', title: ERRORS.method_not_allowed.title, status: 405, code: 'method_not_allowed' });
+        assert.deepEqual(JSON.parse(answer.text), { type: 'about:blank', title: ERRORS.method_not_allowed.title, status: 405, code: 'method_not_allowed', detail: ERRORS.method_not_allowed.title });
         assert.equal(raw.length, raw.indexOf('\r\n\r\n') + 4 + Number(answer.headers['content-length']), 'nothing after the answer: no tunnel opened');
         assert.doesNotMatch(answer.text, /example|127\.0\.0\.1|session/, 'the target is not echoed');
       });

@@ -377,7 +377,8 @@ describe('requests the HTTP parser refuses', () => {
       const answer = parse(await raw(request));
       assert.equal(answer.status, status, JSON.stringify(answer));
       assert.equal(answer.headers['content-type'], 'application/problem+json; charset=utf-8');
-      assert.deepEqual(answer.body, { type: 'about:blank', title: ERRORS[code as keyof typeof ERRORS].title, status, code });
+      const { title } = ERRORS[code as keyof typeof ERRORS];
+      assert.deepEqual(answer.body, { type: 'about:blank', title, status, code, detail: title });
       assert.equal(answer.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
       assert.equal(answer.headers['x-content-type-options'], 'nosniff');
       assert.match(answer.headers['content-security-policy'] ?? '', /default-src 'none'/);
