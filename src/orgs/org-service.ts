@@ -200,8 +200,8 @@ export class OrgService {
     if (!role || (auth.kind === 'bearer' && auth.orgId && auth.orgId !== orgId)) throw new RampartError('not_found');
     if (!roleAllows(role, action)) throw new AccessDenied(auth, orgId, action, role, meta);
     if (auth.kind === 'bearer') {
-      const scope = ACTION_SCOPES[action];
-      if (!auth.scopes?.includes(scope)) throw new RampartError('insufficient_scope', { publicDetail: `This action needs the ${scope} scope.` });
+      const scopes = [ACTION_SCOPES[action]].flat();
+      if (!scopes.some((scope) => auth.scopes?.includes(scope))) throw new RampartError('insufficient_scope', { publicDetail: `This action needs the ${scopes.join(' or ')} scope.` });
     }
     return role;
   }

@@ -14,6 +14,7 @@ const EXPECTED: Record<string, string[]> = {
   'members.update_role': ['owner', 'admin'],
   'members.remove': ['owner', 'admin'],
   'policy.update': ['owner', 'admin'],
+  'webhooks.read': ['owner', 'admin'],
   'webhooks.manage': ['owner', 'admin'],
   'members.manage_owners': ['owner'],
 };
@@ -35,10 +36,11 @@ test('the table cannot be changed at run time', () => {
 });
 
 test('every action names the token scope it needs; writes need org:admin, audit needs audit:read', () => {
-  for (const action of ORG_ACTIONS) assert.ok(['org:read', 'org:admin', 'audit:read'].includes(ACTION_SCOPES[action]), action);
+  for (const action of ORG_ACTIONS) assert.ok([ACTION_SCOPES[action]].flat().every((scope) => ['org:read', 'org:admin', 'audit:read'].includes(scope)), action);
   assert.equal(ACTION_SCOPES['audit.read'], 'audit:read');
   for (const action of ['members.invite', 'members.update_role', 'members.remove', 'policy.update', 'webhooks.manage'] as const) {
     assert.equal(ACTION_SCOPES[action], 'org:admin');
   }
   for (const action of ['org.read', 'members.read', 'policy.read'] as const) assert.equal(ACTION_SCOPES[action], 'org:read');
+  assert.deepEqual(ACTION_SCOPES['webhooks.read'], ['org:read', 'org:admin'], 'reading webhooks: org:read, or the org:admin a token managing them holds');
 });

@@ -27,6 +27,8 @@ export const ORG_ACTIONS = [
   'policy.read',
   'policy.update',
   'audit.read',
+  /** List and read the webhooks (their URLs and delivery health; never a secret). */
+  'webhooks.read',
   'webhooks.manage',
 ] as const;
 export type OrgAction = (typeof ORG_ACTIONS)[number];
@@ -34,7 +36,7 @@ export type OrgAction = (typeof ORG_ACTIONS)[number];
 const MEMBER: readonly OrgAction[] = ['org.read', 'members.read', 'policy.read', 'members.leave'];
 const AUDITOR: readonly OrgAction[] = [...MEMBER, 'audit.read'];
 const ADMIN: readonly OrgAction[] = [
-  ...AUDITOR, 'members.invite', 'members.update_role', 'members.remove', 'policy.update', 'webhooks.manage',
+  ...AUDITOR, 'members.invite', 'members.update_role', 'members.remove', 'policy.update', 'webhooks.read', 'webhooks.manage',
 ];
 const OWNER: readonly OrgAction[] = [...ADMIN, 'members.manage_owners'];
 
@@ -47,10 +49,11 @@ export const ROLE_PERMISSIONS: Readonly<Record<OrgRole, readonly OrgAction[]>> =
 });
 
 /**
- * The scope a bearer credential needs for each action (API.md "API token scopes").
- * A token is also limited by its owner's CURRENT role: both must allow the action.
+ * The scope a bearer credential needs for each action (API.md "API token scopes"); a list
+ * means any one of them. A token is also limited by its owner's CURRENT role: both must
+ * allow the action.
  */
-export const ACTION_SCOPES: Readonly<Record<OrgAction, string>> = Object.freeze({
+export const ACTION_SCOPES: Readonly<Record<OrgAction, string | readonly string[]>> = Object.freeze({
   'org.read': 'org:read',
   'members.read': 'org:read',
   'policy.read': 'org:read',
@@ -61,6 +64,8 @@ export const ACTION_SCOPES: Readonly<Record<OrgAction, string>> = Object.freeze(
   'members.manage_owners': 'org:admin',
   'policy.update': 'org:admin',
   'webhooks.manage': 'org:admin',
+  // A read (org:read), and what a token that manages the webhooks must see (org:admin).
+  'webhooks.read': Object.freeze(['org:read', 'org:admin']),
   'audit.read': 'audit:read',
 });
 

@@ -145,15 +145,19 @@ describe('webhooks', () => {
     assert.ok(received.length === 0 || received.every((payload) => payload.event.orgId === otherOrgId));
   });
 
-  test('only owners and admins manage webhooks; a session needs a recent step-up to add one', async () => {
+  test('only owners and admins manage webhooks; a session needs a recent sign-in or step-up to add one', async () => {
     const member = await signUp(t, 'hooks-plain');
     await t.server.services.orgs.addMember(owner.orgId, member.userId, 'member', { type: 'system', id: null });
     assert.equal((await member.client.get(`/v1/orgs/${owner.orgId}/webhooks`)).status, 403);
     const admin = await signUp(t, 'hooks-admin');
     await t.server.services.orgs.addMember(owner.orgId, admin.userId, 'admin', { type: 'system', id: null });
+    // The admin signed up just now: a recent sign-in. Ten minutes later it is not.
+    t.clock.advance(11 * 60_000);
     const noStepUp = await admin.client.post(`/v1/orgs/${owner.orgId}/webhooks`, { url: receiver.url, events: ['*'] });
     assert.equal(noStepUp.status, 403);
     assert.equal(noStepUp.body.code, 'reauth_required');
+    assert.equal((await admin.client.post('/v1/me/reauth', { password: admin.password })).status, 204);
+    assert.equal((await owner.client.post('/v1/me/reauth', { password: owner.password })).status, 204);
     for (const body of [{ url: receiver.url, events: [] }, { url: receiver.url, events: ['no.such_event'] }, { url: receiver.url }, { url: receiver.url, events: ['*'], extra: 1 }]) {
       assert.equal((await owner.client.post(`/v1/orgs/${owner.orgId}/webhooks`, body)).status, 400, JSON.stringify(body));
     }

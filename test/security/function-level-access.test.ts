@@ -26,7 +26,7 @@ import { stepUp } from '../helpers/mfa.js';
 const PUBLIC_ROUTES = [
   'GET /healthz', 'GET /readyz', 'GET /security', 'GET /.well-known/security.txt', 'GET /.well-known/jwks.json',
   'POST /v1/signup', 'POST /v1/login', 'POST /v1/login/mfa', 'POST /v1/login/webauthn/options',
-  'POST /v1/password/forgot', 'POST /v1/password/reset', 'POST /v1/password/change-expired',
+  'POST /v1/password/forgot', 'POST /v1/password/reset', 'POST /v1/password/change-expired', 'POST /v1/email/verify',
 ].sort();
 
 const key = (route: RouteEntry) => `${route.method} ${route.url}`;

@@ -73,7 +73,8 @@ describe('tampered PII ciphertext fails closed (ASVS V11.3.3)', () => {
     assert.equal(response.status, 500, `${what}: ${response.status} ${response.text}`);
     assert.match(String(response.headers['content-type']), /^application\/problem\+json/);
     // RFC 9457 members and the incident id only: nothing about what failed.
-    assert.deepEqual(Object.keys(response.body).sort(), ['code', 'incidentId', 'status', 'title', 'type']);
+    assert.deepEqual(Object.keys(response.body).sort(), ['code', 'detail', 'incidentId', 'status', 'title', 'type']);
+    assert.equal(response.body.detail, response.body.title, 'the detail names nothing either');
     assert.equal(response.body.code, 'internal_error');
     assert.equal(response.body.status, 500);
     assert.match(response.body.incidentId, /^[0-9a-f-]{36}$/);

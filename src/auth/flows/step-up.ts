@@ -18,6 +18,20 @@ export function assertRecentReauth(session: Pick<ActiveSession, 'reauth_at'>, cl
   }
 }
 
+/**
+ * For actions API.md does not mark step-up but that hand out lasting power (an API token that
+ * can change an org, a webhook receiving the org's events): the session was signed in or
+ * re-authenticated within the step-up window. A cookie stolen from an older session cannot
+ * do them without the password; a login just made can (the contract's flows do exactly that).
+ */
+export function assertRecentAuthentication(session: Pick<ActiveSession, 'reauth_at' | 'created_at'>, clock: Clock): void {
+  const now = clock.now();
+  const signedInRecently = now - session.created_at < REAUTH_WINDOW_MS && session.created_at <= now;
+  if (!signedInRecently && !hasRecentReauth(session, now)) {
+    throw new RampartError('reauth_required', { publicDetail: 'This session signed in more than 10 minutes ago: confirm your password or second factor (POST /v1/me/reauth) and retry.' });
+  }
+}
+
 /** Checks one proof of the user's identity; the MFA feature registers `totp`. */
 export type ReauthVerifier = (userId: string, value: string, meta: RequestMeta) => Promise<boolean>;
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { RampartError } from '../../errors.js';
 import type { Services } from '../../services.js';
 import { exportUserData } from '../../users/data-export.js';
-import { sessionAuth, setSessionCookie } from '../auth.js';
+import { callerAuth, sessionAuth, setSessionCookie } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { passwordSchema, userSchema } from '../schemas.js';
 
@@ -35,8 +35,8 @@ export async function meRoutes(app: FastifyInstance, services: Services): Promis
   const object = (properties: Record<string, unknown>) => ({ type: 'object', required: Object.keys(properties), properties });
   /** The user's own data as one JSON document (a download): no credential of any kind is in it. */
   app.get('/v1/me/export', {
-    // A bulk read of everything personal: a signed-in person only, not an API token.
-    config: { auth: 'session' },
+    // API.md: `profile:read` grants reads under /v1/me; the export is audited (`user.data_exported`).
+    config: { auth: 'user', scope: 'profile:read' },
     schema: {
       response: {
         200: object({
@@ -57,7 +57,7 @@ export async function meRoutes(app: FastifyInstance, services: Services): Promis
       },
     },
   }, async (request, reply) => {
-    const { userId } = sessionAuth(request);
+    const { userId } = callerAuth(request);
     const meta = requestMeta(request);
     const data = await exportUserData(services, userId);
     if (!data) throw new RampartError('unauthenticated');

@@ -152,7 +152,8 @@ export async function orgRoutes(app: FastifyInstance, services: Services): Promi
 
   app.put<{ Params: { orgId: string }; Querystring: { force?: boolean }; Body: OrgPolicy }>('/v1/orgs/:orgId/policy', {
     // A policy change needs a session with a fresh step-up: no token can make it.
-    config: { auth: 'session' },
+    // API.md: `org:admin` grants policy changes; a session also needs a step-up (a token cannot give one).
+    config: { auth: 'user', scope: 'org:admin' },
     schema: {
       params: orgParams,
       querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } },
@@ -163,8 +164,9 @@ export async function orgRoutes(app: FastifyInstance, services: Services): Promi
     const { orgId } = request.params;
     const meta = requestMeta(request);
     // The role first (a member learns "forbidden", not "re-authenticate"), then the step-up.
-    await services.orgs.assertAllowed(callerAuth(request), orgId, 'policy.update', meta);
-    const auth = requireStepUp(request, services);
+    const auth = callerAuth(request);
+    await services.orgs.assertAllowed(auth, orgId, 'policy.update', meta);
+    if (auth.kind === 'session') requireStepUp(request, services);
     return services.orgs.updatePolicy(auth, orgId, request.body, { force: request.query.force === true, meta });
   });
 }

@@ -3,7 +3,8 @@ import { iso } from '../../clock.js';
 import { RampartError } from '../../errors.js';
 import type { Services } from '../../services.js';
 import { ADMIN_SCOPES, API_TOKEN_SCOPES, scopesOf } from '../../tokens/api-token-service.js';
-import { requireStepUp, sessionAuth } from '../auth.js';
+import { assertRecentAuthentication } from '../../auth/flows/step-up.js';
+import { callerAuth, sessionAuth } from '../auth.js';
 import { apiTokenAuthenticator } from '../bearer-api-token.js';
 import { requestMeta } from '../request-meta.js';
 import { idParamSchema, nameSchema } from '../schemas.js';
@@ -77,8 +78,10 @@ export async function tokenRoutes(app: FastifyInstance, services: Services): Pro
     },
   }, async (request, reply) => {
     const { name, scopes, expiresInDays, orgId } = request.body;
-    // A token that can change an org is as strong as the session: ask for a fresh proof first.
-    const auth = scopes.some((scope) => ADMIN_SCOPES.has(scope)) ? requireStepUp(request, services) : sessionAuth(request);
+    // A token that can change an org outlives the session: only a recently authenticated one (a
+    // login or a step-up within 10 minutes) hands it out, not a cookie stolen from an old session.
+    const auth = sessionAuth(request);
+    if (scopes.some((scope) => ADMIN_SCOPES.has(scope))) assertRecentAuthentication(auth.session, services.clock);
     const { token, row } = await services.apiTokens.create({ userId: auth.userId, name, scopes, expiresInDays, orgId: orgId ?? null }, requestMeta(request));
     return reply.code(201).send({
       id: row.id, token, name: row.name, prefix: row.prefix, scopes: scopesOf(row), orgId: row.org_id,
@@ -86,11 +89,12 @@ export async function tokenRoutes(app: FastifyInstance, services: Services): Pro
     });
   });
 
+  // API.md: `profile:read` grants reads under /v1/me; the list shows no token, only names and prefixes.
   app.get('/v1/me/tokens', {
-    config: { auth: 'session' },
+    config: { auth: 'user', scope: 'profile:read' },
     schema: { response: { 200: { type: 'object', required: ['tokens'], properties: { tokens: { type: 'array', items: tokenSchema } } } } },
   }, async (request) => {
-    const { userId } = sessionAuth(request);
+    const { userId } = callerAuth(request);
     const profile = await services.pii.getProfile(userId);
     if (!profile) throw new RampartError('unauthenticated');
     const rows = await services.apiTokens.list(userId, profile);

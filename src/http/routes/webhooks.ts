@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { assertRecentReauth } from '../../auth/flows/step-up.js';
+import { assertRecentAuthentication, assertRecentReauth } from '../../auth/flows/step-up.js';
 import { RampartError } from '../../errors.js';
 import { isEventAction } from '../../events/catalogue.js';
 import type { SecurityEventInput } from '../../events/security-events.js';
@@ -41,9 +41,10 @@ const webhookSchema = {
 const webhookWithSecretSchema = { ...webhookSchema, required: [...webhookSchema.required, 'secret'], properties: { ...webhookSchema.properties, secret: { type: 'string' } } } as const;
 
 /**
- * Org webhooks (API.md): owners and admins, through `assertAllowed(…, 'webhooks.manage')`
- * (bearer tokens need `org:admin`). A webhook sends the org's audit events to a URL, so
- * registering one is a sensitive change: a session needs a recent step-up.
+ * Org webhooks (API.md): owners and admins, through `assertAllowed(…, 'webhooks.read' | 'webhooks.manage')`
+ * (bearer tokens need `org:read` to read, `org:admin` to change). A webhook sends the org's
+ * audit events to a URL, so registering one needs a recently authenticated session (a login
+ * or a step-up within 10 minutes); rolling its secret needs a step-up.
  */
 export async function webhookRoutes(app: FastifyInstance, services: Services): Promise<void> {
   app.post<{ Params: { orgId: string }; Body: { url: string; events: string[] } }>('/v1/orgs/:orgId/webhooks', {
@@ -69,27 +70,30 @@ export async function webhookRoutes(app: FastifyInstance, services: Services): P
     const auth = callerAuth(request);
     const meta = requestMeta(request);
     await services.orgs.assertAllowed(auth, orgId, 'webhooks.manage', meta);
-    if (auth.kind === 'session') assertRecentReauth(auth.session, services.clock);
+    // A receiver of the org's events outlives the session: only a recently authenticated one (a
+    // login or a step-up within 10 minutes) adds it, not a cookie stolen from an old session.
+    if (auth.kind === 'session') assertRecentAuthentication(auth.session, services.clock);
     const unknown = request.body.events.filter((event) => event !== '*' && !isEventAction(event));
     if (unknown.length > 0) throw new RampartError('invalid_request', { publicDetail: `Unknown event actions: ${unknown.join(', ')} (see docs/events.md).` });
     return reply.code(201).send(await services.webhooks.create(orgId, actorOf(auth), request.body, meta));
   });
 
+  // Reads: `org:read` (API.md: reads under the org that the owner's role allows; the role gate below).
   app.get<{ Params: { orgId: string } }>('/v1/orgs/:orgId/webhooks', {
-    config: { auth: 'user', scope: 'org:admin' },
+    config: { auth: 'user', scope: ['org:read', 'org:admin'] },
     schema: { params: orgParams, response: { 200: { type: 'object', required: ['webhooks'], properties: { webhooks: { type: 'array', items: webhookSchema } } } } },
   }, async (request) => {
     const { orgId } = request.params;
-    await services.orgs.assertAllowed(callerAuth(request), orgId, 'webhooks.manage', requestMeta(request));
+    await services.orgs.assertAllowed(callerAuth(request), orgId, 'webhooks.read', requestMeta(request));
     return { webhooks: await services.webhooks.list(orgId) };
   });
 
   app.get<{ Params: { orgId: string; id: string } }>('/v1/orgs/:orgId/webhooks/:id', {
-    config: { auth: 'user', scope: 'org:admin' },
+    config: { auth: 'user', scope: ['org:read', 'org:admin'] },
     schema: { params: webhookParams, response: { 200: webhookSchema } },
   }, async (request) => {
     const { orgId, id } = request.params;
-    await services.orgs.assertAllowed(callerAuth(request), orgId, 'webhooks.manage', requestMeta(request));
+    await services.orgs.assertAllowed(callerAuth(request), orgId, 'webhooks.read', requestMeta(request));
     return services.webhooks.get(orgId, id);
   });
 
