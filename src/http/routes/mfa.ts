@@ -17,7 +17,8 @@ function base64url(max: number) {
   return { type: 'string', minLength: 1, maxLength: max, pattern: '^[A-Za-z0-9_-]+$' } as const;
 }
 
-const mfaTokenSchema = { type: 'string', minLength: 43, maxLength: 43, pattern: '^[A-Za-z0-9_-]+$' } as const;
+/** A handed-out secret, looked up by its hash: any garbage is the `401 mfa_token_expired` of an unknown one (API.md), so only bounds here. */
+const mfaTokenSchema = { type: 'string', minLength: 1, maxLength: 256 } as const;
 const totpCodeSchema = { type: 'string', minLength: 6, maxLength: 8, pattern: '^[0-9]+$' } as const;
 const recoveryCodeSchema = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9 -]+$' } as const;
 const credentialNameSchema = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[^\\p{Cc}\\u2028\\u2029]+$' } as const;
