@@ -72,6 +72,10 @@ describe('configuration', () => {
     }
     refuse({ RAMPART_PORT: 'eighty' }, /whole number/);
     refuse({ RAMPART_PORT: '70000' }, /at most 65535/);
+    // The reason names what the operator typed: the flag, not the variable it stands for.
+    for (const [port, reason] of [['abc', /^--port must be a whole number$/], ['70000', /^--port must be at most 65535$/]] as const) {
+      assert.throws(() => loadConfig({ env: { RAMPART_DATA_DIR: dataDir }, flags: { port } }), (error: unknown) => error instanceof ConfigError && reason.test(error.message));
+    }
     refuse({ PUBLIC_URL: 'http://example.com' }, /https/);
     refuse({ PUBLIC_URL: 'https://example.com/path' }, /origin only/);
     refuse({ DATABASE_URL: 'mysql://x' }, /postgres/);

@@ -141,8 +141,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     if (value === null || value === undefined) continue;
     if (option.type === 'int') {
       const n = value as number;
-      if (option.min !== undefined && n < option.min) throw new ConfigError(`${option.env} must be at least ${option.min}`);
-      if (option.max !== undefined && n > option.max) throw new ConfigError(`${option.env} must be at most ${option.max}`);
+      const where = nameOf(option, origin[option.key] ?? 'default');
+      if (option.min !== undefined && n < option.min) throw new ConfigError(`${where} must be at least ${option.min}`);
+      if (option.max !== undefined && n > option.max) throw new ConfigError(`${where} must be at most ${option.max}`);
     }
     option.validate?.(value, resolved);
   }
@@ -190,8 +191,13 @@ function pick(
   return { value: undefined, source: 'default' };
 }
 
+/** How the operator set an option, for a refusal: the flag, the config file key, or the variable. */
+function nameOf(option: OptionDef, source: string): string {
+  return source === 'file' ? `config file key "${option.key}"` : source === 'flag' && option.flag ? `--${option.flag}` : option.env;
+}
+
 function coerce(option: OptionDef, value: unknown, source: string): unknown {
-  const where = source === 'file' ? `config file key "${option.key}"` : option.env;
+  const where = nameOf(option, source);
   switch (option.type) {
     case 'int': {
       if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
