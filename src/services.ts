@@ -33,15 +33,12 @@ import { deploymentMfaSince } from './policy/deployment-mfa.js';
 import type { PolicyResolver } from './policy/effective-policy.js';
 import { CSRF_KEY_PURPOSE, SessionService } from './sessions/session-service.js';
 import { openStores, type Stores } from './store/db.js';
-import type { MainDB } from './store/schema.js';
-import type { Transaction } from 'kysely';
 import { assertStoresMigrated, migrateStores } from './store/migrate.js';
 import { ServerSettingRepository } from './store/repositories/server-settings.js';
 import { OrgRepository } from './store/repositories/orgs.js';
 import { MfaRepository } from './store/repositories/mfa.js';
 import { HmacKeyRotation } from './crypto/hmac-key-rotation.js';
-import { EmailVerificationFlow, type VerifiedVia } from './auth/flows/email-verification.js';
-import type { RequestMeta } from './auth/flows/request-meta.js';
+import { type AddressProof, EmailVerificationFlow, type VerifiedVia } from './auth/flows/email-verification.js';
 import { PasswordHistoryRepository } from './store/repositories/password-history.js';
 import { PasswordTokenRepository } from './store/repositories/password-tokens.js';
 import { SessionRepository } from './store/repositories/sessions.js';
@@ -313,11 +310,8 @@ export async function createServices(config: Config, logger: Logger, overrides: 
     publicUrl: () => services.publicUrl,
     productName: config.productName,
   });
-  const addressProved = (via: VerifiedVia) => async (userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => {
-    const user = await users.findById(userId, trx);
-    if (user) await emailVerification.markVerified(user, via, meta, trx);
-  };
-  orgs.onAddressProved(addressProved('invitation'));
+  const addressProof = (via: VerifiedVia): AddressProof => (userId, meta, trx) => emailVerification.proveAddress(userId, via, meta, trx);
+  orgs.setAddressProof(addressProof('invitation'));
   const passwords = new PasswordService(users, history, tokenRepo, hasher, rules, revocation, events, mailer, background, config.productName, clock);
   const login = new LoginService(stores.main.db, users, pii, hasher, sessions, policies, events, clock);
   const passwordExpiry = new PasswordExpiryFlow(stores.main.db, users, pii, policies, tokenRepo, passwordTokens, passwords, login, events, clock);
@@ -412,7 +406,7 @@ export async function createServices(config: Config, logger: Logger, overrides: 
   // The IP allowlist comes first among login gates (order 10): a refused address gets no
   // password-change token and no MFA challenge.
   // The allowlists come with the login's one policy resolution (no second read of the memberships).
-  services.passwordReset.onAddressProved(addressProved('password_reset'));
+  services.passwordReset.setAddressProof(addressProof('password_reset'));
   services.login.addGate({ name: 'ip-allowlist', order: 10, check: async ({ user, meta, policy }) => (await orgs.assertLoginAllowedBy(user.id, (await policy()).orgNetworks, meta), null) });
   // Then the second factor (and org MFA enforcement), after password expiry (order 50):
   // an expired password is replaced first, and change-expired resumes into this gate.

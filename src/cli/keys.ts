@@ -1,6 +1,7 @@
 import { Argument, Command } from 'commander';
 import { AUDIT_KEY_PURPOSE } from '../audit/field-keys.js';
-import { HMAC_RETIRE_AFTER_MS, ROTATING_HMAC_PURPOSES, type RotatingHmacPurpose } from '../crypto/hmac-key-rotation.js';
+import { ROTATING_HMAC_PURPOSES, type RotatingHmacPurpose } from '../crypto/hmac-key-rotation.js';
+import { KEY_RETIRE_AFTER_MS } from '../crypto/hmac-key-versions.js';
 import type { EventAction } from '../events/catalogue.js';
 import type { Services } from '../services.js';
 import { CSRF_KEY_PURPOSE } from '../sessions/session-service.js';
@@ -24,9 +25,6 @@ async function rotatePurposeKey(services: Services, purpose: string, action: Eve
 
 /** The HMAC keys that keep verifiers (the others only name counters). */
 const VERIFIER_PURPOSES: ReadonlySet<RotatingHmacPurpose> = new Set(['api-token', 'recovery-code']);
-
-/** `keys retire-blind-index` waits this long after a rotation: every running server has read the new version by then. */
-const RETIRE_AFTER_MS = 2 * 60_000;
 
 /**
  * `rampart keys rotate`: a new access-token signing key takes over at once.
@@ -103,9 +101,9 @@ export function keysCommand(): Command {
         }
         // A server that has not yet read the new version may still index a signup under an older
         // one for up to a minute (it re-reads the versions every minute): wait that out.
-        const settlesAt = versions[0]!.createdAt + RETIRE_AFTER_MS;
+        const settlesAt = versions[0]!.createdAt + KEY_RETIRE_AFTER_MS;
         if (Date.now() < settlesAt) {
-          process.stderr.write(`rampart: nothing retired: version ${versions[0]!.version} is less than ${RETIRE_AFTER_MS / 60_000} minutes old (running servers take it within a minute); try again after ${new Date(settlesAt).toISOString()}\n`);
+          process.stderr.write(`rampart: nothing retired: version ${versions[0]!.version} is less than ${KEY_RETIRE_AFTER_MS / 60_000} minutes old (running servers take it within a minute); try again after ${new Date(settlesAt).toISOString()}\n`);
           process.exitCode = 1;
           return;
         }
@@ -151,7 +149,7 @@ export function keysCommand(): Command {
             process.stdout.write(`nothing to retire: version ${result.version} is the only ${purpose} HMAC key\n`);
             return;
           case 'too_recent':
-            process.stderr.write(`rampart: nothing retired: version ${result.version} is less than ${HMAC_RETIRE_AFTER_MS / 60_000} minutes old (running servers take it within a minute); try again after ${new Date(result.settlesAt).toISOString()}\n`);
+            process.stderr.write(`rampart: nothing retired: version ${result.version} is less than ${KEY_RETIRE_AFTER_MS / 60_000} minutes old (running servers take it within a minute); try again after ${new Date(result.settlesAt).toISOString()}\n`);
             process.exitCode = 1;
             return;
           case 'held': {

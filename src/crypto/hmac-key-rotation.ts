@@ -3,8 +3,8 @@ import type { SecurityEvents } from '../events/security-events.js';
 import type { ApiTokenRepository } from '../store/repositories/api-tokens.js';
 import type { MfaRepository } from '../store/repositories/mfa.js';
 import type { MainDB } from '../store/schema.js';
-import { KEY_VERSIONS_REFRESH_MS } from './hmac-key-versions.js';
-import { type Keyring, withKeyVersion } from './keyring.js';
+import { KEY_RETIRE_AFTER_MS, storedHmacVersion } from './hmac-key-versions.js';
+import type { Keyring } from './keyring.js';
 
 /**
  * The HMAC purpose keys of the main store that rotate through `rampart keys rotate-hmac`:
@@ -15,8 +15,6 @@ import { type Keyring, withKeyVersion } from './keyring.js';
 export const ROTATING_HMAC_PURPOSES = ['api-token', 'recovery-code', 'rate-limit', 'login-throttle'] as const;
 export type RotatingHmacPurpose = (typeof ROTATING_HMAC_PURPOSES)[number];
 
-/** A retirement waits this long after a rotation: every running server has read the new version by then. */
-export const HMAC_RETIRE_AFTER_MS = 2 * KEY_VERSIONS_REFRESH_MS;
 
 export type HmacRetirement =
   | { outcome: 'nothing_to_retire'; version: number }
@@ -62,7 +60,7 @@ export class HmacKeyRotation {
 
   /**
    * Deletes the versions of `purpose` older than the current one. Refused while the current one
-   * is younger than `HMAC_RETIRE_AFTER_MS`, and while live API tokens or unused recovery codes
+   * is younger than `KEY_RETIRE_AFTER_MS`, and while live API tokens or unused recovery codes
    * are under an older version — unless `revokeRemaining`, which revokes those tokens and deletes
    * those codes (each owner's event says why) together with the keys, or not at all.
    */
@@ -72,35 +70,42 @@ export class HmacKeyRotation {
       const versions = await this.d.keyring.versionsOf(purpose, trx);
       const current = versions[0]!;
       if (versions.length === 1) return { outcome: 'nothing_to_retire', version: current.version };
-      const settlesAt = current.createdAt + HMAC_RETIRE_AFTER_MS;
+      const settlesAt = current.createdAt + KEY_RETIRE_AFTER_MS;
       // Keyring rows are stamped with the system clock (`Keyring.rotate`).
       if (Date.now() < settlesAt) return { outcome: 'too_recent', version: current.version, settlesAt };
-      const prefix = withKeyVersion(current.version, '');
       const now = this.d.now();
-      const tokens = purpose === 'api-token' ? await this.d.apiTokens.listLiveNotUnder(prefix, now, trx) : [];
-      const codes = purpose === 'recovery-code' ? await this.d.mfa.unusedRecoveryCodesNotUnder(prefix, trx) : [];
-      const recoveryCodes = codes.reduce((sum, holder) => sum + holder.count, 0);
+      // By the version each stored value names, below the current one as read here: a rotation
+      // committed meanwhile adds a newer version, whose values this retirement leaves alone.
+      const older = (stored: string) => storedHmacVersion(stored) < current.version;
+      const tokens = purpose === 'api-token' ? (await this.d.apiTokens.listLive(now, trx)).filter((token) => older(token.token_hash)) : [];
+      const codes = purpose === 'recovery-code' ? (await this.d.mfa.listUnusedRecoveryCodes(trx)).filter((code) => older(code.code_hash)) : [];
+      const holders = new Map<string, number>();
+      for (const code of codes) holders.set(code.user_id, (holders.get(code.user_id) ?? 0) + 1);
       if ((tokens.length > 0 || codes.length > 0) && !options.revokeRemaining) {
-        return { outcome: 'held', version: current.version, tokens: tokens.length, recoveryCodeHolders: codes.length, recoveryCodes };
+        return { outcome: 'held', version: current.version, tokens: tokens.length, recoveryCodeHolders: holders.size, recoveryCodes: codes.length };
       }
-      let revokedTokens = 0;
+      // Every row first, in as few statements as the drivers allow, then the events: the audit
+      // chain's head is taken last (ARCHITECTURE.md "Lock order").
+      const revoked = new Set<string>();
+      for (const chunk of chunks(tokens.map((token) => token.id))) {
+        for (const id of await this.d.apiTokens.revokeByIds(chunk, now, 'key_retired', trx)) revoked.add(id);
+      }
+      let revokedRecoveryCodes = 0;
+      for (const chunk of chunks(codes.map((code) => code.id))) revokedRecoveryCodes += await this.d.mfa.deleteUnusedRecoveryCodesByIds(chunk, trx);
       for (const token of tokens) {
-        if (!(await this.d.apiTokens.revoke(token.user_id, token.id, now, 'key_retired', trx))) continue;
-        revokedTokens++;
+        if (!revoked.has(token.id)) continue;
         await this.d.events.record({
           action: 'api_token.revoked', orgId: token.org_id, actor: SYSTEM, target: { type: 'api_token', id: token.id },
           origin: NO_ORIGIN, outcome: 'success', details: { reason: 'key_retired', userId: token.user_id },
         }, trx);
       }
-      let revokedRecoveryCodes = 0;
-      for (const holder of codes) {
-        const deleted = await this.d.mfa.deleteUnusedRecoveryCodesNotUnder(holder.userId, prefix, trx);
-        revokedRecoveryCodes += deleted;
+      for (const [userId, count] of holders) {
         await this.d.events.record({
-          action: 'recovery_codes.revoked', actor: SYSTEM, target: { type: 'user', id: holder.userId },
-          origin: NO_ORIGIN, outcome: 'success', details: { reason: 'key_retired', count: deleted },
+          action: 'recovery_codes.revoked', actor: SYSTEM, target: { type: 'user', id: userId },
+          origin: NO_ORIGIN, outcome: 'success', details: { reason: 'key_retired', count },
         }, trx);
       }
+      const revokedTokens = revoked.size;
       const retired = versions.slice(1).map((held) => held.version).sort((a, b) => a - b);
       await this.d.keyring.deleteVersionsBelow(purpose, current.version, trx);
       await this.d.events.record({
@@ -108,7 +113,14 @@ export class HmacKeyRotation {
         origin: NO_ORIGIN, outcome: 'success',
         details: { purpose, versions: retired, current: current.version, revokedTokens, revokedRecoveryCodes },
       }, trx);
-      return { outcome: 'retired', version: current.version, retired, revokedTokens, recoveryCodeHolders: codes.length, revokedRecoveryCodes };
+      return { outcome: 'retired', version: current.version, retired, revokedTokens, recoveryCodeHolders: holders.size, revokedRecoveryCodes };
     });
   }
+}
+
+/** Ids in groups small enough for one statement's parameters on SQLite and PostgreSQL. */
+function chunks(ids: readonly string[], size = 500): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < ids.length; i += size) out.push(ids.slice(i, i + size));
+  return out;
 }

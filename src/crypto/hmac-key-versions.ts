@@ -13,6 +13,8 @@ export interface HeldKey {
 export const KEY_VERSIONS_REFRESH_MS = 60_000;
 /** After a miss the versions are re-read at most this often (another instance may hold a newer one). */
 export const KEY_VERSIONS_MISS_REFRESH_MS = 1_000;
+/** Older versions of a key are retired no sooner than this after a rotation: every running server has read the new one by then. */
+export const KEY_RETIRE_AFTER_MS = 2 * KEY_VERSIONS_REFRESH_MS;
 
 /**
  * The versions of one keyring purpose key that a process holds, newest first: re-read from

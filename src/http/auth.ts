@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { assertRecentReauth } from '../auth/flows/step-up.js';
+import { assertRecentAuthentication, assertRecentReauth } from '../auth/flows/step-up.js';
 import { RampartError } from '../errors.js';
 import type { Services } from '../services.js';
 import type { ActiveSession } from '../sessions/session-service.js';
@@ -35,6 +35,11 @@ export interface BearerAuth {
   orgId: string | null;
   /** The session an access JWT was minted from, when it was. */
   sessionPublicId?: string | null;
+  /**
+   * That session, live: a JWT minted from a session carries its proofs and no more, so an
+   * action that needs a step-up or a recent sign-in checks them on it (`requireSessionProof`).
+   */
+  session?: ActiveSession | null;
 }
 
 export type AuthContext = SessionAuth | BearerAuth;
@@ -171,6 +176,19 @@ export function requireStepUp(request: FastifyRequest, services: Services): Sess
   const auth = sessionAuth(request);
   assertRecentReauth(auth.session, services.clock);
   return auth;
+}
+
+/**
+ * For 'user' routes whose session callers need a step-up (`'step-up'`) or a recent sign-in
+ * (`'recent'`): a session is checked itself, an access JWT minted from a session is checked on
+ * that session (else a stale cookie could mint one and skip the check), an API token (or a JWT
+ * minted from one) passes: its creation asked for the proof.
+ */
+export function requireSessionProof(auth: AuthContext, services: Services, proof: 'step-up' | 'recent'): void {
+  const session = auth.kind === 'session' ? auth.session : auth.session ?? null;
+  if (!session) return;
+  if (proof === 'step-up') assertRecentReauth(session, services.clock);
+  else assertRecentAuthentication(session, services.clock);
 }
 
 /** The caller of a 'user' route. */

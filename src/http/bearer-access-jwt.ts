@@ -9,10 +9,10 @@ export function accessJwtAuthenticator(services: Services): BearerAuthenticator 
       if (!COMPACT_JWS.test(token)) return null;
       const live = await services.accessTokens.authenticate(token);
       if (!live) return null;
-      const { claims, scopes } = live;
+      const { claims, scopes, session } = live;
       return {
         kind: 'bearer', userId: claims.sub, tokenType: 'access_jwt', credentialId: claims.jti, scopes,
-        orgId: claims.org_id ?? null, sessionPublicId: claims.sid ?? null,
+        orgId: claims.org_id ?? null, sessionPublicId: claims.sid ?? null, session,
       };
     },
   };

@@ -14,6 +14,7 @@ import { defaultOrgPolicy } from '../policy/org-policy.js';
 import { isUniqueViolation } from '../store/errors.js';
 import type { OrgRepository, OrgRow } from '../store/repositories/orgs.js';
 import type { MainDB } from '../store/schema.js';
+import type { AddressProof } from '../auth/flows/email-verification.js';
 import { isAddressAllowed } from './ip-allowlist.js';
 import { ACTION_SCOPES, isOrgRole, type OrgAction, type OrgRole, roleAllows } from './permissions.js';
 import { assertValidPolicy, parseStoredPolicy } from './policy-document.js';
@@ -100,10 +101,11 @@ export class OrgService {
   }
 
   /** Called inside an acceptance's transaction, first: the invitation's mailed secret proved the user's address. */
-  #addressProved: ((userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => Promise<void>) | null = null;
+  #addressProof: AddressProof | null = null;
 
-  onAddressProved(listener: (userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => Promise<void>): void {
-    this.#addressProved = listener;
+  /** The one proof of address (email verification); set once at wiring. */
+  setAddressProof(proof: AddressProof): void {
+    this.#addressProof = proof;
   }
 
   // ---- reads ---------------------------------------------------------------
@@ -491,8 +493,9 @@ export class OrgService {
       throw new RampartError('ip_not_allowed');
     }
     const role = await this.db.transaction().execute(async (trx) => {
-      // The user's row first (ARCHITECTURE.md "Lock order"); undone with the rest if the token was taken meanwhile.
-      await this.#addressProved?.(userId, meta, trx);
+      // The invitation's mailed secret proves the address: the user's row first, its event with the
+      // others (ARCHITECTURE.md "Lock order"); undone with the rest if the token was taken meanwhile.
+      const recordProof = await this.#addressProof?.(userId, meta, trx);
       if (!(await this.repo.lockOrg(org.id, now, trx))) throw new RampartError('invalid_token');
       if (!(await this.repo.consumeInvitation(invitation.id, userId, now, trx))) throw new RampartError('invalid_token');
       // The membership before the events: its foreign key takes the user's row (FOR KEY SHARE),
@@ -501,6 +504,7 @@ export class OrgService {
       if (!existing) await this.repo.insertMembership({ org_id: org.id, user_id: userId, role: invitation.role, joined_at: now }, trx);
       const base = { orgId: org.id, actor: { type: 'user' as const, id: userId }, origin: meta, outcome: 'success' as const };
       await this.events.record({ ...base, action: 'invitation.accepted', target: { type: 'invitation', id: invitation.id }, details: { role: invitation.role } }, trx);
+      await recordProof?.();
       if (existing) return toRole(existing.role);
       await this.events.record({ ...base, action: 'member.added', target: { type: 'user', id: userId }, details: { role: invitation.role, via: 'invitation' } }, trx);
       return toRole(invitation.role);

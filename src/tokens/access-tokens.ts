@@ -2,7 +2,7 @@ import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload, type JWSHead
 import type { Clock } from '../clock.js';
 import { RampartError } from '../errors.js';
 import { randomToken } from '../crypto/random.js';
-import type { SessionService } from '../sessions/session-service.js';
+import type { ActiveSession, SessionService } from '../sessions/session-service.js';
 import type { ApiTokenService } from './api-token-service.js';
 import { SIGNING_ALGORITHM, type SigningKeyService } from './signing-keys.js';
 
@@ -56,6 +56,8 @@ export interface AccessTokenSettings {
 export interface LiveAccessToken {
   claims: AccessClaims;
   scopes: string[];
+  /** The live session it was minted from (`sid`), whose proofs (sign-in, step-up) it carries; null when minted from an API token. */
+  session: ActiveSession | null;
 }
 
 /**
@@ -136,8 +138,9 @@ export class AccessTokenService {
   async authenticate(token: string): Promise<LiveAccessToken | null> {
     const claims = await this.verify(token);
     if (!claims) return null;
+    let session: ActiveSession | null = null;
     if (typeof claims.sid === 'string') {
-      const session = await this.sessions.findLiveByPublicId(claims.sid);
+      session = await this.sessions.findLiveByPublicId(claims.sid);
       if (!session || session.user_id !== claims.sub) return null;
     } else if (typeof claims.tid === 'string') {
       const row = await this.apiTokens.findLive(claims.tid);
@@ -145,7 +148,7 @@ export class AccessTokenService {
     } else {
       return null;
     }
-    return { claims, scopes: claims.scope.split(' ').filter(Boolean) };
+    return { claims, scopes: claims.scope.split(' ').filter(Boolean), session };
   }
 
   async #keyFor(header: JWSHeaderParameters) {

@@ -20,7 +20,7 @@ import type { CredentialRevoker, RevocationReason } from '../users/credential-re
 export const API_TOKEN_SCOPES = ['profile:read', 'org:read', 'org:admin', 'audit:read', 'introspect'] as const;
 export type ApiTokenScope = (typeof API_TOKEN_SCOPES)[number];
 
-/** Scopes that change an org: creating a token that holds one needs a recent step-up (ASVS V7.5.3). */
+/** Scopes that change an org: creating a token that holds one needs a recent sign-in or step-up (ASVS V7.5.3). */
 export const ADMIN_SCOPES: ReadonlySet<string> = new Set(['org:admin']);
 
 /** API.md: a token lives 90 days unless asked otherwise, never longer than the org policy allows. */
@@ -110,7 +110,11 @@ export class ApiTokenService {
   /** Tokens read recently with their owner's status, by HMAC (see `authenticate`); null: every request reads. */
   readonly #live: ReadCache<string, ApiTokenWithOwner | undefined> | null;
 
-  /** A stored row for a presented token, under any key version held (kept rows first). */
+  /**
+   * The stored row for a presented token, read now under each key version held (newest first;
+   * after a miss, versions new to this process too). While older versions are held, a token
+   * under one costs a read per newer version first, and an unknown token one per version.
+   */
   async #find(token: string): Promise<{ row: ApiTokenWithOwner | undefined; tokenHash: string }> {
     const { found, stored } = await findUnderAnyVersion(this.keys, token, (tokenHash) =>
       this.#live ? this.#live.load(tokenHash, () => this.repository.findByHash(tokenHash)) : this.repository.findByHash(tokenHash));
@@ -227,8 +231,14 @@ export class ApiTokenService {
     // A kept token (under the newest key) is used only while it is live and its last use needs
     // no writing; anything else (a refusal and its event, the once-a-minute write) goes by the
     // row as stored now.
-    const kept = this.#live?.peek(storedHmac(await this.keys.current(), token));
-    if (kept && checkLive(kept, now) === null && kept.last_used_at !== null && now - kept.last_used_at < LAST_USED_THROTTLE_MS) return { ...kept };
+    if (this.#live) {
+      for (const key of await this.keys.all()) {
+        const kept = this.#live.peek(storedHmac(key, token));
+        if (kept === undefined) continue;
+        if (checkLive(kept, now) === null && kept.last_used_at !== null && now - kept.last_used_at < LAST_USED_THROTTLE_MS) return { ...kept };
+        break;
+      }
+    }
     const { row, tokenHash } = await this.#find(token);
     const rejection = checkLive(row, now);
     if (rejection) {

@@ -60,6 +60,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const viaToken = await t.client().get('/v1/me/export', { noCookies: true, headers: { authorization: `Bearer ${created.body.token}` } });
       assert.equal(viaToken.status, 200, viaToken.text);
       assert.ok(!viaToken.text.includes(created.body.token), 'no credential in the export');
+      const exported = (await t.server.services.audit.latest({ limit: 20 })).events.find((event) => event.action === 'user.data_exported' && event.actor.id === created.body.id);
+      assert.deepEqual(exported?.actor, { type: 'token', id: created.body.id }, 'the event names the token that asked');
       const other = await client.post('/v1/me/tokens', { name: 'org reader', scopes: ['org:read'] });
       const refused = await t.client().get('/v1/me/export', { noCookies: true, headers: { authorization: `Bearer ${other.body.token}` } });
       assert.equal(refused.status, 403);

@@ -55,6 +55,10 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       assert.deepEqual(stored.map((row) => [row.token_hash, row.purpose]), [[sha256Hex(token), 'verify_email']], 'only the hash is stored');
       assert.equal(Number(stored[0]!.expires_at) - Number(stored[0]!.created_at), VERIFICATION_TOKEN_TTL_MS);
 
+      // A link is good for its own purpose only: a verification link resets no password.
+      const asReset = await t.client().post('/v1/password/reset', { token, password: strongPassword() });
+      assert.equal(asReset.status, 400);
+      assert.equal(asReset.body.code, 'invalid_token');
       const opened = await t.client().post('/v1/email/verify', { token });
       assert.equal(opened.status, 200, opened.text);
       assert.equal(opened.body.user.id, alice.userId);
@@ -120,6 +124,8 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       assert.equal((await t.client().post('/v1/password/forgot', { email: erin.email })).status, 202);
       await t.server.services.background.settled();
       const resetMail = readOutbox(t.dataDir).filter((mail) => mail.to === erin.email && /Reset your/.test(mail.subject)).at(-1)!;
+      const asVerification = await t.client().post('/v1/email/verify', { token: resetTokenFrom(resetMail) });
+      assert.equal(asVerification.body.code, 'invalid_token', 'and a reset link verifies nothing by itself');
       const newPassword = strongPassword();
       assert.equal((await t.client().post('/v1/password/reset', { token: resetTokenFrom(resetMail), password: newPassword })).status, 204);
       const login = t.client();

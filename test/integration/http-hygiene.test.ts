@@ -148,6 +148,12 @@ describe('HTTP hygiene', () => {
       headers: { 'content-type': 'application/json' },
     });
     assert.equal(response.status, 400);
+    assert.equal(response.body.code, 'invalid_json', 'refused by the JSON parser itself, before any schema');
+    const constructorPoison = await client.post('/v1/signup', undefined, {
+      raw: '{"email":"proto@example.com","password":"x","constructor":{"prototype":{"isAdmin":true}}}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(constructorPoison.body.code, 'invalid_json');
     assert.equal(({} as Record<string, unknown>)['isAdmin'], undefined);
   });
 

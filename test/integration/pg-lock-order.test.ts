@@ -23,7 +23,11 @@
  *   share-locks the user's row, before its append; a deletion holds that row first;
  * - accepting an invitation locked the org, appended `invitation.accepted`, then inserted
  *   the membership, whose foreign key takes FOR KEY SHARE on the user row; an org
- *   creation by the same user held that row FOR UPDATE and waited for the head.
+ *   creation by the same user held that row FOR UPDATE and waited for the head;
+ * - marking an unverified address verified (an accepted invitation, a completed reset)
+ *   appended `email.verified` before the acceptance locked the org (against a role change
+ *   in that org: 14–20 of 120 calls deadlocked) and before the reset ended the user's
+ *   sessions (against the user ending them: 14 of 180); the event now goes with the others.
  *
  * Each pair runs concurrently many times, through the services; no call may fail with a
  * deadlock or a serialization failure. SQLite runs one write transaction at a time and
@@ -236,6 +240,52 @@ for (const store of ['sqlite', 'postgres'] as const) {
       });
       assertFulfilled(outcomes, 0);
       assertFulfilled(outcomes, 1);
+    });
+  
+    test('an unverified user accepting an invitation and a role change in that org', async () => {
+      const db = s.services.stores.main.db;
+      const outcomes = await race('accept (verifies the address) vs change role', async () => {
+        const owner = await newUser('verify-owner');
+        const org = await s.services.orgs.createOrg(owner.userId, { name: 'Verify', slug: uniqueSlug('lock-verify') }, meta);
+        const member = await newUser('verify-member');
+        await s.services.orgs.addMember(org.id, member.userId, 'member', { type: 'system', id: null });
+        const invitee = await newUser('verify-invitee');
+        const token = randomToken(32);
+        const now = s.clock.now();
+        await db.insertInto('org_invitations').values({
+          id: randomId('inv'), org_id: org.id, email_index: await s.services.pii.emailIndex(invitee.email), role: 'member',
+          token_hash: sha256Hex(token), invited_by: owner.userId, created_at: now, expires_at: now + 3_600_000,
+          accepted_at: null, accepted_by: null,
+        }).execute();
+        return () => [
+          s.services.orgs.acceptInvitation(invitee.userId, token, meta),
+          s.services.orgs.changeRole({ kind: 'session', userId: owner.userId, scopes: null }, org.id, member.userId, 'admin', meta),
+        ];
+      });
+      assertFulfilled(outcomes, 0);
+      assertFulfilled(outcomes, 1);
+    });
+
+    test('an unverified user\'s password reset and the same user ending their sessions', async () => {
+      const password = strongPassword();
+      await race('reset (verifies the address) vs ending sessions', async () => {
+        const { userId } = await newUser('verify-reset');
+        const profile = (await s.services.pii.getProfile(userId))!;
+        const ids: string[] = [];
+        for (let i = 0; i < 20; i++) {
+          ids.push((await s.services.sessions.create({
+            userId, profile, ip: '127.0.0.1', userAgent: null, mfaVerified: false, mfaMethod: null, limits: { idleTimeoutMinutes: 60, absoluteTimeoutHours: 12 },
+          })).row.public_id);
+        }
+        const { token, row } = s.services.passwordTokens.issue(userId, 'reset', 3_600_000);
+        await s.services.stores.main.db.insertInto('password_tokens').values(row).execute();
+        return () => [
+          s.services.passwordReset.reset(token, password, meta),
+          (async () => {
+            for (const id of ids) await s.services.sessions.endOwnByPublicId(userId, id, meta).catch(() => undefined);
+          })(),
+        ];
+      });
     });
   });
 }

@@ -108,4 +108,32 @@ describe('scopes and recent authentication as API.md states them', () => {
     assert.equal((await again.post('/v1/login', { email: owner.email, password: owner.password })).status, 200);
     assert.equal((await again.post('/v1/me/tokens', { name: 'ci4', scopes: ['org:admin'] })).status, 201);
   });
+
+  test('an access JWT minted from a session carries that session\'s proofs and no more: a stale cookie cannot skip the step-up through one', async () => {
+    const fresh = await createOrgWithRoles(t, 'jwt-proof');
+    const owner = fresh.users.owner;
+    const policy = (await owner.client.get(`/v1/orgs/${fresh.orgId}/policy`)).body;
+    t.clock.advance(REAUTH_WINDOW_MS + 60_000);
+    const jwt = await owner.client.post('/v1/token/access', { scopes: ['org:admin'] });
+    assert.equal(jwt.status, 200, jwt.text);
+    const token = jwt.body.accessToken as string;
+    const weakened = await t.client().put(`/v1/orgs/${fresh.orgId}/policy`, { ...policy, network: { ipAllowlist: [] } }, bearer(token));
+    assert.equal(weakened.status, 403, weakened.text);
+    assert.equal(weakened.body.code, 'reauth_required');
+    const hook = await t.client().post(`/v1/orgs/${fresh.orgId}/webhooks`, { url: 'https://127.0.0.1:9/jwt-hook', events: ['*'] }, bearer(token));
+    assert.equal(hook.status, 403, hook.text);
+    assert.equal(hook.body.code, 'reauth_required');
+    // The session steps up: the JWT it minted before now carries the step-up too (it is checked on the session).
+    await stepUp(owner);
+    assert.equal((await t.client().put(`/v1/orgs/${fresh.orgId}/policy`, policy, bearer(token))).status, 200);
+    assert.equal((await t.client().post(`/v1/orgs/${fresh.orgId}/webhooks`, { url: 'https://127.0.0.1:9/jwt-hook', events: ['*'] }, bearer(token))).status, 201);
+    // A JWT minted from an org:admin API token needs none: the token's creation asked for the proof.
+    t.clock.advance(REAUTH_WINDOW_MS + 60_000);
+    await stepUp(owner);
+    const apiToken = await createToken(owner, ['org:admin']);
+    t.clock.advance(REAUTH_WINDOW_MS + 60_000);
+    const fromToken = await t.client().post('/v1/token/access', { scopes: ['org:admin'] }, bearer(apiToken));
+    assert.equal(fromToken.status, 200, fromToken.text);
+    assert.equal((await t.client().put(`/v1/orgs/${fresh.orgId}/policy`, policy, bearer(fromToken.body.accessToken))).status, 200);
+  });
 });

@@ -5,7 +5,7 @@ import type { SecurityEvents } from '../../events/security-events.js';
 import type { Mailer } from '../../mail/mailer.js';
 import type { PiiService } from '../../pii/pii-service.js';
 import type { PasswordTokenRepository } from '../../store/repositories/password-tokens.js';
-import type { UserRepository, UserRow } from '../../store/repositories/users.js';
+import type { UserRepository } from '../../store/repositories/users.js';
 import type { MainDB } from '../../store/schema.js';
 import { toPublicUser, type PublicUser } from '../../users/public-user.js';
 import type { PasswordTokens } from './password-tokens.js';
@@ -26,6 +26,13 @@ export interface EmailVerificationOptions {
   productName: string;
 }
 
+/**
+ * What a flow that mails a secret to the address calls inside its transaction once the secret
+ * came back: the user's row is marked now, and the returned recording of the event runs with
+ * the flow's own events (null: the address was verified already).
+ */
+export type AddressProof = (userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => Promise<(() => Promise<void>) | null>;
+
 /** How an address was proved: a verification link, or another secret mailed to it. */
 export type VerifiedVia = 'link' | 'password_reset' | 'invitation';
 
@@ -35,7 +42,7 @@ export type VerifiedVia = 'link' | 'password_reset' | 'invitation';
  * (`POST /v1/email/verify {token}`) marks the address verified. The link is single use,
  * 256 random bits stored only as their SHA-256, and a newer one voids the older. A completed
  * password reset or an accepted invitation, each a secret mailed to the same address, prove
- * it too (`markVerified` inside their transactions).
+ * it too (`proveAddress` inside their transactions).
  */
 export class EmailVerificationFlow {
   #mailBudget: VerificationMailBudget | null = null;
@@ -115,7 +122,8 @@ export class EmailVerificationFlow {
       if (!(await this.tokenRepo.consume(claimed.tokenHash, claimed.claimId, trx))) throw new RampartError('invalid_token');
       const held = await this.users.findById(claimed.userId, trx);
       if (!held || held.status !== 'active') throw new RampartError('invalid_token');
-      await this.markVerified(held, 'link', meta, trx);
+      const record = await this.proveAddress(claimed.userId, 'link', meta, trx);
+      await record?.();
       return { ...held, email_verified: 1 };
     });
     const profile = await this.pii.getProfile(user.id);
@@ -124,16 +132,18 @@ export class EmailVerificationFlow {
   }
 
   /**
-   * Marks the address verified inside the caller's transaction, with its event, unless it
-   * already is. The caller holds the user's row (or takes it with this update, first).
+   * Marks the address verified inside the caller's transaction, unless it already is: the
+   * user's row (and then the user's verification links) now, the event later. It returns
+   * the event's recording, or null when nothing changed: the caller runs it with its own
+   * events, after every row lock it takes (ARCHITECTURE.md "Lock order": the audit chain's
+   * head comes last).
    */
-  async markVerified(user: Pick<UserRow, 'id' | 'email_verified'>, via: VerifiedVia, meta: RequestMeta, trx: Transaction<MainDB>): Promise<void> {
-    if (user.email_verified === 1) return;
-    await this.users.update(user.id, { email_verified: 1, updated_at: this.clock.now() }, trx);
+  async proveAddress(userId: string, via: VerifiedVia, meta: RequestMeta, trx: Transaction<MainDB>): Promise<(() => Promise<void>) | null> {
+    if (!(await this.users.markEmailVerified(userId, this.clock.now(), trx))) return null;
     // Links of the address that is now proved have nothing left to do.
-    await this.tokenRepo.deleteForUser(user.id, 'verify_email', trx);
-    await this.events.record({
-      action: 'email.verified', actor: { type: 'user', id: user.id }, target: { type: 'user', id: user.id },
+    await this.tokenRepo.deleteForUser(userId, 'verify_email', trx);
+    return () => this.events.record({
+      action: 'email.verified', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
       origin: meta, outcome: 'success', details: { via },
     }, trx);
   }

@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { BackgroundTasks } from '../../background-tasks.js';
 import { RampartError } from '../../errors.js';
 import type { SecurityEvents } from '../../events/security-events.js';
@@ -8,6 +8,7 @@ import type { PasswordTokenRepository } from '../../store/repositories/password-
 import type { UserRepository } from '../../store/repositories/users.js';
 import type { MainDB } from '../../store/schema.js';
 import type { PasswordService } from '../password/password-service.js';
+import type { AddressProof } from './email-verification.js';
 import type { PasswordTokens } from './password-tokens.js';
 import type { RequestMeta } from './request-meta.js';
 
@@ -61,10 +62,11 @@ export class PasswordResetFlow {
   }
 
   /** Called inside a completed reset's transaction: the mailed link proved the user's address. */
-  #addressProved: ((userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => Promise<void>) | null = null;
+  #addressProof: AddressProof | null = null;
 
-  onAddressProved(listener: (userId: string, meta: RequestMeta, trx: Transaction<MainDB>) => Promise<void>): void {
-    this.#addressProved = listener;
+  /** The one proof of address (email verification); set once at wiring. */
+  setAddressProof(proof: AddressProof): void {
+    this.#addressProof = proof;
   }
 
   /** Returns at once; the account-dependent work happens in the background. */
@@ -142,10 +144,12 @@ export class PasswordResetFlow {
       await this.users.holdRow(claimed.userId, trx);
       // Voided by a newer request or a password change since the claim: nothing happens.
       if (!(await this.tokenRepo.consume(claimed.tokenHash, claimed.claimId, trx))) throw new RampartError('invalid_token');
-      await this.#addressProved?.(claimed.userId, meta, trx);
+      // The mailed link proves the address: the user's row now, its event after every row lock.
+      const recordProof = await this.#addressProof?.(claimed.userId, meta, trx);
       await this.passwords.apply(trx, prepared, {
         reason: 'password_reset', via: 'reset', actor: { type: 'user', id: claimed.userId }, meta,
       });
+      await recordProof?.();
     });
     this.passwords.notifyChanged(profile, 'reset');
   }

@@ -57,12 +57,14 @@ export async function meRoutes(app: FastifyInstance, services: Services): Promis
       },
     },
   }, async (request, reply) => {
-    const { userId } = callerAuth(request);
+    const auth = callerAuth(request);
+    const { userId } = auth;
     const meta = requestMeta(request);
     const data = await exportUserData(services, userId);
     if (!data) throw new RampartError('unauthenticated');
     await services.events.record({
-      action: 'user.data_exported', actor: { type: 'user', id: userId }, target: { type: 'user', id: userId },
+      action: 'user.data_exported', actor: auth.kind === 'session' ? { type: 'user', id: userId } : { type: 'token', id: auth.credentialId },
+      target: { type: 'user', id: userId },
       origin: meta, outcome: 'success', details: { securityEvents: data.securityEvents.length },
     });
     void reply.header('content-disposition', 'attachment; filename="rampart-export.json"');

@@ -3,7 +3,7 @@ import { MAX_MEMBERS_PAGE } from '../../orgs/org-service.js';
 import { ORG_ROLES, type OrgRole } from '../../orgs/permissions.js';
 import { orgPolicySchema, type OrgPolicy } from '../../policy/org-policy.js';
 import type { Services } from '../../services.js';
-import { callerAuth, requireStepUp, sessionAuth } from '../auth.js';
+import { callerAuth, requireSessionProof, sessionAuth } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { emailSchema, idParamSchema } from '../schemas.js';
 
@@ -166,7 +166,7 @@ export async function orgRoutes(app: FastifyInstance, services: Services): Promi
     // The role first (a member learns "forbidden", not "re-authenticate"), then the step-up.
     const auth = callerAuth(request);
     await services.orgs.assertAllowed(auth, orgId, 'policy.update', meta);
-    if (auth.kind === 'session') requireStepUp(request, services);
+    requireSessionProof(auth, services, 'step-up');
     return services.orgs.updatePolicy(auth, orgId, request.body, { force: request.query.force === true, meta });
   });
 }

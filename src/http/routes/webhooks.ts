@@ -1,11 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { assertRecentAuthentication, assertRecentReauth } from '../../auth/flows/step-up.js';
 import { RampartError } from '../../errors.js';
 import { isEventAction } from '../../events/catalogue.js';
 import type { SecurityEventInput } from '../../events/security-events.js';
 import type { Services } from '../../services.js';
 import { DEFAULT_SECRET_OVERLAP_HOURS, MAX_SECRET_OVERLAP_HOURS } from '../../webhooks/webhook-service.js';
-import { type AuthContext, callerAuth } from '../auth.js';
+import { type AuthContext, callerAuth, requireSessionProof } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
 import { idParamSchema } from '../schemas.js';
 
@@ -72,7 +71,7 @@ export async function webhookRoutes(app: FastifyInstance, services: Services): P
     await services.orgs.assertAllowed(auth, orgId, 'webhooks.manage', meta);
     // A receiver of the org's events outlives the session: only a recently authenticated one (a
     // login or a step-up within 10 minutes) adds it, not a cookie stolen from an old session.
-    if (auth.kind === 'session') assertRecentAuthentication(auth.session, services.clock);
+    requireSessionProof(auth, services, 'recent');
     const unknown = request.body.events.filter((event) => event !== '*' && !isEventAction(event));
     if (unknown.length > 0) throw new RampartError('invalid_request', { publicDetail: `Unknown event actions: ${unknown.join(', ')} (see docs/events.md).` });
     return reply.code(201).send(await services.webhooks.create(orgId, actorOf(auth), request.body, meta));
@@ -121,7 +120,7 @@ export async function webhookRoutes(app: FastifyInstance, services: Services): P
     const auth = callerAuth(request);
     const meta = requestMeta(request);
     await services.orgs.assertAllowed(auth, orgId, 'webhooks.manage', meta);
-    if (auth.kind === 'session') assertRecentReauth(auth.session, services.clock);
+    requireSessionProof(auth, services, 'step-up');
     return services.webhooks.rollSecret(orgId, id, actorOf(auth), request.body.overlapHours ?? DEFAULT_SECRET_OVERLAP_HOURS, meta);
   });
 

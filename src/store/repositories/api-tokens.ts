@@ -107,17 +107,21 @@ export class ApiTokenRepository {
     return Number(result.numUpdatedRows);
   }
 
-  /**
-   * Live tokens (neither revoked nor expired at `now`) whose stored HMAC does not start
-   * with `prefix` (those under an older key version than the current one, `k<version>.`).
-   */
-  async listLiveNotUnder(prefix: string, now: number, executor: Executor = this.db): Promise<Array<Pick<ApiTokenRow, 'id' | 'user_id' | 'org_id'>>> {
-    return executor.selectFrom('api_tokens').select(['id', 'user_id', 'org_id'])
+  /** Live tokens (neither revoked nor expired at `now`) with their stored HMAC, for the key retirement's count. */
+  async listLive(now: number, executor: Executor = this.db): Promise<Array<Pick<ApiTokenRow, 'id' | 'user_id' | 'org_id' | 'token_hash'>>> {
+    return executor.selectFrom('api_tokens').select(['id', 'user_id', 'org_id', 'token_hash'])
       .where('revoked_at', 'is', null)
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-      .where('token_hash', 'not like', `${prefix}%`)
       .orderBy('id')
       .execute();
+  }
+
+  /** Revokes these tokens (those still unrevoked) in one statement; returns the ids it revoked. */
+  async revokeByIds(ids: readonly string[], now: number, reason: string, executor: Executor): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await executor.updateTable('api_tokens').set({ revoked_at: now, revoked_reason: reason })
+      .where('id', 'in', ids).where('revoked_at', 'is', null).returning('id').execute();
+    return rows.map((row) => row.id);
   }
 
   /** The revocation of the user's live (not yet revoked) tokens; callers narrow it further. */

@@ -110,25 +110,15 @@ export class MfaRepository {
     return Number(row?.count ?? 0);
   }
 
-  /** Users holding unused recovery codes whose stored HMAC does not start with `prefix` (an older key version), with how many. */
-  async unusedRecoveryCodesNotUnder(prefix: string, executor: Executor = this.db): Promise<Array<{ userId: string; count: number }>> {
-    const rows = await executor.selectFrom('mfa_recovery_codes')
-      .select(['user_id', (eb) => eb.fn.countAll<number>().as('count')])
-      .where('used_at', 'is', null)
-      .where('code_hash', 'not like', `${prefix}%`)
-      .groupBy('user_id')
-      .orderBy('user_id')
-      .execute();
-    return rows.map((row) => ({ userId: row.user_id, count: Number(row.count) }));
+  /** Every unused recovery code with its owner and stored HMAC, for the key retirement's count. */
+  async listUnusedRecoveryCodes(executor: Executor = this.db): Promise<Array<{ id: string; user_id: string; code_hash: string }>> {
+    return executor.selectFrom('mfa_recovery_codes').select(['id', 'user_id', 'code_hash']).where('used_at', 'is', null).orderBy('id').execute();
   }
 
-  /** Deletes the user's unused recovery codes that are not under `prefix` (see `unusedRecoveryCodesNotUnder`). */
-  async deleteUnusedRecoveryCodesNotUnder(userId: string, prefix: string, executor: Executor = this.db): Promise<number> {
-    const result = await executor.deleteFrom('mfa_recovery_codes')
-      .where('user_id', '=', userId)
-      .where('used_at', 'is', null)
-      .where('code_hash', 'not like', `${prefix}%`)
-      .executeTakeFirst();
+  /** Deletes these recovery codes (those still unused) in one statement; returns how many. */
+  async deleteUnusedRecoveryCodesByIds(ids: readonly string[], executor: Executor): Promise<number> {
+    if (ids.length === 0) return 0;
+    const result = await executor.deleteFrom('mfa_recovery_codes').where('id', 'in', ids).where('used_at', 'is', null).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 

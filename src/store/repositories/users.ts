@@ -32,6 +32,13 @@ export class UserRepository {
 
   readonly #readById = async (id: string): Promise<UserRow | undefined> => (await this.#findById(this.db, id)).rows[0];
 
+  /** Marks the address verified unless it already was; whether this call changed it. */
+  async markEmailVerified(id: string, now: number, executor: Executor = this.db): Promise<boolean> {
+    const result = await executor.updateTable('users').set({ email_verified: 1, updated_at: now })
+      .where('id', '=', id).where('email_verified', '=', 0).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async update(id: string, changes: Partial<Omit<UserRow, 'id'>>, executor: Executor = this.db): Promise<void> {
     await executor.updateTable('users').set(changes).where('id', '=', id).execute();
   }
