@@ -34,7 +34,7 @@ export class KeyVersions {
   constructor(
     private readonly keyring: Keyring,
     readonly purpose: string,
-    intervals: { refreshMs?: number; missRefreshMs?: number } = {},
+    intervals: { refreshMs?: number | undefined; missRefreshMs?: number | undefined } = {},
   ) {
     this.#refreshMs = intervals.refreshMs ?? KEY_VERSIONS_REFRESH_MS;
     this.#missRefreshMs = intervals.missRefreshMs ?? KEY_VERSIONS_MISS_REFRESH_MS;

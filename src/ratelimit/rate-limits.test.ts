@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import type { Keyring } from '../crypto/keyring.js';
 import { RateLimits } from './rate-limits.js';
@@ -32,4 +33,26 @@ test('the account tier still counts one key per subject', async () => {
   assert.equal((await rateLimits.consume('account', 'email:aaaa')).allowed, false, 'the fourth within the minute is refused');
   assert.equal((await rateLimits.consume('account', 'email:bbbb')).allowed, true, 'another account has its own budget');
   assert.equal((await rateLimits.peek('account', 'email:aaaa')).remaining, 0);
+});
+
+test('a rotated counter key reaches a running process within its refresh interval, without a wait on any request: counters start afresh', async () => {
+  const keys = new Map<number, Buffer>([[1, randomBytes(32)]]);
+  const newest = () => Math.max(...keys.keys());
+  const keyring = {
+    current: async () => ({ version: newest(), key: keys.get(newest())! }),
+    versionsOf: async () => [...keys.keys()].sort((a, b) => b - a).map((version) => ({ version, createdAt: 0 })),
+    keyAt: async (_purpose: string, version: number) => keys.get(version) ?? null,
+  } as unknown as Keyring;
+  const rateLimits = new RateLimits({ perMinute: { anon: 2, auth: 2, account: 2, badauth: 2 }, redis: null, keyPrefix: 'rotate:', keyring, keyRefreshMs: 100 });
+  await rateLimits.init();
+  const subject = 'v4:203.0.113.9';
+  assert.equal((await rateLimits.consume('anon', subject)).allowed, true);
+  assert.equal((await rateLimits.consume('anon', subject)).allowed, true);
+  assert.equal((await rateLimits.consume('anon', subject)).allowed, false, 'spent under version 1');
+  keys.set(2, randomBytes(32));
+  assert.equal((await rateLimits.consume('anon', subject)).allowed, false, 'within the interval the held version counts on');
+  await sleep(150);
+  assert.equal((await rateLimits.consume('anon', subject)).allowed, false, 'the stale version answers while the new one is read in the background');
+  await sleep(10);
+  assert.equal((await rateLimits.consume('anon', subject)).allowed, true, 'under version 2 the counter starts afresh');
 });

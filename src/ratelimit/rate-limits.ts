@@ -52,6 +52,8 @@ export interface RateLimitsOptions {
   resetMailsPerHour?: number;
   /** Email-verification mails per account per hour (`takeVerificationMail`); 5 when absent. */
   verificationMailsPerHour?: number;
+  /** How often the counter key's versions are re-read (tests); a minute when absent. */
+  keyRefreshMs?: number;
 }
 
 const WINDOW_SECONDS = 60;
@@ -79,7 +81,7 @@ export class RateLimits {
   #hashedMemo = { version: 0, memo: new BoundedMemo<string, string>(50_000) };
 
   constructor(private readonly options: RateLimitsOptions) {
-    this.#keys = new KeyVersions(options.keyring, RATE_LIMIT_KEY_PURPOSE);
+    this.#keys = new KeyVersions(options.keyring, RATE_LIMIT_KEY_PURPOSE, { refreshMs: options.keyRefreshMs });
     const minute = (points: number) => ({ points, windowSeconds: WINDOW_SECONDS });
     this.#limits = {
       anon: minute(options.perMinute.anon), auth: minute(options.perMinute.auth), account: minute(options.perMinute.account), badauth: minute(options.perMinute.badauth),
