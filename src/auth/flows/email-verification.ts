@@ -8,7 +8,7 @@ import type { PasswordTokenRepository } from '../../store/repositories/password-
 import type { UserRepository } from '../../store/repositories/users.js';
 import type { MainDB } from '../../store/schema.js';
 import { toPublicUser, type PublicUser } from '../../users/public-user.js';
-import type { PasswordTokens } from './password-tokens.js';
+import type { MailedLinkOptions, PasswordTokens } from './password-tokens.js';
 import type { RequestMeta } from './request-meta.js';
 
 /** A verification link lives 24 hours: it proves control of a mailbox, not a credential change. */
@@ -20,11 +20,7 @@ export interface VerificationMailBudget {
   takeVerificationMail(userId: string): Promise<boolean>;
 }
 
-export interface EmailVerificationOptions {
-  /** The origin users reach, read late: it is known only once the server listens. */
-  publicUrl: () => string;
-  productName: string;
-}
+export type EmailVerificationOptions = MailedLinkOptions;
 
 /**
  * What a flow that mails a secret to the address calls inside its transaction once the secret

@@ -9,7 +9,7 @@ import type { UserRepository } from '../../store/repositories/users.js';
 import type { MainDB } from '../../store/schema.js';
 import type { PasswordService } from '../password/password-service.js';
 import type { AddressProof } from './email-verification.js';
-import type { PasswordTokens } from './password-tokens.js';
+import type { MailedLinkOptions, PasswordTokens } from './password-tokens.js';
 import type { RequestMeta } from './request-meta.js';
 
 /** A reset link lives 30 minutes (OWASP Forgot Password Cheat Sheet: short-lived, single use). */
@@ -21,11 +21,7 @@ export interface ResetMailBudget {
   takeResetMail(userId: string): Promise<boolean>;
 }
 
-export interface PasswordResetOptions {
-  /** The origin users reach, read late: it is known only once the server listens. */
-  publicUrl: () => string;
-  productName: string;
-}
+export type PasswordResetOptions = MailedLinkOptions;
 
 /**
  * Forgotten passwords.

@@ -6,6 +6,13 @@ import type { SecurityEvents } from '../../events/security-events.js';
 import type { PasswordTokenPurpose, PasswordTokenRepository } from '../../store/repositories/password-tokens.js';
 import type { RequestMeta } from './request-meta.js';
 
+/** What a flow that mails a link needs to write it. */
+export interface MailedLinkOptions {
+  /** The origin users reach, read late: it is known only once the server listens. */
+  publicUrl: () => string;
+  productName: string;
+}
+
 /** How long one redemption may hold a token before another may try (a crash mid-redemption frees it). */
 const CLAIM_HOLD_MS = 60_000;
 
