@@ -10,7 +10,7 @@ import type { SecurityEventInput, SecurityEvents } from '../events/security-even
 import type { Mailer } from '../mail/mailer.js';
 import type { PiiService } from '../pii/pii-service.js';
 import type { OrgPolicy } from '../policy/org-policy.js';
-import { defaultOrgPolicy } from '../policy/org-policy.js';
+import { defaultOrgPolicy, mergePolicy } from '../policy/org-policy.js';
 import { isUniqueViolation } from '../store/errors.js';
 import type { OrgRepository, OrgRow } from '../store/repositories/orgs.js';
 import type { MainDB } from '../store/schema.js';
@@ -327,29 +327,34 @@ export class OrgService {
    * caller's own address unless `force` says so. The change and its
    * `policy.updated` event (before and after) commit together.
    */
+  /**
+   * Replaces the org's policy with `input` merged onto the current one (members left out keep
+   * their values; `mergePolicy`), validated whole. `would_lock_out_self` when the resulting
+   * allowlist excludes the caller's address, unless forced.
+   */
   async updatePolicy(auth: OrgCaller, orgId: string, input: unknown, options: { force: boolean; meta: RequestMeta }): Promise<OrgPolicy> {
     await this.assertAllowed(auth, orgId, 'policy.update', options.meta);
-    const after = assertValidPolicy(input);
-    const allowlist = after.network.ipAllowlist;
-    if (!options.force && !isAddressAllowed(allowlist, options.meta.ip)) {
-      throw new RampartError('would_lock_out_self', {
-        publicDetail: 'The new IP allowlist does not include your own address; send ?force=true to save it anyway.',
-      });
-    }
     const now = this.clock.now();
-    await this.db.transaction().execute(async (trx) => {
+    return this.db.transaction().execute(async (trx) => {
       if (!(await this.repo.lockOrg(orgId, now, trx))) throw new RampartError('not_found');
       const row = (await this.repo.findOrg(orgId, trx))!;
       const before = parseStoredPolicy(row.policy);
+      const after = assertValidPolicy(mergePolicy(before, input));
+      const excludesCaller = !isAddressAllowed(after.network.ipAllowlist, options.meta.ip);
+      if (excludesCaller && !options.force) {
+        throw new RampartError('would_lock_out_self', {
+          publicDetail: 'The new IP allowlist does not include your own address; send ?force=true to save it anyway.',
+        });
+      }
       const mfaRequiredSince = !after.mfa.required ? null : before.mfa.required && row.mfa_required_since !== null ? row.mfa_required_since : now;
       await this.repo.updatePolicy(orgId, JSON.stringify(after), mfaRequiredSince, now, trx);
       await this.events.record({
         action: 'policy.updated', orgId, actor: actorOf(auth), target: { type: 'org', id: orgId }, origin: options.meta,
         outcome: 'success',
-        details: { before, after, ...(options.force && !isAddressAllowed(allowlist, options.meta.ip) ? { forced: true } : {}) },
+        details: { before, after, ...(options.force && excludesCaller ? { forced: true } : {}) },
       }, trx);
+      return after;
     });
-    return after;
   }
 
   /** Invites an address (admin+; the owner role only by an owner). Returns the invitation's id and expiry. */

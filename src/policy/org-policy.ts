@@ -115,6 +115,30 @@ export const orgPolicySchema = {
   },
 } as const;
 
+/**
+ * The body `PUT /v1/orgs/{orgId}/policy` takes: the policy, or any part of it (every section
+ * and every member optional, nothing unknown); what is left out keeps its current value
+ * (`mergePolicy`), so sending `{"mfa": {"required": true}}` cannot reset the allowlist.
+ */
+export const orgPolicyUpdateSchema = {
+  ...orgPolicySchema,
+  required: [],
+  properties: Object.fromEntries(Object.entries(orgPolicySchema.properties).map(([name, section]) => [name, { ...section, required: [] }])),
+} as const;
+
+/** `current` with the members `update` names replaced (arrays whole); the result is validated by the caller. */
+export function mergePolicy(current: Readonly<OrgPolicy>, update: unknown): unknown {
+  if (typeof update !== 'object' || update === null || Array.isArray(update)) return update;
+  const merged: Record<string, unknown> = { ...copyOrgPolicy(current) };
+  for (const [name, section] of Object.entries(update)) {
+    const base = merged[name];
+    merged[name] = typeof section === 'object' && section !== null && !Array.isArray(section) && typeof base === 'object' && base !== null
+      ? { ...base, ...section }
+      : section;
+  }
+  return merged;
+}
+
 /** A deep copy of the default policy. */
 export function defaultOrgPolicy(): OrgPolicy {
   return copyOrgPolicy(DEFAULT_ORG_POLICY);

@@ -168,11 +168,13 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal(event.actor.id, owner.userId);
     });
 
-    test('PUT policy validates strictly: unknown members, missing sections, bounds, CIDRs', async () => {
+    test('PUT policy validates strictly: unknown members, bounds, CIDRs, wrong shapes', async () => {
       const { owner } = org.users;
       await stepUp(owner);
       const bad: unknown[] = [
-        {},
+        [],
+        { mfa: null },
+        { network: { ipAllowlist: '10.0.0.0/8' } },
         { ...defaultOrgPolicy(), extra: true },
         policyWith((p) => { (p.password as Record<string, unknown>)['composition'] = true; }),
         policyWith((p) => { p.password.minLength = 7; }),
@@ -199,6 +201,27 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(cidr.body.invalidEntries, ['10.0.0.1/8']);
       assert.equal((await owner.client.put(`/v1/orgs/${org.orgId}/policy?force=maybe`, defaultOrgPolicy())).status, 400);
       assert.equal((await owner.client.put(`/v1/orgs/${org.orgId}/policy?other=1`, defaultOrgPolicy())).status, 400);
+    });
+
+    test('PUT policy takes any part of the policy: what is left out keeps its current value (never a silent reset)', async () => {
+      const { owner } = org.users;
+      await stepUp(owner);
+      const allowlisted = policyWith((p) => { p.network.ipAllowlist = ['127.0.0.0/8']; p.tokens.maxLifetimeDays = 30; });
+      assert.equal((await owner.client.put(`/v1/orgs/${org.orgId}/policy`, allowlisted)).status, 200);
+      const partial = await owner.client.put(`/v1/orgs/${org.orgId}/policy`, { password: { minLength: 14 } });
+      assert.equal(partial.status, 200, partial.text);
+      assert.equal(partial.body.password.minLength, 14);
+      assert.equal(partial.body.password.historyCount, allowlisted.password.historyCount, 'the rest of the section stays');
+      assert.deepEqual(partial.body.network.ipAllowlist, ['127.0.0.0/8'], 'the allowlist is not reset to "everyone"');
+      assert.equal(partial.body.tokens.maxLifetimeDays, 30);
+      assert.deepEqual((await owner.client.get(`/v1/orgs/${org.orgId}/policy`)).body, partial.body);
+      // The merged result is what is checked: an allowlist that excludes the caller still needs ?force=true.
+      const lockout = await owner.client.put(`/v1/orgs/${org.orgId}/policy`, { network: { ipAllowlist: ['10.0.0.0/8'] } });
+      assert.equal(lockout.status, 409);
+      assert.equal(lockout.body.code, 'would_lock_out_self');
+      const invalid = await owner.client.put(`/v1/orgs/${org.orgId}/policy`, { session: { idleTimeoutMinutes: 0 } });
+      assert.equal(invalid.status, 400, 'bounds apply to the merged policy');
+      assert.equal((await owner.client.put(`/v1/orgs/${org.orgId}/policy`, defaultOrgPolicy())).status, 200, 'a whole policy replaces it, as before');
     });
 
     test('mfa.required records when it was turned on, keeps it while on, clears it when off', async () => {

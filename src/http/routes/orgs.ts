@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { MAX_MEMBERS_PAGE } from '../../orgs/org-service.js';
 import { ORG_ROLES, type OrgRole } from '../../orgs/permissions.js';
-import { orgPolicySchema, type OrgPolicy } from '../../policy/org-policy.js';
+import { orgPolicySchema, orgPolicyUpdateSchema, type OrgPolicy } from '../../policy/org-policy.js';
 import type { Services } from '../../services.js';
 import { callerAuth, requireSessionProof, sessionAuth } from '../auth.js';
 import { requestMeta } from '../request-meta.js';
@@ -151,13 +151,12 @@ export async function orgRoutes(app: FastifyInstance, services: Services): Promi
   });
 
   app.put<{ Params: { orgId: string }; Querystring: { force?: boolean }; Body: OrgPolicy }>('/v1/orgs/:orgId/policy', {
-    // A policy change needs a session with a fresh step-up: no token can make it.
     // API.md: `org:admin` grants policy changes; a session also needs a step-up (a token cannot give one).
     config: { auth: 'user', scope: 'org:admin' },
     schema: {
       params: orgParams,
       querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } },
-      body: orgPolicySchema,
+      body: orgPolicyUpdateSchema,
       response: { 200: orgPolicySchema },
     },
   }, async (request) => {
