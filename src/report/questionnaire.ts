@@ -84,7 +84,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
       text: `Yes, per organization (password.maxAgeDays), off by default as NIST SP 800-63B and OWASP ASVS 5.0 (V6.2.10) advise; an expired password must be changed at the next login. When the user has a second factor, the new password takes effect only once the factor is proved: knowing the expired password alone changes nothing.${orgs(f, 'orgsWithPasswordExpiry', 'set an expiry')}`,
     }),
     evidence: [
-      T('test/integration/orgs.test.ts', 'PUT policy validates strictly: unknown members, missing sections, bounds, CIDRs'),
+      T('test/integration/orgs.test.ts', 'PUT policy validates strictly: unknown members, bounds, CIDRs, wrong shapes'),
       T('test/integration/password-expiry.test.ts', 'past maxAgeDays a correct login creates no session and answers a change token'),
       T('test/integration/password-expiry.test.ts', 'change-expired sets the new password and completes the login; the token is single use'),
       T('test/integration/password-expiry.test.ts', 'off by default: years later a correct login just works (ASVS V6.2.10)'),
@@ -184,7 +184,7 @@ export const QUESTIONNAIRE: readonly Item[] = [
       text: `Yes: per-organization IPv4/IPv6 CIDR allowlists enforced at login, on every session request touching the organization and on every use of a token bound to it; a change that would lock out the admin making it is refused unless forced. The client address is the socket's${c.trustedProxies.length > 0 ? `, or X-Forwarded-For from the trusted proxies ${c.trustedProxies.join(', ')}` : '; X-Forwarded-For is ignored because no proxy is trusted'}.${orgs(f, 'orgsWithIpAllowlist', 'have an allowlist')}`,
     }),
     evidence: [
-      T('test/integration/orgs.test.ts', 'PUT policy validates strictly: unknown members, missing sections, bounds, CIDRs'),
+      T('test/integration/orgs.test.ts', 'PUT policy validates strictly: unknown members, bounds, CIDRs, wrong shapes'),
       T('test/integration/ip-allowlist.test.ts', 'session requests touching the org are refused from outside, with an ip.blocked event; others are not'),
       T('test/integration/ip-allowlist.test.ts', 'login: refused from outside when no org of the user admits the address'),
       T('test/integration/ip-allowlist.test.ts', 'credentials bound to the org are held to its list on every route; unbound ones on the org\'s routes'),
