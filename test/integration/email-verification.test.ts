@@ -76,6 +76,17 @@ for (const store of ['sqlite', 'postgres'] as const satisfies readonly StoreKind
       assert.equal((await eventsFor(alice.userId, 'email.verification_sent')).length, 1);
     });
 
+    test('a locked account cannot redeem its verification link', async () => {
+      const gina = await signUp(t, 'verify-gina');
+      const token = await requestLink(t, gina);
+      await t.server.services.accounts.lock(gina.userId, { type: 'system', id: null }, null, 'test');
+      const refused = await t.client().post('/v1/email/verify', { token });
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.code, 'invalid_token');
+      const row = await t.server.services.stores.main.db.selectFrom('users').select('email_verified').where('id', '=', gina.userId).executeTakeFirstOrThrow();
+      assert.equal(Number(row.email_verified), 0, 'nothing marked');
+    });
+
     test('a newer link voids the older; a link expires after 24 hours; garbage is invalid_token, never a 500', async () => {
       const bob = await signUp(t, 'verify-bob');
       const first = await requestLink(t, bob);

@@ -97,6 +97,18 @@ for (const store of ['sqlite', 'postgres'] as const) {
       return all;
     }
 
+    /** A pending member invitation of `email` written straight to the store; returns its token. */
+    async function inviteDirectly(orgId: string, invitedBy: string, email: string): Promise<string> {
+      const token = randomToken(32);
+      const now = s.clock.now();
+      await s.services.stores.main.db.insertInto('org_invitations').values({
+        id: randomId('inv'), org_id: orgId, email_index: await s.services.pii.emailIndex(email), role: 'member',
+        token_hash: sha256Hex(token), invited_by: invitedBy, created_at: now, expires_at: now + 3_600_000,
+        accepted_at: null, accepted_by: null,
+      }).execute();
+      return token;
+    }
+
     /** Every outcome at `index` of its pair fulfilled. */
     function assertFulfilled(outcomes: Array<PromiseSettledResult<unknown>>, index: number): void {
       for (let i = index; i < outcomes.length; i += 2) {
@@ -222,17 +234,10 @@ for (const store of ['sqlite', 'postgres'] as const) {
 
     test('org creation and invitation acceptance by one user', async () => {
       const owner = await newUser('inv-owner');
-      const db = s.services.stores.main.db;
       const outcomes = await race('create org vs accept invitation', async () => {
         const org = await s.services.orgs.createOrg(owner.userId, { name: 'Lock order', slug: uniqueSlug('lock-inv') }, meta);
         const invitee = await newUser('inv-user');
-        const token = randomToken(32);
-        const now = s.clock.now();
-        await db.insertInto('org_invitations').values({
-          id: randomId('inv'), org_id: org.id, email_index: await s.services.pii.emailIndex(invitee.email), role: 'member',
-          token_hash: sha256Hex(token), invited_by: owner.userId, created_at: now, expires_at: now + 3_600_000,
-          accepted_at: null, accepted_by: null,
-        }).execute();
+        const token = await inviteDirectly(org.id, owner.userId, invitee.email);
         return () => [
           s.services.orgs.acceptInvitation(invitee.userId, token, meta),
           s.services.orgs.createOrg(invitee.userId, { name: 'Own', slug: uniqueSlug('lock-own') }, meta),
@@ -243,20 +248,13 @@ for (const store of ['sqlite', 'postgres'] as const) {
     });
   
     test('an unverified user accepting an invitation and a role change in that org', async () => {
-      const db = s.services.stores.main.db;
       const outcomes = await race('accept (verifies the address) vs change role', async () => {
         const owner = await newUser('verify-owner');
         const org = await s.services.orgs.createOrg(owner.userId, { name: 'Verify', slug: uniqueSlug('lock-verify') }, meta);
         const member = await newUser('verify-member');
         await s.services.orgs.addMember(org.id, member.userId, 'member', { type: 'system', id: null });
         const invitee = await newUser('verify-invitee');
-        const token = randomToken(32);
-        const now = s.clock.now();
-        await db.insertInto('org_invitations').values({
-          id: randomId('inv'), org_id: org.id, email_index: await s.services.pii.emailIndex(invitee.email), role: 'member',
-          token_hash: sha256Hex(token), invited_by: owner.userId, created_at: now, expires_at: now + 3_600_000,
-          accepted_at: null, accepted_by: null,
-        }).execute();
+        const token = await inviteDirectly(org.id, owner.userId, invitee.email);
         return () => [
           s.services.orgs.acceptInvitation(invitee.userId, token, meta),
           s.services.orgs.changeRole({ kind: 'session', userId: owner.userId, scopes: null }, org.id, member.userId, 'admin', meta),
